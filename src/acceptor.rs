@@ -1,0 +1,141 @@
+//! The acceptor: one thread that owns the listening sockets, accepts, applies the connection
+//! cap, and hands each new socket to the I/O loop.
+//!
+//! It never reads a request and never exits on a transient error: aborted handshakes are
+//! skipped, and resource errors (out of file descriptors, out of memory) are logged, answered
+//! by evicting an idle connection, and retried after a growing pause.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use polling::{Event, Events, Poller};
+
+use crate::handoff::{LoopWaker, ToLoop};
+use crate::sys::Registered;
+
+/// Counts open connections, shared by the acceptor (who adds) and the loop (who removes).
+#[derive(Default)]
+pub(crate) struct Gauge {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Gauge {
+    pub(crate) fn add(&self) {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    pub(crate) fn remove(&self) {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        *count = count.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// Open connections now.
+    pub(crate) fn current(&self) -> usize {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until fewer than `limit` are open, at most `timeout`.
+    fn wait_below(&self, limit: usize, timeout: Duration) {
+        let count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.changed.wait_timeout_while(count, timeout, |c| *c >= limit);
+    }
+}
+
+/// What the acceptor thread needs.
+pub(crate) struct Acceptor {
+    pub(crate) listeners: Vec<TcpListener>,
+    pub(crate) poller: Arc<Poller>,
+    pub(crate) waker: Arc<LoopWaker>,
+    pub(crate) gauge: Arc<Gauge>,
+    pub(crate) limit: usize,
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+/// Errors after which accepting again at once is right: the failure was the client's.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionRefused
+    )
+}
+
+impl Acceptor {
+    /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
+    pub(crate) fn run(self) {
+        let Acceptor { listeners, poller, waker, gauge, limit, stop } = self;
+        let mut registered = Vec::with_capacity(listeners.len());
+        for (key, listener) in listeners.into_iter().enumerate() {
+            let addr = listener.local_addr().ok();
+            match Registered::new(Arc::clone(&poller), listener, Event::readable(key)) {
+                Ok(r) => registered.push(r),
+                Err(e) => warn!(target: "maitred::server", "cannot watch listener {addr:?}: {e}"),
+            }
+        }
+        let mut events = Events::new();
+        let mut backoff = Duration::from_millis(10);
+        let mut last_warning: Option<Instant> = None;
+        while !stop.load(Ordering::SeqCst) {
+            if gauge.current() >= limit {
+                waker.send(ToLoop::Evict);
+                gauge.wait_below(limit, Duration::from_millis(50));
+                continue;
+            }
+            events.clear();
+            if let Err(e) = poller.wait(&mut events, None) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    warn!(target: "maitred::server", "acceptor wait failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                continue;
+            }
+            for event in events.iter() {
+                let Some(listener) = registered.get(event.key) else { continue };
+                loop {
+                    if stop.load(Ordering::SeqCst) || gauge.current() >= limit {
+                        break;
+                    }
+                    match listener.get().accept() {
+                        Ok((stream, peer)) => {
+                            if stream.set_nonblocking(true).is_err() {
+                                continue;
+                            }
+                            let _ = stream.set_nodelay(true);
+                            gauge.add();
+                            waker.send(ToLoop::Accepted(stream, peer));
+                            backoff = Duration::from_millis(10);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if is_transient(&e) => continue,
+                        Err(e) => {
+                            // Out of descriptors or memory: free what we can and slow down.
+                            if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                                warn!(target: "maitred::server", "accept failed: {e}; retrying in {backoff:?}");
+                                last_warning = Some(Instant::now());
+                            }
+                            waker.send(ToLoop::Evict);
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = listener.modify(Event::readable(event.key)) {
+                    warn!(target: "maitred::server", "cannot re-arm listener: {e}");
+                }
+            }
+        }
+        let addrs: Vec<SocketAddr> = registered.iter().filter_map(|l| l.get().local_addr().ok()).collect();
+        drop(registered);
+        debug!(target: "maitred::server", "stopped accepting on {addrs:?}");
+        waker.send(ToLoop::Drain);
+    }
+}

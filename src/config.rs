@@ -1,0 +1,399 @@
+//! Every tunable of the server in one struct, with its unit, default and validation.
+//!
+//! The struct is generated from one table ([`SETTINGS`]); the command-line flags
+//! (`--max-body-size`), the environment variables (`MAITRED_MAX_BODY_SIZE`), `--help` and the
+//! README's settings table are all derived from that table, so they cannot drift apart.
+//! This module does no I/O and reads no environment: see [`crate::cli`] for that.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// One row of the settings table: how a setting is named, parsed, shown and documented.
+#[derive(Clone, Copy)]
+pub struct Setting {
+    /// Field name in [`Config`], e.g. `max_body_size`.
+    pub name: &'static str,
+    /// Unit of the value, shown in help text (`bytes`, `seconds`, `count`, ...).
+    pub unit: &'static str,
+    /// One-paragraph description.
+    pub help: &'static str,
+    set: fn(&mut Config, &str) -> Result<(), String>,
+    get: fn(&Config) -> String,
+}
+
+impl Setting {
+    /// The command-line flag, e.g. `--max-body-size`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+
+    /// The environment variable, e.g. `MAITRED_MAX_BODY_SIZE`.
+    pub fn env_var(&self) -> String {
+        format!("MAITRED_{}", self.name.to_ascii_uppercase())
+    }
+
+    /// Parses `value` and stores it in `config`. The error names the setting.
+    pub fn apply(&self, config: &mut Config, value: &str) -> Result<(), String> {
+        (self.set)(config, value.trim()).map_err(|why| format!("invalid value {value:?} for {}: {why}", self.name))
+    }
+
+    /// The value of this setting in `config`, in the form the parser accepts.
+    pub fn show(&self, config: &Config) -> String {
+        (self.get)(config)
+    }
+}
+
+impl fmt::Debug for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Setting").field("name", &self.name).finish()
+    }
+}
+
+/// How a setting's value is read from and written to text.
+trait SettingValue: Sized {
+    fn parse_value(text: &str, unit: &str) -> Result<Self, String>;
+    fn show_value(&self, unit: &str) -> String;
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * 1024 * 1024;
+
+fn parse_count(text: &str, unit: &str) -> Result<u64, String> {
+    if unit == "bytes" {
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (digits, suffix) = text.split_at(split);
+        let scale = match suffix.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => KIB,
+            "m" | "mb" | "mib" => MIB,
+            "g" | "gb" | "gib" => GIB,
+            _ => return Err("expected a size like 65536, 64KiB or 8MiB".into()),
+        };
+        let n: u64 = digits.parse().map_err(|_| "expected a size like 65536, 64KiB or 8MiB".to_string())?;
+        n.checked_mul(scale).ok_or_else(|| "size too large".into())
+    } else {
+        text.parse().map_err(|_| "expected a whole number".to_string())
+    }
+}
+
+fn show_count(n: u64, unit: &str) -> String {
+    if unit == "bytes" && n > 0 {
+        for (scale, name) in [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+            if n % scale == 0 {
+                return format!("{}{name}", n / scale);
+            }
+        }
+    }
+    n.to_string()
+}
+
+impl SettingValue for u64 {
+    fn parse_value(text: &str, unit: &str) -> Result<Self, String> {
+        parse_count(text, unit)
+    }
+    fn show_value(&self, unit: &str) -> String {
+        show_count(*self, unit)
+    }
+}
+
+impl SettingValue for usize {
+    fn parse_value(text: &str, unit: &str) -> Result<Self, String> {
+        usize::try_from(parse_count(text, unit)?).map_err(|_| "number too large".into())
+    }
+    fn show_value(&self, unit: &str) -> String {
+        show_count(*self as u64, unit)
+    }
+}
+
+impl SettingValue for Option<usize> {
+    fn parse_value(text: &str, unit: &str) -> Result<Self, String> {
+        if text.eq_ignore_ascii_case("auto") {
+            Ok(None)
+        } else {
+            usize::parse_value(text, unit).map(Some)
+        }
+    }
+    fn show_value(&self, unit: &str) -> String {
+        self.map_or_else(|| "auto".into(), |n| n.show_value(unit))
+    }
+}
+
+impl SettingValue for Duration {
+    fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
+        let bad = || "expected a duration like 30, 30s, 500ms or 2m".to_string();
+        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+        let (number, suffix) = text.split_at(split);
+        let n: f64 = number.parse().map_err(|_| bad())?;
+        let seconds = match suffix.trim() {
+            "" | "s" => n,
+            "ms" => n / 1000.0,
+            "m" | "min" => n * 60.0,
+            _ => return Err(bad()),
+        };
+        Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+    }
+    fn show_value(&self, _unit: &str) -> String {
+        if self.subsec_nanos() == 0 {
+            format!("{}s", self.as_secs())
+        } else {
+            format!("{}ms", self.as_millis())
+        }
+    }
+}
+
+impl SettingValue for String {
+    fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
+        Ok(text.to_string())
+    }
+    fn show_value(&self, _unit: &str) -> String {
+        self.clone()
+    }
+}
+
+impl SettingValue for Vec<SocketAddr> {
+    fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
+        text.split(',')
+            .map(|part| {
+                part.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| format!("{:?} is not an address like 127.0.0.1:8080 or [::1]:8080", part.trim()))
+            })
+            .collect()
+    }
+    fn show_value(&self, _unit: &str) -> String {
+        let parts: Vec<String> = self.iter().map(|a| a.to_string()).collect();
+        parts.join(",")
+    }
+}
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $default:expr, $unit:literal; )+) => {
+        /// Every tunable of the server. Build one with `Config::default()` and assign fields.
+        ///
+        /// Each field documents its unit and default; [`Config::validate`] checks the whole.
+        #[derive(Clone, Debug, PartialEq)]
+        #[non_exhaustive]
+        pub struct Config {
+            $( $(#[doc = $doc])+ pub $field: $ty, )+
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $( $field: $default, )+ }
+            }
+        }
+
+        /// The settings table: one row per field of [`Config`], in the order of the struct.
+        pub static SETTINGS: &[Setting] = &[
+            $( Setting {
+                name: stringify!($field),
+                unit: $unit,
+                help: concat!($($doc, "\n"),+),
+                set: |config, text| {
+                    config.$field = <$ty as SettingValue>::parse_value(text, $unit)?;
+                    Ok(())
+                },
+                get: |config| <$ty as SettingValue>::show_value(&config.$field, $unit),
+            }, )+
+        ];
+    };
+}
+
+settings! {
+    /// Addresses to listen on, comma-separated or repeated. Defaults to `127.0.0.1:8080`.
+    listen: Vec<SocketAddr> = vec![SocketAddr::from(([127, 0, 0, 1], 8080))], "addresses";
+    /// Worker threads that run the handler. Defaults to twice the CPU count (at least 4).
+    threads: usize = default_threads(), "threads";
+    /// Open connections at most; past it the longest-idle keep-alive connection is closed,
+    /// else accepting pauses. Defaults to 1024.
+    connection_limit: usize = 1024, "connections";
+    /// Listen backlog passed to the operating system. Defaults to 1024.
+    backlog: usize = 1024, "connections";
+    /// Longest request line (method, target, version); longer gets 414. Defaults to 8KiB.
+    max_request_line: usize = 8 * 1024, "bytes";
+    /// Longest single header line; longer gets 431. Also bounds chunk-size and trailer lines.
+    /// Defaults to 8KiB.
+    max_header_line: usize = 8 * 1024, "bytes";
+    /// Largest request head (request line and headers); larger gets 431. Defaults to 64KiB.
+    max_headers_size: usize = 64 * 1024, "bytes";
+    /// Most header fields in one request; more gets 431. Defaults to 100.
+    max_headers: usize = 100, "count";
+    /// Largest request body, checked against Content-Length before reading and while
+    /// de-chunking; larger gets 413. Defaults to 8MiB.
+    max_body_size: u64 = 8 * MIB, "bytes";
+    /// Request bodies larger than this are spooled to a temporary file instead of memory.
+    /// Defaults to 512KiB.
+    body_spool_threshold: usize = 512 * 1024, "bytes";
+    /// Total time allowed for a request head, from its first byte (from accept for a new
+    /// connection); past it the client gets 408. Defaults to 10s.
+    header_timeout: Duration = Duration::from_secs(10), "seconds";
+    /// Time a request body may go without progress; past it the client gets 408.
+    /// Defaults to 30s.
+    body_timeout: Duration = Duration::from_secs(30), "seconds";
+    /// Time an idle keep-alive connection is kept open. Set it above any load balancer's idle
+    /// timeout in front of the server. Defaults to 15s.
+    keepalive_timeout: Duration = Duration::from_secs(15), "seconds";
+    /// Time a response write may go without progress before the connection is closed.
+    /// Defaults to 30s.
+    write_timeout: Duration = Duration::from_secs(30), "seconds";
+    /// Slowest average transfer rate for request bodies and responses once `body_timeout` /
+    /// `write_timeout` has passed; a slower client is cut (0 disables). Defaults to 1KiB.
+    min_transfer_rate: u64 = KIB, "bytes per second";
+    /// Requests served on one connection before the server closes it. Defaults to 1000.
+    max_requests_per_connection: usize = 1000, "count";
+    /// Complete requests waiting for a free worker; when full, new requests get 503.
+    /// `auto` is four times `threads`. Defaults to auto.
+    max_queued_requests: Option<usize> = None, "count";
+    /// Response bytes buffered per connection before a streaming handler waits for the
+    /// client. Defaults to 256KiB.
+    max_buffered_output: usize = 256 * 1024, "bytes";
+    /// Time allowed on shutdown for in-flight and queued requests to finish; what is left is
+    /// closed. Defaults to 30s.
+    graceful_timeout: Duration = Duration::from_secs(30), "seconds";
+    /// After an error response, time spent reading and discarding what the client still sends
+    /// so it can read the response before the connection closes. Defaults to 2s.
+    linger_timeout: Duration = Duration::from_secs(2), "seconds";
+    /// Value of the `Retry-After` header sent with 503 responses. Defaults to 1s.
+    retry_after: Duration = Duration::from_secs(1), "seconds";
+    /// Value of the `Server` response header; empty sends none. Defaults to `maitred`.
+    server_header: String = "maitred".to_string(), "text";
+}
+
+fn default_threads() -> usize {
+    (num_cpus::get() * 2).clamp(4, 64)
+}
+
+/// A configuration that cannot be used, with one sentence naming the setting at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// The row of [`SETTINGS`] named `name` (field name, flag without dashes, or either form
+    /// with `-` or `_`).
+    pub fn setting(name: &str) -> Option<&'static Setting> {
+        let wanted = name.trim_start_matches("--").replace('-', "_");
+        SETTINGS.iter().find(|s| s.name == wanted)
+    }
+
+    /// The dispatch queue's capacity: `max_queued_requests`, or four times `threads`.
+    pub fn queue_capacity(&self) -> usize {
+        self.max_queued_requests.unwrap_or(self.threads * 4)
+    }
+
+    /// Checks every value and their combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn err<T>(text: String) -> Result<T, ConfigError> {
+            Err(ConfigError(text))
+        }
+        if self.listen.is_empty() {
+            return err("listen: at least one address is needed".into());
+        }
+        let counts: [(&str, usize, usize, usize); 10] = [
+            ("threads", self.threads, 1, 1024),
+            ("connection_limit", self.connection_limit, 1, 1 << 20),
+            ("backlog", self.backlog, 1, 65535),
+            ("max_request_line", self.max_request_line, 64, 1 << 20),
+            ("max_header_line", self.max_header_line, 64, 1 << 20),
+            ("max_headers_size", self.max_headers_size, 64, 16 << 20),
+            ("max_headers", self.max_headers, 1, 10_000),
+            ("max_requests_per_connection", self.max_requests_per_connection, 1, usize::MAX),
+            ("max_buffered_output", self.max_buffered_output, 1024, 1 << 30),
+            ("body_spool_threshold", self.body_spool_threshold, 0, 1 << 30),
+        ];
+        for (name, value, low, high) in counts {
+            if value < low || value > high {
+                return err(format!("{name}: {value} is outside the allowed range {low}..={high}"));
+            }
+        }
+        if let Some(0) = self.max_queued_requests {
+            return err("max_queued_requests: must be at least 1 (or auto)".into());
+        }
+        if self.max_header_line > self.max_headers_size {
+            return err(format!(
+                "max_header_line ({}) must not exceed max_headers_size ({})",
+                self.max_header_line, self.max_headers_size
+            ));
+        }
+        if self.max_request_line > self.max_headers_size {
+            return err(format!(
+                "max_request_line ({}) must not exceed max_headers_size ({})",
+                self.max_request_line, self.max_headers_size
+            ));
+        }
+        let durations = [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("keepalive_timeout", self.keepalive_timeout),
+            ("write_timeout", self.write_timeout),
+        ];
+        for (name, value) in durations {
+            if value.is_zero() {
+                return err(format!("{name}: must be longer than zero"));
+            }
+            if value > Duration::from_secs(24 * 3600) {
+                return err(format!("{name}: must be at most a day"));
+            }
+        }
+        if self.graceful_timeout > Duration::from_secs(24 * 3600) {
+            return err("graceful_timeout: must be at most a day".into());
+        }
+        if self.linger_timeout > Duration::from_secs(60) {
+            return err("linger_timeout: must be at most 60s".into());
+        }
+        if self.server_header.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return err("server_header: must not contain control characters".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_round_trips_through_its_text_form() {
+        let defaults = Config::default();
+        for setting in SETTINGS {
+            // A different starting value makes sure `apply` really writes the value back.
+            let mut parsed = Config { threads: 1, ..Config::default() };
+            setting.apply(&mut parsed, &setting.show(&defaults)).unwrap();
+            assert_eq!(setting.show(&parsed), setting.show(&defaults), "{}", setting.name);
+        }
+        defaults.validate().unwrap();
+    }
+
+    #[test]
+    fn sizes_and_durations_accept_units() {
+        let mut c = Config::default();
+        Config::setting("max-body-size").unwrap().apply(&mut c, "2MiB").unwrap();
+        assert_eq!(c.max_body_size, 2 * MIB);
+        Config::setting("header_timeout").unwrap().apply(&mut c, "250ms").unwrap();
+        assert_eq!(c.header_timeout, Duration::from_millis(250));
+        Config::setting("keepalive_timeout").unwrap().apply(&mut c, "2").unwrap();
+        assert_eq!(c.keepalive_timeout, Duration::from_secs(2));
+        let e = Config::setting("threads").unwrap().apply(&mut c, "many").unwrap_err();
+        assert!(e.contains("threads"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let c = Config { threads: 0, ..Config::default() };
+        assert!(c.validate().unwrap_err().0.starts_with("threads"));
+        let mut c = Config::default();
+        c.max_header_line = c.max_headers_size + 1;
+        assert!(c.validate().unwrap_err().0.contains("max_header_line"));
+        let c = Config { header_timeout: Duration::ZERO, ..Config::default() };
+        assert!(c.validate().unwrap_err().0.starts_with("header_timeout"));
+    }
+}

@@ -1,0 +1,620 @@
+//! One connection's state machine and timers, driven by the I/O loop.
+//!
+//! A connection is in exactly one [`Phase`]. It reads only while it waits for or receives a
+//! request, hands one complete request at a time to the workers, writes the response, then
+//! goes back to idle (keep-alive), or closes. Pipelined requests wait in its buffer and are
+//! answered strictly in order.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+use log::{debug, info, warn};
+use polling::Event;
+
+use crate::body::{BodyReader, SpoolBuffer};
+use crate::buffer::{BufferPool, InBuf};
+use crate::config::Config;
+use crate::error::Rejection;
+use crate::handoff::{ConnRef, Gate, Job};
+use crate::parse::{parse_head, BodyFraming, Head, HeadScanner, Limits};
+use crate::request::{Request, RequestBody};
+use crate::response::encode_error;
+use crate::sys::Registered;
+
+/// Bytes read from a file body per step.
+const FILE_PIECE: usize = 64 * 1024;
+/// Bytes discarded at most while lingering after an error response.
+const LINGER_MAX_BYTES: usize = 1024 * 1024;
+/// Room asked for before each read.
+const READ_ROOM: usize = 4 * 1024;
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// What the loop shares with every connection.
+pub(crate) struct LoopCtx {
+    pub(crate) config: Arc<Config>,
+    pub(crate) limits: Limits,
+    pub(crate) jobs: Sender<Job>,
+    pub(crate) draining: bool,
+    pub(crate) buffers: BufferPool,
+    pub(crate) scratch: Vec<u8>,
+}
+
+/// Whether a connection stays open after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Step {
+    Open,
+    Close,
+}
+
+/// Where a connection is in its life.
+enum Phase {
+    /// Waiting for the first byte of a request. `fresh` for a new connection.
+    Idle { since: Instant, fresh: bool },
+    /// Reading a request head.
+    Head { started: Instant, scanner: HeadScanner },
+    /// Reading a request body.
+    Body(Box<BodyState>),
+    /// A worker has the request.
+    Handling,
+    /// Writing a response.
+    Writing(Box<Writing>),
+    /// An error response was sent and the write side shut: discarding input until the client
+    /// closes or the linger deadline passes.
+    Lingering { until: Instant, discarded: usize },
+}
+
+struct BodyState {
+    head: Head,
+    reader: BodyReader,
+    spool: SpoolBuffer,
+    started: Instant,
+    last_progress: Instant,
+    /// The part of `100 Continue` still to send.
+    interim: &'static [u8],
+}
+
+struct Writing {
+    out: Vec<u8>,
+    pos: usize,
+    /// Leading bytes of `out[pos..]` not counted by the stream gate (head, file data).
+    ungated: usize,
+    file: Option<(File, u64)>,
+    stream: Option<Arc<Gate>>,
+    stream_done: bool,
+    complete: bool,
+    close: bool,
+    linger: bool,
+    started: Instant,
+    last_progress: Instant,
+    written: u64,
+}
+
+/// One client connection.
+pub(crate) struct Connection {
+    io: Registered<TcpStream>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    pub(crate) id: ConnRef,
+    phase: Phase,
+    inbuf: InBuf,
+    served: usize,
+    /// The client shut its write side; answer what is complete, then close.
+    peer_closed: bool,
+    /// The interest currently armed in the poller (oneshot: cleared when an event fires).
+    pub(crate) armed: Interest,
+    /// The deadline the connection currently has.
+    pub(crate) deadline: Option<Instant>,
+    /// The earliest deadline entered in the loop's timer heap for this connection.
+    pub(crate) scheduled: Option<Instant>,
+}
+
+/// Readiness a connection waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Interest {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+impl Interest {
+    pub(crate) const NONE: Interest = Interest { read: false, write: false };
+    const READ: Interest = Interest { read: true, write: false };
+    const WRITE: Interest = Interest { read: false, write: true };
+
+    pub(crate) fn event(self, key: usize) -> Event {
+        match (self.read, self.write) {
+            (true, true) => Event::all(key),
+            (true, false) => Event::readable(key),
+            (false, true) => Event::writable(key),
+            (false, false) => Event::none(key),
+        }
+    }
+}
+
+fn rate_allowance(bytes: u64, rate: u64) -> Duration {
+    if rate == 0 {
+        Duration::from_secs(365 * 24 * 3600)
+    } else {
+        Duration::from_secs_f64(bytes as f64 / rate as f64)
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(
+        io: Registered<TcpStream>,
+        peer: SocketAddr,
+        local: SocketAddr,
+        id: ConnRef,
+        now: Instant,
+    ) -> Self {
+        Connection {
+            io,
+            peer,
+            local,
+            id,
+            phase: Phase::Idle { since: now, fresh: true },
+            inbuf: InBuf::default(),
+            served: 0,
+            peer_closed: false,
+            armed: Interest::READ,
+            deadline: None,
+            scheduled: None,
+        }
+    }
+
+    pub(crate) fn registration(&self) -> &Registered<TcpStream> {
+        &self.io
+    }
+
+    /// Idle with nothing buffered: since when, if so.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Idle { since, .. } if self.inbuf.is_empty() => Some(since),
+            _ => None,
+        }
+    }
+
+    /// Readiness this connection needs next.
+    pub(crate) fn interest(&self) -> Interest {
+        match &self.phase {
+            Phase::Idle { .. } | Phase::Head { .. } | Phase::Lingering { .. } => Interest::READ,
+            Phase::Body(body) => Interest { read: true, write: !body.interim.is_empty() },
+            Phase::Handling => Interest::NONE,
+            Phase::Writing(w) if w.pos < w.out.len() => Interest::WRITE,
+            Phase::Writing(_) => Interest::NONE,
+        }
+    }
+
+    /// The deadline of the current phase.
+    pub(crate) fn compute_deadline(&self, config: &Config) -> Option<Instant> {
+        match &self.phase {
+            Phase::Idle { since, fresh: true } => Some(*since + config.header_timeout),
+            Phase::Idle { since, fresh: false } => Some(*since + config.keepalive_timeout),
+            Phase::Head { started, .. } => Some(*started + config.header_timeout),
+            Phase::Body(b) => {
+                let stalled = b.last_progress + config.body_timeout;
+                let slow = b.started + config.body_timeout + rate_allowance(b.spool.len(), config.min_transfer_rate);
+                Some(stalled.min(slow))
+            }
+            Phase::Handling => None,
+            Phase::Writing(w) if w.pos >= w.out.len() => None,
+            Phase::Writing(w) => {
+                let stalled = w.last_progress + config.write_timeout;
+                let slow = w.started + config.write_timeout + rate_allowance(w.written, config.min_transfer_rate);
+                Some(stalled.min(slow))
+            }
+            Phase::Lingering { until, .. } => Some(*until),
+        }
+    }
+
+    /// The socket is readable (or in error).
+    pub(crate) fn on_readable(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        match self.phase {
+            Phase::Handling | Phase::Writing(_) => return Step::Open,
+            Phase::Lingering { .. } => return self.linger_read(ctx),
+            _ => {}
+        }
+        let mut eof = false;
+        for _ in 0..4 {
+            let spare = self.inbuf.spare(&mut ctx.buffers, READ_ROOM);
+            let room = spare.len();
+            match self.io.get().read(spare) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.inbuf.filled_more(n);
+                    if n < room {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Step::Close,
+            }
+        }
+        if eof {
+            self.peer_closed = true;
+        }
+        let step = self.process(ctx, now);
+        if step == Step::Open
+            && self.peer_closed
+            && matches!(self.phase, Phase::Idle { .. } | Phase::Head { .. } | Phase::Body(_))
+        {
+            // The client went away before finishing a request: nothing to answer.
+            return Step::Close;
+        }
+        if let Phase::Idle { .. } = self.phase {
+            self.inbuf.release_if_empty(&mut ctx.buffers);
+        }
+        step
+    }
+
+    /// The socket is writable.
+    pub(crate) fn on_writable(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        match &mut self.phase {
+            Phase::Body(body) if !body.interim.is_empty() => match self.io.get().write(body.interim) {
+                Ok(n) => {
+                    body.interim = &body.interim[n..];
+                    Step::Open
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Step::Open,
+                Err(_) => Step::Close,
+            },
+            Phase::Writing(_) => self.flush(ctx, now),
+            _ => Step::Open,
+        }
+    }
+
+    /// Parses and advances as far as the buffered input allows.
+    fn process(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        loop {
+            match &mut self.phase {
+                Phase::Idle { since, fresh } => {
+                    if self.inbuf.is_empty() {
+                        return Step::Open;
+                    }
+                    // A new connection's head deadline runs from accept; a kept-alive one's
+                    // from the first byte of its next request.
+                    let started = if *fresh { *since } else { now };
+                    self.phase = Phase::Head { started, scanner: HeadScanner::new() };
+                }
+                Phase::Head { scanner, .. } => {
+                    let span = match scanner.scan(self.inbuf.filled(), &ctx.limits) {
+                        Ok(Some(span)) => span,
+                        Ok(None) => return Step::Open,
+                        Err(rejection) => return self.reject(ctx, rejection, now),
+                    };
+                    let head = match parse_head(self.inbuf.filled(), &span, &ctx.limits) {
+                        Ok(head) => head,
+                        Err(rejection) => return self.reject(ctx, rejection, now),
+                    };
+                    self.inbuf.consume(span.head.end);
+                    let reader = match head.body {
+                        BodyFraming::None => {
+                            let step = self.dispatch(ctx, head, RequestBody::empty(), now);
+                            if step == Step::Close || matches!(self.phase, Phase::Writing(_)) {
+                                return step;
+                            }
+                            continue;
+                        }
+                        BodyFraming::Length(n) => BodyReader::length(n),
+                        BodyFraming::Chunked => BodyReader::chunked(&ctx.limits),
+                    };
+                    let expected = match head.body {
+                        BodyFraming::Length(n) => Some(n),
+                        _ => None,
+                    };
+                    let mut interim: &'static [u8] = b"";
+                    if head.expect_continue && self.inbuf.is_empty() {
+                        interim = CONTINUE;
+                        match self.io.get().write(interim) {
+                            Ok(n) => interim = &interim[n..],
+                            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                            Err(_) => return Step::Close,
+                        }
+                    }
+                    self.phase = Phase::Body(Box::new(BodyState {
+                        head,
+                        reader,
+                        spool: SpoolBuffer::new(ctx.config.body_spool_threshold, expected),
+                        started: now,
+                        last_progress: now,
+                        interim,
+                    }));
+                }
+                Phase::Body(body) => {
+                    let BodyState { reader, spool, last_progress, .. } = &mut **body;
+                    let mut sink = |data: &[u8]| {
+                        spool.write(data).map_err(|_| Rejection::Internal("could not spool the request body"))
+                    };
+                    let consumed = match reader.received(self.inbuf.filled(), &mut sink) {
+                        Ok(n) => n,
+                        Err(rejection) => return self.reject(ctx, rejection, now),
+                    };
+                    self.inbuf.consume(consumed);
+                    if consumed > 0 {
+                        *last_progress = now;
+                    }
+                    if !reader.is_complete() {
+                        return Step::Open;
+                    }
+                    let Phase::Body(body) = std::mem::replace(&mut self.phase, Phase::Handling) else { unreachable!() };
+                    let body = *body;
+                    let request_body = match body.spool.finish() {
+                        Ok(b) => b,
+                        Err(_) => {
+                            return self.reject(ctx, Rejection::Internal("could not read back the spooled body"), now)
+                        }
+                    };
+                    let step = self.dispatch(ctx, body.head, request_body, now);
+                    if step == Step::Close || matches!(self.phase, Phase::Writing(_)) {
+                        return step;
+                    }
+                }
+                Phase::Handling | Phase::Writing(_) | Phase::Lingering { .. } => return Step::Open,
+            }
+        }
+    }
+
+    /// Hands a complete request to the workers; a full queue gets 503 from here.
+    fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
+        let keep_alive = head.keep_alive
+            && self.served + 1 < ctx.config.max_requests_per_connection
+            && !ctx.draining
+            && !self.peer_closed;
+        let version = head.version;
+        let head_request = head.method == "HEAD";
+        let request = Request {
+            method: head.method,
+            target: head.target,
+            path: head.path,
+            authority: head.authority,
+            version,
+            headers: head.headers,
+            peer: self.peer,
+            local: self.local,
+            body,
+        };
+        let job = Job { conn: self.id, request, head_request, version, keep_alive };
+        match ctx.jobs.try_send(job) {
+            Ok(()) => {
+                self.phase = Phase::Handling;
+                Step::Open
+            }
+            Err(TrySendError::Full(_)) => {
+                warn!(target: "maitred::queue", "dispatch queue full ({} waiting); 503 to {}", ctx.jobs.len(), self.peer);
+                self.reject(ctx, Rejection::Overloaded, now)
+            }
+            Err(TrySendError::Disconnected(_)) => self.reject(ctx, Rejection::Overloaded, now),
+        }
+    }
+
+    /// Answers with an error of the server's own, then lingers and closes.
+    fn reject(&mut self, ctx: &mut LoopCtx, rejection: Rejection, now: Instant) -> Step {
+        let status = rejection.status();
+        if status >= 500 {
+            info!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
+        } else {
+            debug!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
+        }
+        let retry = (status == 503).then(|| ctx.config.retry_after.as_secs().max(1));
+        let out = encode_error(status, &ctx.config.server_header, retry);
+        self.inbuf.clear();
+        self.start_writing(out, None, None, true, true, now);
+        self.flush(ctx, now)
+    }
+
+    fn start_writing(
+        &mut self,
+        out: Vec<u8>,
+        file: Option<(File, u64)>,
+        stream: Option<Arc<Gate>>,
+        close: bool,
+        linger: bool,
+        now: Instant,
+    ) {
+        let ungated = out.len();
+        self.phase = Phase::Writing(Box::new(Writing {
+            out,
+            pos: 0,
+            ungated,
+            file,
+            stream_done: stream.is_none(),
+            stream,
+            complete: true,
+            close,
+            linger,
+            started: now,
+            last_progress: now,
+            written: 0,
+        }));
+    }
+
+    /// A worker's response for this connection's request.
+    pub(crate) fn on_response(
+        &mut self,
+        ctx: &mut LoopCtx,
+        bytes: Vec<u8>,
+        file: Option<(File, u64)>,
+        stream: Option<Arc<Gate>>,
+        close: bool,
+        now: Instant,
+    ) -> Step {
+        if !matches!(self.phase, Phase::Handling) {
+            if let Some(gate) = stream {
+                gate.close();
+            }
+            return Step::Close;
+        }
+        self.start_writing(bytes, file, stream, close, false, now);
+        self.flush(ctx, now)
+    }
+
+    /// The next piece of a streamed body.
+    pub(crate) fn on_chunk(&mut self, ctx: &mut LoopCtx, bytes: Vec<u8>, now: Instant) -> Step {
+        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
+        if w.pos >= w.out.len() {
+            // The client was waiting on the handler, not the other way round: restart the
+            // write clocks.
+            w.out.clear();
+            w.pos = 0;
+            w.started = now;
+            w.last_progress = now;
+            w.written = 0;
+        }
+        w.out.extend_from_slice(&bytes);
+        self.flush(ctx, now)
+    }
+
+    /// The end of a streamed body.
+    pub(crate) fn on_stream_end(&mut self, ctx: &mut LoopCtx, complete: bool, now: Instant) -> Step {
+        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
+        w.stream_done = true;
+        w.complete &= complete;
+        self.flush(ctx, now)
+    }
+
+    /// Writes what can be written without blocking; finishes the response when all is sent.
+    fn flush(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
+        loop {
+            if w.pos < w.out.len() {
+                match self.io.get().write(&w.out[w.pos..]) {
+                    Ok(0) => return Step::Close,
+                    Ok(n) => {
+                        w.pos += n;
+                        w.written += n as u64;
+                        w.last_progress = now;
+                        let from_ungated = n.min(w.ungated);
+                        w.ungated -= from_ungated;
+                        if let Some(gate) = &w.stream {
+                            if n > from_ungated {
+                                gate.release(n - from_ungated);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Open,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Step::Close,
+                }
+                continue;
+            }
+            w.out.clear();
+            w.pos = 0;
+            if let Some((file, remaining)) = &mut w.file {
+                if *remaining > 0 {
+                    let piece = (*remaining).min(FILE_PIECE as u64) as usize;
+                    w.out.resize(piece, 0);
+                    match file.read(&mut w.out) {
+                        Ok(0) | Err(_) => {
+                            warn!(target: "maitred::io", "file body for {} ended early; connection closed", self.peer);
+                            return Step::Close;
+                        }
+                        Ok(n) => {
+                            w.out.truncate(n);
+                            w.ungated = n;
+                            *remaining -= n as u64;
+                        }
+                    }
+                    continue;
+                }
+                w.file = None;
+            }
+            if !w.stream_done {
+                return Step::Open;
+            }
+            break;
+        }
+        self.finish_response(ctx, now)
+    }
+
+    fn finish_response(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        let Phase::Writing(w) = std::mem::replace(&mut self.phase, Phase::Handling) else { unreachable!() };
+        self.served += 1;
+        if w.linger {
+            let _ = self.io.get().shutdown(Shutdown::Write);
+            self.phase = Phase::Lingering { until: now + ctx.config.linger_timeout, discarded: 0 };
+            return if self.peer_closed { Step::Close } else { Step::Open };
+        }
+        if w.close
+            || !w.complete
+            || self.peer_closed
+            || ctx.draining
+            || self.served >= ctx.config.max_requests_per_connection
+        {
+            return Step::Close;
+        }
+        self.phase = Phase::Idle { since: now, fresh: false };
+        let step = self.process(ctx, now);
+        if let Phase::Idle { .. } = self.phase {
+            self.inbuf.release_if_empty(&mut ctx.buffers);
+        }
+        step
+    }
+
+    fn linger_read(&mut self, ctx: &mut LoopCtx) -> Step {
+        let Phase::Lingering { discarded, .. } = &mut self.phase else { return Step::Close };
+        if ctx.scratch.len() < 16 * 1024 {
+            ctx.scratch.resize(16 * 1024, 0);
+        }
+        loop {
+            match self.io.get().read(&mut ctx.scratch) {
+                Ok(0) => return Step::Close,
+                Ok(n) => {
+                    *discarded += n;
+                    if *discarded > LINGER_MAX_BYTES {
+                        return Step::Close;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Step::Close,
+            }
+        }
+    }
+
+    /// The phase's deadline has passed.
+    pub(crate) fn on_deadline(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        match &self.phase {
+            Phase::Idle { .. } | Phase::Lingering { .. } => Step::Close,
+            Phase::Head { scanner, .. } if !scanner.started() && self.inbuf.is_empty() => Step::Close,
+            Phase::Head { .. } | Phase::Body(_) => self.reject(ctx, Rejection::Timeout, now),
+            Phase::Writing(_) => {
+                info!(target: "maitred::io", "{}: response not read in time; connection closed", self.peer);
+                Step::Close
+            }
+            Phase::Handling => Step::Open,
+        }
+    }
+
+    /// The server started draining: idle keep-alive connections close now; the rest close
+    /// after their current response.
+    pub(crate) fn on_drain(&mut self) -> Step {
+        match self.phase {
+            Phase::Idle { fresh: false, .. } if self.inbuf.is_empty() => Step::Close,
+            _ => Step::Open,
+        }
+    }
+
+    /// Releases a streaming worker, if one is waiting on this connection.
+    pub(crate) fn release_worker(&mut self) {
+        if let Phase::Writing(w) = &self.phase {
+            if let Some(gate) = &w.stream {
+                gate.close();
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.release_worker();
+    }
+}

@@ -1,0 +1,141 @@
+//! What crosses between threads: jobs to the workers, messages to the I/O loop, the loop's
+//! wake-up, and the gate that holds a streaming worker at the high-water mark.
+//!
+//! These are the only shared state between the acceptor, the I/O loop and the workers.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crossbeam_channel::Sender;
+use polling::Poller;
+
+use crate::request::{Request, Version};
+
+/// Names one connection for as long as it lives: a slot, and the generation of the slot so a
+/// late message for a closed connection never reaches its successor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnRef {
+    pub(crate) slot: usize,
+    pub(crate) generation: u64,
+}
+
+/// A complete request on its way to a worker.
+pub(crate) struct Job {
+    pub(crate) conn: ConnRef,
+    pub(crate) request: Request,
+    pub(crate) head_request: bool,
+    pub(crate) version: Version,
+    /// The server is willing to keep the connection open after the response.
+    pub(crate) keep_alive: bool,
+}
+
+/// Everything the I/O loop is told.
+pub(crate) enum ToLoop {
+    /// A new connection from the acceptor.
+    Accepted(TcpStream, SocketAddr),
+    /// The acceptor is at the connection cap: close the longest-idle keep-alive connection.
+    Evict,
+    /// A worker's response: head (and in-memory body), and what follows.
+    Response { conn: ConnRef, bytes: Vec<u8>, file: Option<(File, u64)>, stream: Option<Arc<Gate>>, close: bool },
+    /// The next piece of a streamed body, already framed.
+    Chunk { conn: ConnRef, bytes: Vec<u8> },
+    /// The end of a streamed body. `complete` is false when it failed or fell short: the
+    /// connection is closed after what was sent.
+    StreamEnd { conn: ConnRef, complete: bool },
+    /// Stop accepting work: close idle connections, close the rest after their response.
+    Drain,
+}
+
+/// Sends to the I/O loop and wakes it only when it is asleep.
+pub(crate) struct LoopWaker {
+    poller: Arc<Poller>,
+    sleeping: AtomicBool,
+    tx: Sender<ToLoop>,
+}
+
+impl LoopWaker {
+    pub(crate) fn new(poller: Arc<Poller>, tx: Sender<ToLoop>) -> Self {
+        LoopWaker { poller, sleeping: AtomicBool::new(false), tx }
+    }
+
+    /// Queues `message` for the loop; wakes the loop if it is waiting in the poller.
+    pub(crate) fn send(&self, message: ToLoop) {
+        if self.tx.send(message).is_ok() {
+            self.wake();
+        }
+    }
+
+    /// Wakes the loop if it is asleep (one `notify` per sleep, however many senders).
+    pub(crate) fn wake(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = self.poller.notify();
+        }
+    }
+
+    /// Called by the loop before it waits. After this, the loop must look at its channel once
+    /// more before sleeping: a message sent in between either is seen there or wakes it.
+    pub(crate) fn going_to_sleep(&self) {
+        self.sleeping.store(true, Ordering::SeqCst);
+    }
+
+    /// Called by the loop when it is awake again.
+    pub(crate) fn awake(&self) {
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Holds a streaming worker while too many of its bytes are still unsent.
+pub(crate) struct Gate {
+    state: Mutex<GateState>,
+    ready: Condvar,
+    high_water: usize,
+}
+
+struct GateState {
+    pending: usize,
+    closed: bool,
+}
+
+impl Gate {
+    pub(crate) fn new(high_water: usize) -> Self {
+        Gate { state: Mutex::new(GateState { pending: 0, closed: false }), ready: Condvar::new(), high_water }
+    }
+
+    /// Worker side: waits until fewer than the high-water mark of bytes are pending, then
+    /// counts `len` more. False when the connection has gone: stop producing.
+    pub(crate) fn reserve(&self, len: usize) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.pending >= self.high_water && !state.closed {
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.closed {
+            return false;
+        }
+        state.pending += len;
+        true
+    }
+
+    /// Loop side: `len` bytes were written to the socket.
+    pub(crate) fn release(&self, len: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let was_full = state.pending >= self.high_water;
+        state.pending = state.pending.saturating_sub(len);
+        if was_full && state.pending < self.high_water {
+            self.ready.notify_all();
+        }
+    }
+
+    /// Loop side: the connection is gone; release the worker for good.
+    pub(crate) fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Whether the loop has closed the gate.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed
+    }
+}

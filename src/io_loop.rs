@@ -1,0 +1,312 @@
+//! The I/O loop: one thread that owns every client socket.
+//!
+//! Each pass handles every message (new connections, responses, stream pieces), every expired
+//! deadline, then every ready socket, and only then waits in the poller. Workers wake it only
+//! when it is asleep (see [`LoopWaker`]), so a busy loop pays for no wake-ups at all.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use log::{debug, error, info, warn};
+use polling::{Event, Events, Poller};
+
+use crate::acceptor::Gauge;
+use crate::buffer::BufferPool;
+use crate::config::Config;
+use crate::connection::{Connection, Interest, LoopCtx, Step};
+use crate::handoff::{ConnRef, Job, LoopWaker, ToLoop};
+use crate::parse::Limits;
+use crate::sys::Registered;
+
+/// Messages handled at most per pass before sockets get their turn.
+const MESSAGES_PER_PASS: usize = 4096;
+
+/// Connections by slot; a slot is the poller key.
+#[derive(Default)]
+struct Slab {
+    entries: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Slab {
+    fn next_slot(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.entries.len())
+    }
+
+    fn insert(&mut self, conn: Connection) -> usize {
+        let slot = self.next_slot();
+        if slot == self.entries.len() {
+            self.entries.push(Some(conn));
+        } else {
+            self.free.pop();
+            self.entries[slot] = Some(conn);
+        }
+        self.len += 1;
+        slot
+    }
+
+    fn get_mut(&mut self, slot: usize) -> Option<&mut Connection> {
+        self.entries.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    fn lookup(&mut self, id: ConnRef) -> Option<&mut Connection> {
+        self.get_mut(id.slot).filter(|c| c.id == id)
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<Connection> {
+        let conn = self.entries.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.len -= 1;
+        Some(conn)
+    }
+
+    fn slots(&self) -> Vec<usize> {
+        (0..self.entries.len()).filter(|&i| self.entries[i].is_some()).collect()
+    }
+}
+
+/// The loop's state.
+pub(crate) struct IoLoop {
+    poller: Arc<Poller>,
+    waker: Arc<LoopWaker>,
+    rx: Receiver<ToLoop>,
+    /// Kept to discard jobs left in the queue if the drain deadline forces a stop.
+    jobs_rx: Receiver<Job>,
+    conns: Slab,
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    ctx: LoopCtx,
+    gauge: Arc<Gauge>,
+    next_generation: u64,
+    drain_deadline: Option<Instant>,
+}
+
+impl IoLoop {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        config: Arc<Config>,
+        poller: Arc<Poller>,
+        waker: Arc<LoopWaker>,
+        rx: Receiver<ToLoop>,
+        jobs: Sender<Job>,
+        jobs_rx: Receiver<Job>,
+        gauge: Arc<Gauge>,
+    ) -> Self {
+        let limits = Limits::from_config(&config);
+        IoLoop {
+            poller,
+            waker,
+            rx,
+            jobs_rx,
+            conns: Slab::default(),
+            timers: BinaryHeap::new(),
+            ctx: LoopCtx { config, limits, jobs, draining: false, buffers: BufferPool::default(), scratch: Vec::new() },
+            gauge,
+            next_generation: 0,
+            drain_deadline: None,
+        }
+    }
+
+    /// Runs until the server has drained (or the drain deadline forced the rest closed).
+    pub(crate) fn run(mut self) {
+        let mut events = Events::new();
+        loop {
+            let now = Instant::now();
+            self.handle_messages(now);
+            self.expire(now);
+            if let Some(deadline) = self.drain_deadline {
+                if self.conns.len == 0 {
+                    break;
+                }
+                if now >= deadline {
+                    warn!(target: "maitred::server", "graceful_timeout passed; closing {} connection(s) still open", self.conns.len);
+                    for slot in self.conns.slots() {
+                        self.close(slot);
+                    }
+                    break;
+                }
+            }
+            let mut timeout = self.timers.peek().map(|Reverse((t, _, _))| t.saturating_duration_since(now));
+            if let Some(deadline) = self.drain_deadline {
+                let left = deadline.saturating_duration_since(now);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            self.waker.going_to_sleep();
+            if !self.rx.is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+            events.clear();
+            if let Err(e) = self.poller.wait(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    error!(target: "maitred::io", "poller wait failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            self.waker.awake();
+            let now = Instant::now();
+            for event in events.iter() {
+                self.on_event(event, now);
+            }
+        }
+        // Whatever is still queued belongs to connections that are gone.
+        while self.jobs_rx.try_recv().is_ok() {}
+        debug!(target: "maitred::io", "I/O loop stopped");
+    }
+
+    fn on_event(&mut self, event: Event, now: Instant) {
+        let slot = event.key;
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        conn.armed = Interest::NONE;
+        let mut step = Step::Open;
+        if event.readable {
+            step = conn.on_readable(&mut self.ctx, now);
+        }
+        if step == Step::Open && event.writable {
+            step = conn.on_writable(&mut self.ctx, now);
+        }
+        self.settle(slot, step);
+    }
+
+    /// After any step: close, or re-arm the poller and the timer for what comes next.
+    fn settle(&mut self, slot: usize, step: Step) {
+        if step == Step::Close {
+            self.close(slot);
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let want = conn.interest();
+        if want != conn.armed {
+            if conn.registration().modify(want.event(slot)).is_err() {
+                self.close(slot);
+                return;
+            }
+            conn.armed = want;
+        }
+        let deadline = conn.compute_deadline(&self.ctx.config);
+        conn.deadline = deadline;
+        if let Some(d) = deadline {
+            // Only an earlier deadline needs a new heap entry; a later one is found when the
+            // earlier entry fires (see `expire`).
+            if conn.scheduled.is_none_or(|s| d < s) {
+                self.timers.push(Reverse((d, slot, conn.id.generation)));
+                conn.scheduled = Some(d);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((t, slot, generation))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.conns.get_mut(slot).filter(|c| c.id.generation == generation) else { continue };
+            if conn.scheduled == Some(t) {
+                conn.scheduled = None;
+            }
+            match conn.deadline {
+                Some(d) if d <= now => {
+                    let step = conn.on_deadline(&mut self.ctx, now);
+                    self.settle(slot, step);
+                }
+                Some(d) if conn.scheduled.is_none() => {
+                    self.timers.push(Reverse((d, slot, generation)));
+                    conn.scheduled = Some(d);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn handle_messages(&mut self, now: Instant) {
+        for _ in 0..MESSAGES_PER_PASS {
+            let Ok(message) = self.rx.try_recv() else { return };
+            match message {
+                ToLoop::Accepted(stream, peer) => self.accept(stream, peer, now),
+                ToLoop::Evict => self.evict(),
+                ToLoop::Drain => self.begin_drain(now),
+                ToLoop::Response { conn, bytes, file, stream, close } => match self.conns.lookup(conn) {
+                    Some(c) => {
+                        let step = c.on_response(&mut self.ctx, bytes, file, stream, close, now);
+                        self.settle(conn.slot, step);
+                    }
+                    None => {
+                        if let Some(gate) = stream {
+                            gate.close();
+                        }
+                    }
+                },
+                ToLoop::Chunk { conn, bytes } => {
+                    if let Some(c) = self.conns.lookup(conn) {
+                        let step = c.on_chunk(&mut self.ctx, bytes, now);
+                        self.settle(conn.slot, step);
+                    }
+                }
+                ToLoop::StreamEnd { conn, complete } => {
+                    if let Some(c) = self.conns.lookup(conn) {
+                        let step = c.on_stream_end(&mut self.ctx, complete, now);
+                        self.settle(conn.slot, step);
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        let local = stream.local_addr().unwrap_or(peer);
+        let slot = self.conns.next_slot();
+        let io = match Registered::new(Arc::clone(&self.poller), stream, Event::readable(slot)) {
+            Ok(io) => io,
+            Err(e) => {
+                warn!(target: "maitred::io", "cannot watch connection from {peer}: {e}");
+                self.gauge.remove();
+                return;
+            }
+        };
+        let id = ConnRef { slot, generation: self.next_generation };
+        self.next_generation += 1;
+        let inserted = self.conns.insert(Connection::new(io, peer, local, id, now));
+        debug_assert_eq!(inserted, slot);
+        self.settle(slot, Step::Open);
+    }
+
+    /// Closes the longest-idle connection that holds no request, if any.
+    fn evict(&mut self) {
+        let oldest =
+            self.conns.entries.iter().enumerate().filter_map(|(slot, c)| Some((c.as_ref()?.idle_since()?, slot))).min();
+        if let Some((_, slot)) = oldest {
+            debug!(target: "maitred::io", "connection limit reached; closing the longest-idle connection");
+            self.close(slot);
+        }
+    }
+
+    fn begin_drain(&mut self, now: Instant) {
+        if self.drain_deadline.is_some() {
+            return;
+        }
+        self.ctx.draining = true;
+        self.drain_deadline = Some(now + self.ctx.config.graceful_timeout);
+        info!(target: "maitred::server", "draining {} connection(s)", self.conns.len);
+        for slot in self.conns.slots() {
+            let step = match self.conns.get_mut(slot) {
+                Some(conn) => conn.on_drain(),
+                None => continue,
+            };
+            if step == Step::Close {
+                self.close(slot);
+            }
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        if let Some(mut conn) = self.conns.remove(slot) {
+            conn.release_worker();
+            drop(conn);
+            self.gauge.remove();
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! # maitred
+//!
+//! A production HTTP/1.1 server in the style of Waitress: one acceptor thread, one I/O loop
+//! that owns every socket, a bounded channel, and a fixed pool of worker threads that run the
+//! application. Like a maître d', it greets every guest at the door and hands them, fully
+//! seated, to a waiter.
+//!
+//! ```no_run
+//! use maitred::{Config, Request, Response, Server};
+//!
+//! let server = Server::bind(Config::default(), |req: Request| {
+//!     Response::text(200, format!("hello from {}\n", req.path()))
+//! })?;
+//! let handle = server.start()?;
+//! handle.wait(); // until something calls handle.shutdown() or a Stopper
+//! # Ok::<(), maitred::Error>(())
+//! ```
+//!
+//! ## Threading model
+//!
+//! | thread | owns | never does |
+//! |---|---|---|
+//! | `maitred-acceptor` (1) | the listening sockets, `accept`, the connection cap | read a request, run the handler |
+//! | `maitred-io` (1) | every client socket, its buffers and deadlines, parsing, body spooling, writing | run the handler, block on one client |
+//! | `maitred-worker-N` (`threads`, fixed) | one complete request at a time | touch a socket |
+//!
+//! A request reaches a worker only when its head and body are complete, so a slow or idle
+//! client costs a buffer, never a worker. The handler's response goes back to the I/O loop,
+//! which writes it; a streamed body is handed over in pieces and the worker waits while
+//! `max_buffered_output` bytes are unsent. No thread is created per connection or per request:
+//! the process runs `threads + 2` threads (plus one for signals when started by [`launch`]).
+//!
+//! ## Limits and deadlines
+//!
+//! Everything is bounded ([`Config`] lists each limit with its unit and default): open
+//! connections (past the cap the longest-idle connection is closed, else accepting pauses),
+//! request line, header line, head size and header count, body size (checked against
+//! Content-Length before reading and while de-chunking; bodies past `body_spool_threshold` go
+//! to an anonymous temporary file), the dispatch queue (full means `503` with `Retry-After`),
+//! buffered output, and threads. Every wait has a deadline: the head (total, from its first
+//! byte, so dribbling does not extend it), the body (no progress, or slower than
+//! `min_transfer_rate`), keep-alive idle, a slow reader, and the shutdown drain.
+//!
+//! ## Strictness
+//!
+//! Framing is decided once and ambiguity is refused: bare CR or LF, obs-fold, whitespace
+//! before a colon, invalid names or values, Content-Length that is not plain digits or
+//! disagrees with itself, Content-Length with Transfer-Encoding, Transfer-Encoding on
+//! HTTP/1.0, anything but a single `chunked`, malformed chunk sizes or missing CRLFs: `400`
+//! (`501` for unknown codings), and the connection is closed. After any error the server
+//! generates it sends `Connection: close`, half-closes, briefly drains what the client still
+//! sends, and closes. HTTP/1.1 needs exactly one valid `Host`.
+//!
+//! ## What it does not do
+//!
+//! HTTP/2, TLS (put a proxy in front), `CONNECT` and protocol upgrades (`501`), and
+//! request trailers (read, checked and dropped). A handler that never returns holds its
+//! worker forever: the pool does not grow, so size `threads` for the slowest handler you
+//! expect, and use the drain's `graceful_timeout` to bound shutdown.
+//!
+//! The only `unsafe` is registering sockets with the poller (`polling` requires it); see the
+//! `sys` module's guard type.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod acceptor;
+mod body;
+mod buffer;
+pub mod cli;
+pub mod config;
+mod connection;
+mod date;
+mod error;
+mod handler;
+mod handoff;
+mod io_loop;
+mod launch;
+mod parse;
+mod pool;
+mod request;
+mod response;
+mod server;
+mod signals;
+mod sys;
+mod worker;
+
+pub use config::{Config, ConfigError, Setting, SETTINGS};
+pub use error::Error;
+pub use handler::Handler;
+pub use launch::launch;
+pub use request::{Header, Request, RequestBody, Version};
+pub use response::{Body, Chunks, Response};
+pub use server::{Server, ServerHandle, Stopper};
+pub use signals::drain_on_signals;
+
+/// The head parser and body decoders, exposed for the fuzz targets. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::body::{BodyReader, ChunkedDecoder, SpoolBuffer};
+    pub use crate::error::Rejection;
+    pub use crate::parse::{parse_head, BodyFraming, Head, HeadScanner, HeadSpan, Limits};
+}

@@ -1,0 +1,552 @@
+//! Request heads: the rules on top of `httparse`, and the one place framing is decided.
+//!
+//! Parsing has two steps. [`HeadScanner`] looks at each byte once, as it arrives, and finds the
+//! end of the head while enforcing the line and size limits and the line-ending rules (CRLF
+//! only, no control characters, no obs-fold). Then [`parse_head`] hands the complete head to
+//! `httparse` and applies the semantic rules: version, target form, `Host`, and the framing of
+//! the body, which is decided once, strictly.
+
+use std::ops::Range;
+
+use crate::config::Config;
+use crate::error::Rejection;
+use crate::request::{Header, Version};
+
+/// The limits the parser enforces, copied from [`Config`].
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// See [`Config::max_request_line`].
+    pub max_request_line: usize,
+    /// See [`Config::max_header_line`].
+    pub max_header_line: usize,
+    /// See [`Config::max_headers_size`].
+    pub max_headers_size: usize,
+    /// See [`Config::max_headers`].
+    pub max_headers: usize,
+    /// See [`Config::max_body_size`].
+    pub max_body_size: u64,
+}
+
+impl Limits {
+    /// The limits of `config`.
+    pub fn from_config(config: &Config) -> Self {
+        Limits {
+            max_request_line: config.max_request_line,
+            max_header_line: config.max_header_line,
+            max_headers_size: config.max_headers_size,
+            max_headers: config.max_headers,
+            max_body_size: config.max_body_size,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::from_config(&Config::default())
+    }
+}
+
+/// Finds the end of a request head incrementally, one look at each byte.
+#[derive(Clone, Debug, Default)]
+pub struct HeadScanner {
+    /// Next byte to look at.
+    pos: usize,
+    /// Start of the line being scanned.
+    line_start: usize,
+    /// Start of the request line (after any empty lines that precede it).
+    head_start: usize,
+    /// Whether the request line has ended.
+    request_line_done: bool,
+    /// Header lines seen so far.
+    header_lines: usize,
+    /// Whether the previous byte was CR.
+    prev_cr: bool,
+}
+
+/// Where a complete head lies in the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadSpan {
+    /// Bytes before `head.start` were empty lines to skip; `head.end` is just past the blank
+    /// line that ends the head.
+    pub head: Range<usize>,
+    /// Number of header lines in the head.
+    pub header_lines: usize,
+}
+
+impl HeadScanner {
+    /// A scanner at the start of a buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether any byte of a request (other than leading empty lines) has been seen.
+    pub fn started(&self) -> bool {
+        self.pos > self.head_start
+    }
+
+    /// Scans the bytes of `buf` not yet seen. `buf` must be the same buffer, grown at the end,
+    /// on every call. Returns the span of the head once it is complete.
+    pub fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<HeadSpan>, Rejection> {
+        while self.pos < buf.len() {
+            let b = buf[self.pos];
+            if self.prev_cr && b != b'\n' {
+                return Err(Rejection::BadRequest("bare CR in request head"));
+            }
+            match b {
+                b'\n' => {
+                    if !self.prev_cr {
+                        return Err(Rejection::BadRequest("bare LF in request head"));
+                    }
+                    let line_len = self.pos - 1 - self.line_start;
+                    if !self.request_line_done {
+                        if line_len == 0 {
+                            // An empty line before the request line is ignored (RFC 9112, 2.2).
+                            self.head_start = self.pos + 1;
+                            if self.head_start > 2 * 8 {
+                                return Err(Rejection::BadRequest("too many empty lines before request"));
+                            }
+                        } else {
+                            self.request_line_done = true;
+                        }
+                    } else if line_len == 0 {
+                        self.pos += 1;
+                        return Ok(Some(HeadSpan { head: self.head_start..self.pos, header_lines: self.header_lines }));
+                    } else {
+                        if matches!(buf[self.line_start], b' ' | b'\t') {
+                            return Err(Rejection::BadRequest("obsolete line folding in request head"));
+                        }
+                        self.header_lines += 1;
+                        if self.header_lines > limits.max_headers {
+                            return Err(Rejection::HeadersTooLarge);
+                        }
+                    }
+                    self.line_start = self.pos + 1;
+                }
+                b'\r' | b'\t' => {}
+                0..=0x1f | 0x7f => return Err(Rejection::BadRequest("control character in request head")),
+                _ => {}
+            }
+            self.prev_cr = b == b'\r';
+            self.pos += 1;
+            // Limits are checked on the line in progress, so an over-long line is refused as
+            // soon as it is over, not when it ends. The +1 leaves room for its CR.
+            let line_len = self.pos - self.line_start;
+            if !self.request_line_done {
+                if line_len > limits.max_request_line + 1 {
+                    return Err(Rejection::RequestLineTooLong);
+                }
+            } else if line_len > limits.max_header_line + 1 {
+                return Err(Rejection::HeadersTooLarge);
+            }
+            if self.pos - self.head_start > limits.max_headers_size {
+                return Err(Rejection::HeadersTooLarge);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// How the request body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed and validated request head.
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// Method token.
+    pub method: String,
+    /// Request target as sent.
+    pub target: String,
+    /// Path range within `target`.
+    pub path: Range<usize>,
+    /// Authority range within `target` (absolute-form only).
+    pub authority: Option<Range<usize>>,
+    /// HTTP version.
+    pub version: Version,
+    /// Header fields in order.
+    pub headers: Vec<Header>,
+    /// Body framing.
+    pub body: BodyFraming,
+    /// Whether the client wants the connection kept open after the response.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1.
+    pub expect_continue: bool,
+}
+
+/// Parses a complete head (`buf[span.head]`, as found by [`HeadScanner`]) and applies the
+/// request rules. The bytes must already have passed the scanner.
+pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, Rejection> {
+    let bytes = &buf[span.head.clone()];
+    let mut stack = [httparse::EMPTY_HEADER; 32];
+    let mut heap;
+    let slots: &mut [httparse::Header<'_>] = if span.header_lines <= stack.len() {
+        &mut stack
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; span.header_lines];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(slots);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
+        Ok(_) => return Err(Rejection::BadRequest("request head did not parse to its end")),
+        Err(httparse::Error::Version) => return Err(version_error(bytes)),
+        Err(httparse::Error::TooManyHeaders) => return Err(Rejection::HeadersTooLarge),
+        Err(httparse::Error::HeaderName) => return Err(Rejection::BadRequest("invalid header name")),
+        Err(httparse::Error::HeaderValue) => return Err(Rejection::BadRequest("invalid header value")),
+        Err(httparse::Error::Token) => return Err(Rejection::BadRequest("invalid method")),
+        Err(_) => return Err(Rejection::BadRequest("malformed request line or header")),
+    }
+    let method = req.method.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
+    let version = if req.version == Some(0) { Version::Http10 } else { Version::Http11 };
+    if method == "CONNECT" {
+        return Err(Rejection::NotImplemented("CONNECT is not supported"));
+    }
+    let (path, authority) = classify_target(method, target)?;
+
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding: Option<&[u8]> = None;
+    let mut host: Option<&[u8]> = None;
+    let mut hosts = 0;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = h.name;
+        let value = h.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = parse_content_length(value)?;
+            if content_length.is_some_and(|m| m != n) {
+                return Err(Rejection::BadRequest("differing Content-Length values"));
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if transfer_encoding.is_some() {
+                return Err(Rejection::BadRequest("repeated Transfer-Encoding"));
+            }
+            transfer_encoding = Some(value);
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            host = Some(value);
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") && version == Version::Http11 {
+            if value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            } else {
+                return Err(Rejection::ExpectationFailed);
+            }
+        }
+        headers.push(Header { name: name.to_string(), value: value.to_vec() });
+    }
+
+    if hosts > 1 {
+        return Err(Rejection::BadRequest("repeated Host"));
+    }
+    match host {
+        None if version == Version::Http11 => return Err(Rejection::BadRequest("missing Host")),
+        Some(h) if !is_valid_authority(h) => return Err(Rejection::BadRequest("invalid Host")),
+        _ => {}
+    }
+
+    let body = match (transfer_encoding, content_length) {
+        (Some(_), Some(_)) => return Err(Rejection::BadRequest("both Content-Length and Transfer-Encoding")),
+        (Some(_), None) if version == Version::Http10 => {
+            return Err(Rejection::BadRequest("Transfer-Encoding in HTTP/1.0"))
+        }
+        (Some(te), None) => {
+            check_transfer_coding(te)?;
+            BodyFraming::Chunked
+        }
+        (None, Some(n)) if n > limits.max_body_size => return Err(Rejection::BodyTooLarge),
+        (None, Some(0)) | (None, None) => BodyFraming::None,
+        (None, Some(n)) => BodyFraming::Length(n),
+    };
+    let keep_alive = !close && (version == Version::Http11 || keep_alive_token);
+    Ok(Head {
+        method: method.to_string(),
+        target: target.to_string(),
+        path,
+        authority,
+        version,
+        headers,
+        body,
+        keep_alive,
+        expect_continue: expect_continue && body != BodyFraming::None,
+    })
+}
+
+/// 505 for a well-formed version other than 1.0/1.1, 400 for anything else.
+fn version_error(head: &[u8]) -> Rejection {
+    let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
+    let line = &head[..line_end];
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            Rejection::VersionNotSupported
+        }
+        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => Rejection::VersionNotSupported,
+        _ => Rejection::BadRequest("malformed HTTP version"),
+    }
+}
+
+/// Content-Length: plain digits, one value (a list is refused even if its items agree).
+fn parse_content_length(value: &[u8]) -> Result<u64, Rejection> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(Rejection::BadRequest("Content-Length is not plain digits"));
+    }
+    value
+        .iter()
+        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .ok_or(Rejection::BodyTooLarge)
+}
+
+/// Transfer-Encoding must be exactly one `chunked`. Unknown codings get 501; anything that is
+/// not a list of tokens gets 400.
+fn check_transfer_coding(value: &[u8]) -> Result<(), Rejection> {
+    if value.eq_ignore_ascii_case(b"chunked") {
+        return Ok(());
+    }
+    let all_tokens = value.split(|&b| b == b',').map(<[u8]>::trim_ascii).all(crate::response::is_token);
+    if all_tokens {
+        Err(Rejection::NotImplemented("transfer coding other than a single chunked"))
+    } else {
+        Err(Rejection::BadRequest("malformed Transfer-Encoding"))
+    }
+}
+
+/// Splits a target into its path range and, for absolute-form, its authority range.
+fn classify_target(method: &str, target: &str) -> Result<(Range<usize>, Option<Range<usize>>), Rejection> {
+    let bytes = target.as_bytes();
+    if bytes.contains(&b'#') {
+        return Err(Rejection::BadRequest("fragment in request target"));
+    }
+    let path_end = |from: usize| bytes[from..].iter().position(|&b| b == b'?').map_or(bytes.len(), |i| from + i);
+    if target == "*" {
+        return if method == "OPTIONS" {
+            Ok((0..1, None))
+        } else {
+            Err(Rejection::BadRequest("asterisk-form target without OPTIONS"))
+        };
+    }
+    if bytes.first() == Some(&b'/') {
+        return Ok((0..path_end(0), None));
+    }
+    let scheme_len = if bytes.len() > 7 && bytes[..7].eq_ignore_ascii_case(b"http://") {
+        7
+    } else if bytes.len() > 8 && bytes[..8].eq_ignore_ascii_case(b"https://") {
+        8
+    } else {
+        return Err(Rejection::BadRequest("invalid request target"));
+    };
+    let authority_end =
+        bytes[scheme_len..].iter().position(|&b| b == b'/' || b == b'?').map_or(bytes.len(), |i| scheme_len + i);
+    if !is_valid_authority(&bytes[scheme_len..authority_end]) {
+        return Err(Rejection::BadRequest("invalid authority in request target"));
+    }
+    let path_start = authority_end;
+    Ok((path_start..path_end(path_start), Some(scheme_len..authority_end)))
+}
+
+/// `host [":" port]`: a reg-name (unreserved, sub-delims, pct-encoded) or an IP literal in
+/// brackets; no user info; the port is digits. Empty is refused.
+pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
+    let (host, port) = if value.first() == Some(&b'[') {
+        let Some(close) = value.iter().position(|&b| b == b']') else { return false };
+        let inside = &value[1..close];
+        if inside.is_empty() || !inside.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return false;
+        }
+        match &value[close + 1..] {
+            [] => (&value[..0], None),
+            [b':', port @ ..] => (&value[..0], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+            None => (value, None),
+        }
+    };
+    if value.first() != Some(&b'[') {
+        if host.is_empty() {
+            return false;
+        }
+        let mut i = 0;
+        while i < host.len() {
+            let b = host[i];
+            if b == b'%' {
+                if i + 2 >= host.len() || !(host[i + 1].is_ascii_hexdigit() && host[i + 2].is_ascii_hexdigit()) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            let ok = b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                );
+            if !ok {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(input: &[u8]) -> Result<Option<HeadSpan>, Rejection> {
+        HeadScanner::new().scan(input, &Limits::default())
+    }
+
+    fn parse(input: &str) -> Result<Head, Rejection> {
+        let span = scan_all(input.as_bytes())?.expect("complete head");
+        parse_head(input.as_bytes(), &span, &Limits::default())
+    }
+
+    #[test]
+    fn scanner_finds_head_end_byte_by_byte() {
+        let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nextra";
+        let mut scanner = HeadScanner::new();
+        let mut found = None;
+        for end in 1..=input.len() {
+            if let Some(span) = scanner.scan(&input[..end], &Limits::default()).unwrap() {
+                found = Some(span);
+                break;
+            }
+        }
+        assert_eq!(found.unwrap().head, 0..input.len() - 5);
+    }
+
+    #[test]
+    fn scanner_rules() {
+        let table: &[(&[u8], Option<u16>)] = &[
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            (b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            (b"GET / HTTP/1.1\nHost: a\r\n\r\n", Some(400)),
+            (b"GET / HTTP/1.1\r\nHost: a\rX\r\n\r\n", Some(400)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", Some(400)),
+            (b"GET / HTTP/1.1\r\nHost: a\0\r\n\r\n", Some(400)),
+            (b"GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n", Some(400)),
+        ];
+        for (input, status) in table {
+            let got = scan_all(input).map(|_| ()).map_err(Rejection::status).err();
+            assert_eq!(got, *status, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn limits_trip_while_the_line_is_still_arriving() {
+        let limits = Limits { max_request_line: 100, max_header_line: 100, ..Limits::default() };
+        let long_line = [b'A'; 200];
+        assert_eq!(HeadScanner::new().scan(&long_line, &limits), Err(Rejection::RequestLineTooLong));
+        let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        head.extend_from_slice(&long_line);
+        assert_eq!(HeadScanner::new().scan(&head, &limits), Err(Rejection::HeadersTooLarge));
+    }
+
+    #[test]
+    fn parse_rules() {
+        let table: &[(&str, Result<BodyFraming, u16>)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(BodyFraming::None)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", Ok(BodyFraming::Length(5))),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                Ok(BodyFraming::Length(5)),
+            ),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Ok(BodyFraming::Chunked)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n", Ok(BodyFraming::Chunked)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", Err(400)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", Err(400)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", Err(400)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", Err(400)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", Err(413)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Err(400)),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Err(400)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Err(501)),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(400),
+            ),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\nHost: \r\n\r\n", Err(400)),
+            ("GET / HTTP/1.0\r\n\r\n", Ok(BodyFraming::None)),
+            ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", Err(505)),
+            ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", Err(505)),
+            ("GET / HTTP/x\r\nHost: a\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\nHo\"st: a\r\n\r\n", Err(400)),
+            ("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", Err(400)),
+            ("GET nopath HTTP/1.1\r\nHost: a\r\n\r\n", Err(400)),
+            ("GET * HTTP/1.1\r\nHost: a\r\n\r\n", Err(400)),
+            ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", Ok(BodyFraming::None)),
+            ("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", Err(501)),
+            ("GET http://a/b?c HTTP/1.1\r\nHost: x\r\n\r\n", Ok(BodyFraming::None)),
+            ("GET http://u@a/b HTTP/1.1\r\nHost: x\r\n\r\n", Err(400)),
+            ("GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nExpect: bogus\r\n\r\n", Err(417)),
+        ];
+        for (input, want) in table {
+            let got = parse(input).map(|h| h.body).map_err(Rejection::status);
+            assert_eq!(&got, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn absolute_form_gives_path_and_authority() {
+        let head = parse("GET HTTP://Example.com:8080?q=1 HTTP/1.1\r\nHost: other\r\n\r\n").unwrap();
+        assert_eq!(&head.target[head.authority.clone().unwrap()], "Example.com:8080");
+        assert_eq!(&head.target[head.path.clone()], "");
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        assert!(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().keep_alive);
+        assert!(!parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+        assert!(!parse("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
+        assert!(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().keep_alive);
+    }
+
+    #[test]
+    fn authority_forms() {
+        for ok in ["a", "a:80", "a:", "[::1]", "[::1]:8080", "xn--d1a.example", "a%20b"] {
+            assert!(is_valid_authority(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["", ":80", "a:b", "a b", "[::1", "[zz]", "a/b", "a%2", "a%zz", "u@h", "a:123456"] {
+            assert!(!is_valid_authority(bad.as_bytes()), "{bad}");
+        }
+    }
+}

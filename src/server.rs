@@ -1,0 +1,212 @@
+//! Start-up and shutdown: bind the listeners, start the threads, and the handle that drains.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded};
+use polling::Poller;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::acceptor::{Acceptor, Gauge};
+use crate::config::Config;
+use crate::error::Error;
+use crate::handler::Handler;
+use crate::handoff::LoopWaker;
+use crate::io_loop::IoLoop;
+use crate::pool::Pool;
+use crate::worker::WorkerShared;
+
+/// A server whose listeners are bound but whose threads have not started.
+///
+/// ```no_run
+/// use maitred::{Config, Request, Response, Server};
+///
+/// let mut config = Config::default();
+/// config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+/// let server = Server::bind(config, |_req: Request| Response::text(200, "hi")).unwrap();
+/// println!("listening on {}", server.local_addrs()[0]);
+/// let handle = server.start().unwrap();
+/// // ... later, from any thread:
+/// handle.shutdown();
+/// handle.wait();
+/// ```
+pub struct Server {
+    config: Arc<Config>,
+    listeners: Vec<TcpListener>,
+    addrs: Vec<SocketAddr>,
+    handler: Arc<dyn Handler>,
+}
+
+fn bind_listener(addr: SocketAddr, backlog: usize) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // On Windows SO_REUSEADDR lets another process steal the port; there the default is right.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+impl Server {
+    /// Validates `config` and binds every address in `config.listen` (port 0 picks a free port;
+    /// [`Server::local_addrs`] reports it).
+    pub fn bind(config: Config, handler: impl Handler) -> Result<Server, Error> {
+        config.validate()?;
+        let mut listeners = Vec::with_capacity(config.listen.len());
+        let mut addrs = Vec::with_capacity(config.listen.len());
+        for &addr in &config.listen {
+            let listener = bind_listener(addr, config.backlog).map_err(|source| Error::Bind { addr, source })?;
+            addrs.push(listener.local_addr().map_err(|source| Error::Bind { addr, source })?);
+            listeners.push(listener);
+        }
+        Ok(Server { config: Arc::new(config), listeners, addrs, handler: Arc::new(handler) })
+    }
+
+    /// The bound addresses, in the order of `config.listen`.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts the acceptor, the I/O loop and the workers; returns at once.
+    pub fn start(self) -> Result<ServerHandle, Error> {
+        let Server { config, listeners, addrs, handler } = self;
+        let loop_poller = Arc::new(Poller::new()?);
+        let acceptor_poller = Arc::new(Poller::new()?);
+        let (to_loop, loop_rx) = unbounded();
+        let waker = Arc::new(LoopWaker::new(Arc::clone(&loop_poller), to_loop));
+        let (jobs_tx, jobs_rx) = bounded(config.queue_capacity());
+        let draining = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let gauge = Arc::new(Gauge::default());
+
+        let shared = Arc::new(WorkerShared {
+            handler,
+            waker: Arc::clone(&waker),
+            server_header: config.server_header.clone(),
+            high_water: config.max_buffered_output,
+            draining: Arc::clone(&draining),
+        });
+        let pool = Pool::start(config.threads, shared, jobs_rx.clone())?;
+
+        let io_loop = IoLoop::new(
+            Arc::clone(&config),
+            loop_poller,
+            Arc::clone(&waker),
+            loop_rx,
+            jobs_tx,
+            jobs_rx,
+            Arc::clone(&gauge),
+        );
+        let io_thread = thread::Builder::new().name("maitred-io".into()).spawn(move || io_loop.run())?;
+
+        let acceptor = Acceptor {
+            listeners,
+            poller: Arc::clone(&acceptor_poller),
+            waker,
+            gauge,
+            limit: config.connection_limit,
+            stop: Arc::clone(&stop),
+        };
+        let acceptor_thread = thread::Builder::new().name("maitred-acceptor".into()).spawn(move || acceptor.run())?;
+
+        Ok(ServerHandle {
+            addrs,
+            stopper: Stopper { control: Arc::new(Control { stop, draining, acceptor_poller }) },
+            acceptor: Some(acceptor_thread),
+            io_loop: Some(io_thread),
+            pool: Some(pool),
+        })
+    }
+}
+
+struct Control {
+    stop: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+    acceptor_poller: Arc<Poller>,
+}
+
+/// Starts a graceful shutdown from any thread (a signal handler, a test). Cloneable.
+#[derive(Clone)]
+pub struct Stopper {
+    control: Arc<Control>,
+}
+
+impl Stopper {
+    /// Begins the drain: stop accepting and close the listeners, close idle connections,
+    /// finish in-flight and queued requests with `Connection: close`, and force-close what is
+    /// left after `graceful_timeout`. Returns at once; calling it again does nothing.
+    pub fn shutdown(&self) {
+        let c = &self.control;
+        c.draining.store(true, Ordering::SeqCst);
+        if !c.stop.swap(true, Ordering::SeqCst) {
+            let _ = c.acceptor_poller.notify();
+        }
+    }
+}
+
+/// A running server. Dropping it shuts the server down and waits for it.
+pub struct ServerHandle {
+    addrs: Vec<SocketAddr>,
+    stopper: Stopper,
+    acceptor: Option<JoinHandle<()>>,
+    io_loop: Option<JoinHandle<()>>,
+    pool: Option<Pool>,
+}
+
+impl ServerHandle {
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// A cloneable way to start the shutdown from elsewhere.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Begins the graceful drain (see [`Stopper::shutdown`]); returns at once.
+    pub fn shutdown(&self) {
+        self.stopper.shutdown();
+    }
+
+    /// Blocks until the server has stopped: after a shutdown, once every connection is closed
+    /// (at the latest `graceful_timeout` after the drain began) and the workers are done.
+    /// Returns false if a worker was still inside the handler a second after that.
+    pub fn wait(mut self) -> bool {
+        self.join()
+    }
+
+    fn join(&mut self) -> bool {
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.io_loop.take() {
+            let _ = t.join();
+        }
+        match self.pool.take() {
+            Some(pool) => pool.join_until(Instant::now() + Duration::from_secs(1)),
+            None => true,
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if self.io_loop.is_some() {
+            self.shutdown();
+            self.join();
+        }
+    }
+}

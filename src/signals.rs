@@ -1,0 +1,23 @@
+//! Process signals into a graceful drain: SIGTERM, SIGINT and SIGHUP on Unix; Ctrl-C,
+//! Ctrl-Break and the console close event on Windows. A second signal exits at once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use log::{info, warn};
+
+use crate::server::Stopper;
+
+/// Installs the process-wide handler; it can be installed once per process.
+pub fn drain_on_signals(stopper: Stopper) -> Result<(), String> {
+    let received = AtomicUsize::new(0);
+    ctrlc::set_handler(move || {
+        if received.fetch_add(1, Ordering::SeqCst) == 0 {
+            info!(target: "maitred::server", "stop signal received; draining (signal again to stop at once)");
+            stopper.shutdown();
+        } else {
+            warn!(target: "maitred::server", "second stop signal; exiting at once");
+            std::process::exit(1);
+        }
+    })
+    .map_err(|e| format!("cannot install the signal handler: {e}"))
+}
