@@ -243,8 +243,9 @@ settings! {
     min_transfer_rate: u64 = KIB, "bytes per second";
     /// Requests served on one connection before the server closes it. Defaults to 1000.
     max_requests_per_connection: usize = 1000, "count";
-    /// Complete requests waiting for a free worker; when full, new requests get 503.
-    /// `auto` is four times `threads`. Defaults to auto.
+    /// Complete requests waiting for a free worker; when full, new requests get 503 at once.
+    /// `auto` is 64 per thread, so a queued request waits at most about 64 handler run times.
+    /// Defaults to auto.
     max_queued_requests: Option<usize> = None, "count";
     /// Response bytes buffered per connection before a streaming handler waits for the
     /// client. Defaults to 256KiB.
@@ -285,9 +286,9 @@ impl Config {
         SETTINGS.iter().find(|s| s.name == wanted)
     }
 
-    /// The dispatch queue's capacity: `max_queued_requests`, or four times `threads`.
+    /// The dispatch queue's capacity: `max_queued_requests`, or 64 per thread.
     pub fn queue_capacity(&self) -> usize {
-        self.max_queued_requests.unwrap_or(self.threads * 4)
+        self.max_queued_requests.unwrap_or(self.threads * 64)
     }
 
     /// Checks every value and their combinations.

@@ -42,6 +42,8 @@ pub(crate) struct LoopCtx {
     pub(crate) draining: bool,
     pub(crate) buffers: BufferPool,
     pub(crate) scratch: Vec<u8>,
+    /// When the queue-full warning was last logged (it is logged at most once a second).
+    pub(crate) last_queue_warning: Option<Instant>,
 }
 
 /// Whether a connection stays open after a step.
@@ -389,7 +391,10 @@ impl Connection {
                 Step::Open
             }
             Err(TrySendError::Full(_)) => {
-                warn!(target: "maitred::queue", "dispatch queue full ({} waiting); 503 to {}", ctx.jobs.len(), self.peer);
+                if ctx.last_queue_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                    warn!(target: "maitred::queue", "dispatch queue full ({} waiting): answering 503", ctx.jobs.len());
+                    ctx.last_queue_warning = Some(now);
+                }
                 self.reject(ctx, Rejection::Overloaded, now)
             }
             Err(TrySendError::Disconnected(_)) => self.reject(ctx, Rejection::Overloaded, now),
@@ -399,11 +404,7 @@ impl Connection {
     /// Answers with an error of the server's own, then lingers and closes.
     fn reject(&mut self, ctx: &mut LoopCtx, rejection: Rejection, now: Instant) -> Step {
         let status = rejection.status();
-        if status >= 500 {
-            info!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
-        } else {
-            debug!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
-        }
+        debug!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
         let retry = (status == 503).then(|| ctx.config.retry_after.as_secs().max(1));
         let out = encode_error(status, &ctx.config.server_header, retry);
         self.inbuf.clear();

@@ -67,7 +67,8 @@ pub fn launch<H: Handler>(about: &str, handler: H) -> ExitCode {
     if let Err(e) = crate::signals::drain_on_signals(handle.stopper()) {
         warn!(target: "maitred::server", "{e}; stop the process with SIGKILL");
     }
-    info!(target: "maitred::server", "{threads} worker threads; send SIGTERM or press Ctrl-C to stop");
+    let how = if cfg!(windows) { "press Ctrl-C or Ctrl-Break" } else { "send SIGTERM or press Ctrl-C" };
+    info!(target: "maitred::server", "{threads} worker threads; {how} to stop");
     if handle.wait() {
         info!(target: "maitred::server", "stopped");
     } else {

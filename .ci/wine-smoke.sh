@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Windows smoke test: cross-build the `echo` example for x86_64-pc-windows-gnu, run it under
+# Wine on 127.0.0.1 with an OS-assigned port, and drive it with .ci/smoke_client.py.
+#
+# A pass under Wine exercises the Windows code paths (cfg(windows), Winsock, IOCP polling); it is
+# a smoke test, not proof of correctness on real Windows.
+#
+# Needs: the x86_64-pc-windows-gnu rustup target, gcc-mingw-w64-x86-64, wine (64-bit), python3,
+# and ../shared/windows/processprng_shim.c beside the repository (override with PRNG_SHIM=...).
+# Wine runs in a dedicated prefix under target/ so nothing else is disturbed; the first start in
+# a fresh prefix is slow (it is created once and reused).
+#
+# Exit status: that of the smoke client (0 = all checks passed); non-zero on any setup failure.
+set -euo pipefail
+
+ROOT="$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel 2>/dev/null \
+        || (cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd))"
+cd "$ROOT"
+
+TRIPLE=x86_64-pc-windows-gnu
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+EXE_DIR="$TARGET_DIR/$TRIPLE/release/examples"
+EXE="$EXE_DIR/echo.exe"
+PRNG_SHIM="${PRNG_SHIM:-$ROOT/../shared/windows/processprng_shim.c}"
+START_TIMEOUT="${SMOKE_START_TIMEOUT:-60}"   # seconds to wait for the "listening on" line
+WORK="$TARGET_DIR/wine-smoke"
+LOG="$WORK/echo-server.log"
+
+export WINEPREFIX="$WORK/prefix"
+export WINEARCH=win64
+export WINEDEBUG=-all
+# No Mono/Gecko install prompts: a console server needs neither .NET nor a browser engine.
+export WINEDLLOVERRIDES="mscoree,mshtml="
+# The server logs its bound address at info level (target maitred::server); keep whatever else
+# the caller asked for.
+export RUST_LOG="${RUST_LOG:+$RUST_LOG,}maitred::server=info"
+
+log() { printf 'wine-smoke: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+for tool in cargo python3 wine wineserver x86_64-w64-mingw32-gcc; do
+    command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found on PATH (see .ci/run)"
+done
+[ -f "$PRNG_SHIM" ] || die "ProcessPrng shim source not found at $PRNG_SHIM (set PRNG_SHIM=...)"
+
+mkdir -p "$WORK"
+# One run at a time per prefix: cleanup below ends every process in the prefix. Wine processes
+# are started with fd 9 closed so a lingering wineserver can never hold the lock.
+exec 9>"$WORK/lock"
+if command -v flock >/dev/null 2>&1; then
+    flock -w 600 9 || die "another wine-smoke run holds $WORK/lock"
+fi
+
+WINE_PID=""
+SERVER_RC=""
+cleanup() {
+    local rc=$?
+    set +e
+    if [ -n "$WINE_PID" ] && kill -0 "$WINE_PID" 2>/dev/null; then
+        # Wine turns SIGINT into a console Ctrl-C event, so this exercises the server's Windows
+        # Ctrl-C handler and drain. (SIGTERM, by contrast, makes Wine end the process at once.)
+        local sig
+        for sig in INT TERM KILL; do
+            kill "-$sig" "$WINE_PID" 2>/dev/null
+            for _ in $(seq 100); do kill -0 "$WINE_PID" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "$WINE_PID" 2>/dev/null || break
+            log "server (pid $WINE_PID) still running 10 s after SIG$sig"
+        done
+        SERVER_RC=0
+        wait "$WINE_PID" 2>/dev/null || SERVER_RC=$?
+        if [ "$sig" = INT ] && [ "$SERVER_RC" -eq 0 ]; then
+            log "server stopped on Ctrl-C (SIGINT) with status 0"
+        else
+            log "WARNING: server did not stop cleanly on Ctrl-C (last signal SIG$sig, status $SERVER_RC)"
+        fi
+    fi
+    # The prefix is ours alone (see WINEPREFIX above), so ending its wineserver is safe.
+    if [ -d "$WINEPREFIX" ]; then
+        wineserver -k 9>&- 2>/dev/null
+        wineserver -w 9>&- 2>/dev/null
+    fi
+    if [ "$rc" -ne 0 ] && [ -f "$LOG" ]; then
+        log "server log ($LOG), last 40 lines:"
+        tail -n 40 "$LOG" | sed 's/^/    | /' >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# 1. Build the example and the ProcessPrng shim next to it (Wine 8 lacks ProcessPrng, which
+#    the Rust standard library calls at start-up; real Windows needs no shim).
+t0=$(now)
+log "cargo build --release --target $TRIPLE --example echo"
+cargo build --release --target "$TRIPLE" --example echo
+[ -f "$EXE" ] || die "build succeeded but $EXE does not exist"
+x86_64-w64-mingw32-gcc -shared -o "$EXE_DIR/bcryptprimitives.dll" "$PRNG_SHIM" -ladvapi32
+log "build: $(since "$t0") s"
+
+# 2. Create the dedicated Wine prefix once (slow the first time; later runs reuse it).
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    t0=$(now)
+    log "creating Wine prefix $WINEPREFIX (first time only; this takes a while)"
+    wineboot -i >"$WORK/wineboot.log" 2>&1 9>&- || { cat "$WORK/wineboot.log" >&2; die "wineboot failed"; }
+    wineserver -w 9>&-
+    log "prefix: $(since "$t0") s"
+fi
+
+# 3. Start the server on an OS-assigned port and read the port from its log.
+t0=$(now)
+: >"$LOG"
+log "starting: wine $EXE --listen 127.0.0.1:0"
+wine "$EXE" --listen 127.0.0.1:0 </dev/null >"$LOG" 2>&1 9>&- &
+WINE_PID=$!
+
+PORT=""
+deadline=$(( $(date +%s) + START_TIMEOUT ))
+while :; do
+    line="$(grep -aoE 'listening on http://127\.0\.0\.1:[0-9]+' "$LOG" | head -n 1 || true)"
+    if [ -n "$line" ]; then
+        PORT="${line##*:}"
+        break
+    fi
+    if ! kill -0 "$WINE_PID" 2>/dev/null; then
+        SERVER_RC=0
+        wait "$WINE_PID" || SERVER_RC=$?
+        WINE_PID=""
+        die "server exited with status $SERVER_RC before reporting its address"
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || die "no 'listening on http://127.0.0.1:PORT' line in $LOG after ${START_TIMEOUT}s"
+    sleep 0.2
+done
+log "server pid $WINE_PID listening on 127.0.0.1:$PORT (start-up: $(since "$t0") s)"
+
+# 4. Smoke checks.
+t0=$(now)
+SMOKE_RC=0
+python3 "$ROOT/.ci/smoke_client.py" "127.0.0.1:$PORT" || SMOKE_RC=$?
+log "smoke run: $(since "$t0") s"
+
+if ! kill -0 "$WINE_PID" 2>/dev/null; then
+    log "WARNING: the server exited during the smoke run (see $LOG)"
+fi
+exit "$SMOKE_RC"
