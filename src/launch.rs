@@ -54,9 +54,6 @@ pub fn launch<H: Handler>(about: &str, handler: H) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    for addr in server.local_addrs() {
-        info!(target: "maitred::server", "listening on http://{addr}");
-    }
     let handle = match server.start() {
         Ok(handle) => handle,
         Err(e) => {
@@ -66,6 +63,11 @@ pub fn launch<H: Handler>(about: &str, handler: H) -> ExitCode {
     };
     if let Err(e) = crate::signals::drain_on_signals(handle.stopper()) {
         warn!(target: "maitred::server", "{e}; stop the process with SIGKILL");
+    }
+    // Announced only once every thread runs, so whoever waits for this line finds a server
+    // that is fully up.
+    for addr in handle.local_addrs() {
+        info!(target: "maitred::server", "listening on http://{addr}");
     }
     let how = if cfg!(windows) { "press Ctrl-C or Ctrl-Break" } else { "send SIGTERM or press Ctrl-C" };
     info!(target: "maitred::server", "{threads} worker threads; {how} to stop");
