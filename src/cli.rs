@@ -81,7 +81,6 @@ where
 /// The help text: usage, then every setting with its flag, environment variable, unit and
 /// default, generated from [`SETTINGS`].
 pub fn help(program: &str, about: &str) -> String {
-    let defaults = Config::default();
     let mut text = format!("{about}\n\nUsage: {program} [OPTIONS]\n\nOptions (flag > environment > default):\n");
     for setting in SETTINGS {
         text.push_str(&format!(
@@ -89,11 +88,9 @@ pub fn help(program: &str, about: &str) -> String {
             setting.flag(),
             setting.unit,
             setting.env_var(),
-            setting.show(&defaults)
+            setting.default_text()
         ));
-        for line in setting.help.lines() {
-            text.push_str(&format!("      {}\n", line.trim()));
-        }
+        text.push_str(&format!("      {}\n", setting.summary()));
     }
     text.push_str("  -h, --help\n      Print this help.\n  -V, --version\n      Print the version.\n");
     text

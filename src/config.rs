@@ -18,6 +18,8 @@ pub struct Setting {
     pub unit: &'static str,
     /// One-paragraph description.
     pub help: &'static str,
+    /// How the default is documented when it depends on the machine (e.g. the CPU count).
+    default_doc: Option<&'static str>,
     set: fn(&mut Config, &str) -> Result<(), String>,
     get: fn(&Config) -> String,
 }
@@ -42,6 +44,22 @@ impl Setting {
     pub fn show(&self, config: &Config) -> String {
         (self.get)(config)
     }
+
+    /// The default as documented: the value itself, or a rule where it depends on the
+    /// machine (`threads`).
+    pub fn default_text(&self) -> String {
+        self.default_doc.map_or_else(|| self.show(&Config::default()), str::to_string)
+    }
+
+    /// The help text without its closing "Defaults to ..." sentence, on one line.
+    pub fn summary(&self) -> String {
+        let text: Vec<&str> = self.help.lines().map(str::trim).collect();
+        let text = text.join(" ");
+        match text.find(" Defaults to ") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        }
+    }
 }
 
 impl fmt::Debug for Setting {
@@ -61,7 +79,7 @@ const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * 1024 * 1024;
 
 fn parse_count(text: &str, unit: &str) -> Result<u64, String> {
-    if unit == "bytes" {
+    if unit.starts_with("bytes") {
         let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (digits, suffix) = text.split_at(split);
         let scale = match suffix.trim().to_ascii_lowercase().as_str() {
@@ -79,7 +97,7 @@ fn parse_count(text: &str, unit: &str) -> Result<u64, String> {
 }
 
 fn show_count(n: u64, unit: &str) -> String {
-    if unit == "bytes" && n > 0 {
+    if unit.starts_with("bytes") && n > 0 {
         for (scale, name) in [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
             if n % scale == 0 {
                 return format!("{}{name}", n / scale);
@@ -169,7 +187,9 @@ impl SettingValue for Vec<SocketAddr> {
 }
 
 macro_rules! settings {
-    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $default:expr, $unit:literal; )+) => {
+    (@auto) => { None };
+    (@auto $auto:literal) => { Some($auto) };
+    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $default:expr, $unit:literal $(, auto = $auto:literal)?; )+) => {
         /// Every tunable of the server. Build one with `Config::default()` and assign fields.
         ///
         /// Each field documents its unit and default; [`Config::validate`] checks the whole.
@@ -191,6 +211,7 @@ macro_rules! settings {
                 name: stringify!($field),
                 unit: $unit,
                 help: concat!($($doc, "\n"),+),
+                default_doc: settings!(@auto $($auto)?),
                 set: |config, text| {
                     config.$field = <$ty as SettingValue>::parse_value(text, $unit)?;
                     Ok(())
@@ -204,8 +225,9 @@ macro_rules! settings {
 settings! {
     /// Addresses to listen on, comma-separated or repeated. Defaults to `127.0.0.1:8080`.
     listen: Vec<SocketAddr> = vec![SocketAddr::from(([127, 0, 0, 1], 8080))], "addresses";
-    /// Worker threads that run the handler. Defaults to twice the CPU count (at least 4).
-    threads: usize = default_threads(), "threads";
+    /// Worker threads that run the handler; the pool never grows or shrinks. Defaults to
+    /// twice the CPU count, at least 4 and at most 64.
+    threads: usize = default_threads(), "threads", auto = "2 × CPUs, 4 to 64";
     /// Open connections at most; past it the longest-idle keep-alive connection is closed,
     /// else accepting pauses. Defaults to 1024.
     connection_limit: usize = 1024, "connections";
