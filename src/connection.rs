@@ -77,8 +77,6 @@ struct BodyState {
     spool: SpoolBuffer,
     started: Instant,
     last_progress: Instant,
-    /// The part of `100 Continue` still to send.
-    interim: &'static [u8],
 }
 
 struct Writing {
@@ -108,6 +106,8 @@ pub(crate) struct Connection {
     served: usize,
     /// The client shut its write side; answer what is complete, then close.
     peer_closed: bool,
+    /// The part of a `100 Continue` interim response still to send.
+    interim: &'static [u8],
     /// The interest currently armed in the poller (oneshot: cleared when an event fires).
     pub(crate) armed: Interest,
     /// The deadline the connection currently has.
@@ -163,6 +163,7 @@ impl Connection {
             inbuf: InBuf::default(),
             served: 0,
             peer_closed: false,
+            interim: b"",
             armed: Interest::READ,
             deadline: None,
             scheduled: None,
@@ -185,7 +186,7 @@ impl Connection {
     pub(crate) fn interest(&self) -> Interest {
         match &self.phase {
             Phase::Idle { .. } | Phase::Head { .. } | Phase::Lingering { .. } => Interest::READ,
-            Phase::Body(body) => Interest { read: true, write: !body.interim.is_empty() },
+            Phase::Body(_) => Interest { read: true, write: !self.interim.is_empty() },
             Phase::Handling => Interest::NONE,
             Phase::Writing(w) if w.pos < w.out.len() => Interest::WRITE,
             Phase::Writing(_) => Interest::NONE,
@@ -261,9 +262,9 @@ impl Connection {
     /// The socket is writable.
     pub(crate) fn on_writable(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
         match &mut self.phase {
-            Phase::Body(body) if !body.interim.is_empty() => match self.io.get().write(body.interim) {
+            Phase::Body(_) if !self.interim.is_empty() => match self.io.get().write(self.interim) {
                 Ok(n) => {
-                    body.interim = &body.interim[n..];
+                    self.interim = &self.interim[n..];
                     Step::Open
                 }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Step::Open,
@@ -313,11 +314,10 @@ impl Connection {
                         BodyFraming::Length(n) => Some(n),
                         _ => None,
                     };
-                    let mut interim: &'static [u8] = b"";
                     if head.expect_continue && self.inbuf.is_empty() {
-                        interim = CONTINUE;
-                        match self.io.get().write(interim) {
-                            Ok(n) => interim = &interim[n..],
+                        self.interim = CONTINUE;
+                        match self.io.get().write(self.interim) {
+                            Ok(n) => self.interim = &self.interim[n..],
                             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                             Err(_) => return Step::Close,
                         }
@@ -328,7 +328,6 @@ impl Connection {
                         spool: SpoolBuffer::new(ctx.config.body_spool_threshold, expected),
                         started: now,
                         last_progress: now,
-                        interim,
                     }));
                 }
                 Phase::Body(body) => {

@@ -32,11 +32,14 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 }
 
 impl WorkerShared {
-    /// Serves one job, start to finish.
-    pub(crate) fn serve(&self, job: Job) {
+    /// Serves one job, start to finish. `target` is this worker's reusable buffer for the
+    /// request target, kept for error messages.
+    pub(crate) fn serve(&self, job: Job, target: &mut String) {
         let Job { conn, request, head_request, version, keep_alive } = job;
         let keep_alive = keep_alive && !self.draining.load(Ordering::Relaxed);
-        let target = request.target().to_string();
+        target.clear();
+        target.push_str(request.target());
+        let target = target.as_str();
         let response = match catch_unwind(AssertUnwindSafe(|| self.handler.handle(request))) {
             Ok(response) => response,
             Err(payload) => {
@@ -81,7 +84,7 @@ impl WorkerShared {
                     stream: Some(Arc::clone(&gate)),
                     close: encoded.close,
                 });
-                let complete = self.stream(conn, plan, &gate, &target);
+                let complete = self.stream(conn, plan, &gate, target);
                 self.waker.send(ToLoop::StreamEnd { conn, complete });
             }
         }
