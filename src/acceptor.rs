@@ -15,6 +15,7 @@ use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
 use crate::handoff::{LoopWaker, ToLoop};
+use crate::metrics::Metrics;
 use crate::sys::Registered;
 
 /// Counts open connections, shared by the acceptor (who adds) and the loop (who removes).
@@ -55,6 +56,9 @@ pub(crate) struct Acceptor {
     pub(crate) gauge: Arc<Gauge>,
     pub(crate) limit: usize,
     pub(crate) stop: Arc<AtomicBool>,
+    /// Time between the stop request and closing the listeners.
+    pub(crate) drain_delay: Duration,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Errors after which accepting again at once is right: the failure was the client's.
@@ -71,7 +75,7 @@ fn is_transient(e: &io::Error) -> bool {
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
-        let Acceptor { listeners, poller, waker, gauge, limit, stop } = self;
+        let Acceptor { listeners, poller, waker, gauge, limit, stop, drain_delay, metrics } = self;
         let mut registered = Vec::with_capacity(listeners.len());
         for (key, listener) in listeners.into_iter().enumerate() {
             let addr = listener.local_addr().ok();
@@ -83,14 +87,24 @@ impl Acceptor {
         let mut events = Events::new();
         let mut backoff = Duration::from_millis(10);
         let mut last_warning: Option<Instant> = None;
-        while !stop.load(Ordering::SeqCst) {
+        // Once stop is asked, keep serving for `drain_delay` (the health path already says 503)
+        // so a load balancer stops routing here before the listeners close.
+        let mut close_at: Option<Instant> = None;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                let at = *close_at.get_or_insert_with(|| Instant::now() + drain_delay);
+                if Instant::now() >= at {
+                    break;
+                }
+            }
             if gauge.current() >= limit {
                 waker.send(ToLoop::Evict);
                 gauge.wait_below(limit, Duration::from_millis(50));
                 continue;
             }
             events.clear();
-            if let Err(e) = poller.wait(&mut events, None) {
+            let timeout = close_at.map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = poller.wait(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     warn!(target: "maitred::server", "acceptor wait failed: {e}");
                     std::thread::sleep(Duration::from_millis(50));
@@ -100,7 +114,7 @@ impl Acceptor {
             for event in events.iter() {
                 let Some(listener) = registered.get(event.key) else { continue };
                 loop {
-                    if stop.load(Ordering::SeqCst) || gauge.current() >= limit {
+                    if close_at.is_some_and(|at| Instant::now() >= at) || gauge.current() >= limit {
                         break;
                     }
                     match listener.get().accept() {
@@ -121,6 +135,7 @@ impl Acceptor {
                                 warn!(target: "maitred::server", "accept failed: {e}; retrying in {backoff:?}");
                                 last_warning = Some(Instant::now());
                             }
+                            metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
                             waker.send(ToLoop::Evict);
                             std::thread::sleep(backoff);
                             backoff = (backoff * 2).min(Duration::from_secs(1));

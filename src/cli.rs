@@ -1,7 +1,10 @@
-//! Command-line flags and `MAITRED_*` environment variables into a [`Config`], from the one
-//! settings table ([`SETTINGS`]). Precedence: flag > environment > default.
+//! Command-line flags, `MAITRED_*` environment variables and an optional TOML file into a
+//! [`Config`], all from the one settings table ([`SETTINGS`]).
+//!
+//! Precedence: flag > environment > config file > default. Waitress's flag names are accepted
+//! where the meaning matches (see [`ALIASES`]); `--host`/`--port` combine into `--listen`.
 
-use crate::config::{Config, SETTINGS};
+use crate::config::{Config, Setting, SETTINGS};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -15,33 +18,97 @@ pub enum Command {
         /// Arguments that are not flags, in order.
         args: Vec<String>,
     },
+    /// Validate the configuration (and what the positional arguments name), then exit.
+    CheckConfig {
+        /// The validated configuration.
+        config: Config,
+        /// Arguments that are not flags, in order.
+        args: Vec<String>,
+    },
+    /// Print the effective settings as a TOML file, then exit.
+    PrintConfig {
+        /// The validated configuration.
+        config: Config,
+        /// Arguments that are not flags, in order.
+        args: Vec<String>,
+    },
+    /// Probe a running server's URL and exit 0 on a 2xx answer.
+    Healthcheck {
+        /// The `http://` URL to probe.
+        url: String,
+    },
     /// Print the help text.
     Help,
     /// Print the version.
     Version,
 }
 
+/// Waitress flag names and the settings they mean here.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("channel-timeout", "keepalive_timeout"),
+    ("max-request-body-size", "max_body_size"),
+    ("max-request-header-size", "max_headers_size"),
+    ("ident", "server_header"),
+];
+
+/// Flags that are not settings.
+const ACTIONS: &str = "  --config <FILE>
+      env MAITRED_CONFIG; a TOML file of settings (keys as in --print-config).
+  --check-config
+      Validate the settings (and the served directory), print one line and exit.
+  --print-config
+      Print the effective settings as a TOML file and exit.
+  --healthcheck <URL>
+      GET an http:// URL; exit 0 on a 2xx answer, 1 otherwise (for container health checks).
+  --host <HOST>, --port <PORT>
+      Waitress's way of saying --listen HOST:PORT (host defaults to 127.0.0.1, port to 8080).
+  -h, --help
+      Print this help.
+  -V, --version
+      Print the version.
+";
+
+fn lookup(name: &str) -> Option<&'static Setting> {
+    let canonical = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, setting)| setting);
+    Config::setting(canonical)
+}
+
+fn is_bool(setting: &Setting) -> bool {
+    setting.unit == "true/false"
+}
+
 /// Parses `args` (without the program name) over the environment read through `env`.
-/// Errors are one sentence naming the flag, variable or setting at fault.
+/// Errors are one sentence naming the flag, variable, file or setting at fault.
 pub fn parse<I, F>(args: I, env: F) -> Result<Command, String>
 where
     I: IntoIterator<Item = String>,
     F: Fn(&str) -> Option<String>,
 {
-    let mut config = Config::default();
-    for setting in SETTINGS {
-        let var = setting.env_var();
-        if let Some(value) = env(&var) {
-            setting.apply(&mut config, &value).map_err(|e| format!("{e} (from {var})"))?;
-        }
+    enum Action {
+        Run,
+        Check,
+        Print,
     }
-    let mut positional = Vec::new();
+    let mut action = Action::Run;
+    let mut flags: Vec<(&'static Setting, String)> = Vec::new();
     let mut listen: Vec<String> = Vec::new();
+    let mut host: Option<String> = None;
+    let mut port: Option<String> = None;
+    let mut config_file: Option<String> = None;
+    let mut positional = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
+            "--check-config" => {
+                action = Action::Check;
+                continue;
+            }
+            "--print-config" => {
+                action = Action::Print;
+                continue;
+            }
             "--" => {
                 positional.extend(args.by_ref());
                 break;
@@ -59,40 +126,129 @@ where
             Some((name, value)) => (name, Some(value.to_string())),
             None => (flag, None),
         };
-        let setting = Config::setting(name).ok_or_else(|| format!("unknown flag --{name} (see --help)"))?;
-        let value = match inline {
-            Some(v) => v,
-            None => args.next().ok_or_else(|| format!("--{name} needs a value"))?,
+        let setting = lookup(name);
+        let value = match (inline, setting) {
+            (Some(v), _) => v,
+            // A boolean flag alone means true; `--flag=false` turns it off.
+            (None, Some(s)) if is_bool(s) => "true".to_string(),
+            (None, _) => args.next().ok_or_else(|| format!("--{name} needs a value"))?,
         };
-        if setting.name == "listen" {
-            listen.push(value);
-        } else {
-            setting.apply(&mut config, &value)?;
+        match (name, setting) {
+            ("config", _) => config_file = Some(value),
+            ("healthcheck", _) => return Ok(Command::Healthcheck { url: value }),
+            ("host", _) => host = Some(value),
+            ("port", _) => port = Some(value),
+            (_, Some(s)) if s.name == "listen" => listen.push(value),
+            (_, Some(s)) => flags.push((s, value)),
+            (_, None) => return Err(format!("unknown flag --{name} (see --help)")),
         }
+    }
+
+    let mut config = Config::default();
+    if let Some(path) = config_file.or_else(|| env("MAITRED_CONFIG")) {
+        load_file(&mut config, &path)?;
+    }
+    for setting in SETTINGS {
+        let var = setting.env_var();
+        if let Some(value) = env(&var) {
+            setting.apply(&mut config, &value).map_err(|e| format!("{e} (from {var})"))?;
+        }
+    }
+    if host.is_some() || port.is_some() {
+        if !listen.is_empty() {
+            return Err("conflicting settings: give --listen or --host/--port, not both".into());
+        }
+        let host = host.unwrap_or_else(|| "127.0.0.1".into());
+        let port = port.unwrap_or_else(|| "8080".into());
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+        listen.push(format!("{host}:{port}"));
     }
     if !listen.is_empty() {
         let setting = Config::setting("listen").expect("listen is a setting");
         setting.apply(&mut config, &listen.join(","))?;
     }
+    for (setting, value) in flags {
+        setting.apply(&mut config, &value)?;
+    }
     config.validate().map_err(|e| e.to_string())?;
-    Ok(Command::Run { config, args: positional })
+    Ok(match action {
+        Action::Run => Command::Run { config, args: positional },
+        Action::Check => Command::CheckConfig { config, args: positional },
+        Action::Print => Command::PrintConfig { config, args: positional },
+    })
 }
 
-/// The help text: usage, then every setting with its flag, environment variable, unit and
-/// default, generated from [`SETTINGS`].
-pub fn help(program: &str, about: &str) -> String {
-    let mut text = format!("{about}\n\nUsage: {program} [OPTIONS]\n\nOptions (flag > environment > default):\n");
+/// Applies the settings in the TOML file at `path` to `config`. Keys are setting names
+/// (`max_body_size` or `max-body-size`); values are strings, numbers, booleans, or arrays
+/// (for `listen`). Unknown keys and sections are refused.
+pub fn load_file(config: &mut Config, path: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {path}: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map_or(0, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        format!("config file {path}, line {line}: {}", e.message().trim())
+    })?;
+    for (key, value) in &table {
+        let setting =
+            lookup(&key.replace('_', "-")).ok_or_else(|| format!("config file {path}: unknown setting {key:?}"))?;
+        let text = toml_text(value).ok_or_else(|| format!("config file {path}: {key} must be a plain value"))?;
+        setting.apply(config, &text).map_err(|e| format!("config file {path}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn toml_text(value: &toml::Value) -> Option<String> {
+    Some(match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Array(items) => {
+            let parts: Option<Vec<String>> =
+                items.iter().map(|v| if v.is_array() || v.is_table() { None } else { toml_text(v) }).collect();
+            parts?.join(",")
+        }
+        toml::Value::Datetime(_) | toml::Value::Table(_) => return None,
+    })
+}
+
+/// The effective settings of `config` as a TOML file that `--config` reads back.
+pub fn print_config(config: &Config) -> String {
+    let mut text = String::from("# maitred effective settings (flag > environment > config file > default)\n");
     for setting in SETTINGS {
+        let value = setting.show(config);
+        let bare = (is_bool(setting) || value.parse::<u64>().is_ok()) && !value.is_empty();
+        if bare {
+            text.push_str(&format!("{} = {value}\n", setting.name));
+        } else {
+            let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+            text.push_str(&format!("{} = \"{escaped}\"\n", setting.name));
+        }
+    }
+    text
+}
+
+/// The help text: usage, every setting with its flag, environment variable, unit and
+/// default (from [`SETTINGS`]), then the other flags and the Waitress aliases.
+pub fn help(program: &str, about: &str, usage_args: &str) -> String {
+    let mut text = format!(
+        "{about}\n\nUsage: {program} [OPTIONS]{usage_args}\n\nSettings (flag > environment > config file > default):\n"
+    );
+    for setting in SETTINGS {
+        let value = if is_bool(setting) { String::new() } else { format!(" <{}>", setting.unit) };
         text.push_str(&format!(
-            "  {} <{}>\n      env {}, default {}\n",
+            "  {}{value}\n      env {}, default {}\n",
             setting.flag(),
-            setting.unit,
             setting.env_var(),
             setting.default_text()
         ));
         text.push_str(&format!("      {}\n", setting.summary()));
     }
-    text.push_str("  -h, --help\n      Print this help.\n  -V, --version\n      Print the version.\n");
+    text.push_str("\nOther flags:\n");
+    text.push_str(ACTIONS);
+    text.push_str("\nWaitress flag names accepted:\n");
+    for (alias, setting) in ALIASES {
+        text.push_str(&format!("  --{alias} = --{}\n", setting.replace('_', "-")));
+    }
     text
 }
 
@@ -126,6 +282,25 @@ mod tests {
     }
 
     #[test]
+    fn waitress_names_work() {
+        let c = run(&["--host", "0.0.0.0", "--port", "9000", "--channel-timeout", "60", "--ident", "x"], &[]).unwrap();
+        assert_eq!(c.listen, vec!["0.0.0.0:9000".parse().unwrap()]);
+        assert_eq!(c.keepalive_timeout, Duration::from_secs(60));
+        assert_eq!(c.server_header, "x");
+        let c = run(&["--listen", "*:8081", "--max-request-body-size", "1048576"], &[]).unwrap();
+        assert_eq!(c.listen, vec!["0.0.0.0:8081".parse().unwrap()]);
+        assert_eq!(c.max_body_size, 1 << 20);
+        assert!(run(&["--listen", "127.0.0.1:1", "--port", "2"], &[]).unwrap_err().contains("conflicting"));
+    }
+
+    #[test]
+    fn boolean_flags_stand_alone() {
+        let c = run(&["--directory-listing", "--follow-symlinks=false"], &[]).unwrap();
+        assert!(c.directory_listing);
+        assert!(!c.follow_symlinks);
+    }
+
+    #[test]
     fn errors_name_the_culprit() {
         assert!(run(&["--bogus", "1"], &[]).unwrap_err().contains("--bogus"));
         assert!(run(&["--threads"], &[]).unwrap_err().contains("--threads"));
@@ -136,9 +311,58 @@ mod tests {
 
     #[test]
     fn help_lists_every_setting_with_its_variable() {
-        let text = help("maitred", "about");
+        let text = help("maitred", "about", "");
         for s in SETTINGS {
             assert!(text.contains(&s.flag()) && text.contains(&s.env_var()), "{}", s.name);
         }
+    }
+
+    #[test]
+    fn printed_config_reads_back_as_the_same_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("maitred.toml");
+        let original = Config {
+            threads: 3,
+            listen: vec!["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()],
+            server_header: "a \"quoted\" \\ name".into(),
+            directory_listing: true,
+            header_timeout: Duration::from_millis(1500),
+            ..Config::default()
+        };
+        std::fs::write(&path, print_config(&original)).unwrap();
+        let mut loaded = Config::default();
+        load_file(&mut loaded, path.to_str().unwrap()).unwrap();
+        assert_eq!(loaded, original);
+    }
+
+    #[test]
+    fn config_file_errors_name_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        let path_text = path.to_str().unwrap().to_string();
+        for (content, needle) in [
+            ("bogus = 1\n", "unknown setting \"bogus\""),
+            ("threads = \"many\"\n", "threads"),
+            ("threads = 2\nthreads = 3\n", "line 2"),
+            ("[section]\nthreads = 2\n", "section"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            let e = load_file(&mut Config::default(), &path_text).unwrap_err();
+            assert!(e.contains(&path_text) && e.contains(needle), "{content:?}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        assert!(load_file(&mut Config::default(), "/no/such/file.toml").unwrap_err().contains("cannot read"));
+    }
+
+    #[test]
+    fn file_is_below_environment_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "threads = 5\nbacklog = 100\nmax_headers = 50\n").unwrap();
+        let p = path.to_str().unwrap();
+        let c = run(&["--config", p, "--threads", "6"], &[("MAITRED_BACKLOG", "200")]).unwrap();
+        assert_eq!((c.threads, c.backlog, c.max_headers), (6, 200, 50));
+        let c = run(&[], &[("MAITRED_CONFIG", p)]).unwrap();
+        assert_eq!(c.threads, 5);
     }
 }

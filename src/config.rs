@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// One row of the settings table: how a setting is named, parsed, shown and documented.
@@ -170,13 +171,43 @@ impl SettingValue for String {
     }
 }
 
+impl SettingValue for bool {
+    fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err("expected true or false".into()),
+        }
+    }
+    fn show_value(&self, _unit: &str) -> String {
+        self.to_string()
+    }
+}
+
+impl SettingValue for PathBuf {
+    fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("expected a path".into());
+        }
+        Ok(PathBuf::from(text))
+    }
+    fn show_value(&self, _unit: &str) -> String {
+        self.display().to_string()
+    }
+}
+
 impl SettingValue for Vec<SocketAddr> {
     fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
         text.split(',')
             .map(|part| {
-                part.trim()
+                let part = part.trim();
+                // Waitress's `*:PORT` means every IPv4 interface.
+                let wildcard = part.strip_prefix("*:").map(|port| format!("0.0.0.0:{port}"));
+                wildcard
+                    .as_deref()
+                    .unwrap_or(part)
                     .parse::<SocketAddr>()
-                    .map_err(|_| format!("{:?} is not an address like 127.0.0.1:8080 or [::1]:8080", part.trim()))
+                    .map_err(|_| format!("{part:?} is not an address like 127.0.0.1:8080, [::1]:8080 or *:8080"))
             })
             .collect()
     }
@@ -282,6 +313,29 @@ settings! {
     retry_after: Duration = Duration::from_secs(1), "seconds";
     /// Value of the `Server` response header; empty sends none. Defaults to `maitred`.
     server_header: String = "maitred".to_string(), "text";
+    /// Directory served by the `maitred` binary's static file app (the positional DIR sets
+    /// it too). Defaults to `.`, the current directory.
+    root: PathBuf = PathBuf::from("."), "path";
+    /// Path the app is mounted under, such as `/app`; requests outside it get 404. Defaults to
+    /// empty (the whole site).
+    url_prefix: String = String::new(), "path";
+    /// Let the static file app list directories that have no `index.html`. Defaults to false.
+    directory_listing: bool = false, "true/false";
+    /// Let the static file app follow symbolic links that point outside the root. Defaults to
+    /// false.
+    follow_symlinks: bool = false, "true/false";
+    /// Error log level (`error`, `warn`, `info`, `debug`, `trace`, `off`); `RUST_LOG`, when
+    /// set, takes precedence. Defaults to `info`.
+    log_level: String = "info".to_string(), "level";
+    /// A path answered by the server itself, without the worker pool: 200 while serving, 503
+    /// while draining; kept out of the access log. Empty disables it. Defaults to empty.
+    health_path: String = String::new(), "path";
+    /// A path answered by the server itself with metrics in Prometheus text format. Empty
+    /// disables it. Defaults to empty.
+    metrics_path: String = String::new(), "path";
+    /// On shutdown, time between the health path turning 503 and the listeners closing, so a
+    /// load balancer stops routing first. Defaults to 0s.
+    drain_delay: Duration = Duration::ZERO, "seconds";
 }
 
 fn default_threads() -> usize {
@@ -375,6 +429,24 @@ impl Config {
         }
         if self.server_header.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return err("server_header: must not contain control characters".into());
+        }
+        if !self.url_prefix.is_empty() && (!self.url_prefix.starts_with('/') || self.url_prefix.ends_with('/')) {
+            return err(format!("url_prefix: {:?} must start with / and not end with / (like /app)", self.url_prefix));
+        }
+        for (name, path) in [("health_path", &self.health_path), ("metrics_path", &self.metrics_path)] {
+            if !path.is_empty() && (!path.starts_with('/') || path.bytes().any(|b| b <= 0x20 || b == b'?' || b == 0x7f))
+            {
+                return err(format!("{name}: {path:?} must be a path starting with / (like /healthz)"));
+            }
+        }
+        if !self.health_path.is_empty() && self.health_path == self.metrics_path {
+            return err("health_path and metrics_path must differ".into());
+        }
+        if !["error", "warn", "info", "debug", "trace", "off"].contains(&self.log_level.as_str()) {
+            return err(format!("log_level: {:?} is not one of error, warn, info, debug, trace, off", self.log_level));
+        }
+        if self.drain_delay > Duration::from_secs(3600) {
+            return err("drain_delay: must be at most an hour".into());
         }
         Ok(())
     }

@@ -20,9 +20,10 @@ use crate::buffer::{BufferPool, InBuf};
 use crate::config::Config;
 use crate::error::Rejection;
 use crate::handoff::{ConnRef, Gate, Job};
+use crate::metrics::{Gauges, Metrics};
 use crate::parse::{parse_head, BodyFraming, Head, HeadScanner, Limits};
 use crate::request::{Request, RequestBody};
-use crate::response::encode_error;
+use crate::response::{encode, encode_error, Response, ResponseContext};
 use crate::sys::Registered;
 
 /// Bytes read from a file body per step.
@@ -44,6 +45,11 @@ pub(crate) struct LoopCtx {
     pub(crate) scratch: Vec<u8>,
     /// When the queue-full warning was last logged (it is logged at most once a second).
     pub(crate) last_queue_warning: Option<Instant>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Set the moment shutdown begins (before the listeners close): the health path says 503.
+    pub(crate) shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    /// Open connections, kept by the loop.
+    pub(crate) open_connections: usize,
 }
 
 /// Whether a connection stays open after a step.
@@ -233,6 +239,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     self.inbuf.filled_more(n);
+                    ctx.metrics.bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     if n < room {
                         break;
                     }
@@ -299,6 +306,9 @@ impl Connection {
                         Err(rejection) => return self.reject(ctx, rejection, now),
                     };
                     self.inbuf.consume(span.head.end);
+                    if let Some(step) = self.answer_builtin(ctx, &head, now) {
+                        return step;
+                    }
                     let reader = match head.body {
                         BodyFraming::None => {
                             let step = self.dispatch(ctx, head, RequestBody::empty(), now);
@@ -364,6 +374,52 @@ impl Connection {
         }
     }
 
+    /// Answers the health and metrics paths from the loop itself, without a worker. Only
+    /// bodiless GET and HEAD requests are taken; anything else goes to the handler.
+    fn answer_builtin(&mut self, ctx: &mut LoopCtx, head: &Head, now: Instant) -> Option<Step> {
+        let path = &head.target[head.path.clone()];
+        let config = &ctx.config;
+        let is_health = !config.health_path.is_empty() && path == config.health_path;
+        let is_metrics = !config.metrics_path.is_empty() && path == config.metrics_path;
+        if !(is_health || is_metrics)
+            || head.body != BodyFraming::None
+            || !matches!(head.method.as_str(), "GET" | "HEAD")
+        {
+            return None;
+        }
+        let shutting_down = ctx.shutting_down.load(std::sync::atomic::Ordering::Relaxed);
+        let response = if is_health {
+            let (status, text) = if shutting_down { (503, "draining\n") } else { (200, "ok\n") };
+            Response::text(status, text).with_header("Cache-Control", "no-store")
+        } else {
+            let gauges = Gauges {
+                open_connections: ctx.open_connections,
+                queue_depth: ctx.jobs.len(),
+                queue_capacity: config.queue_capacity(),
+                threads: config.threads,
+                draining: shutting_down,
+            };
+            Response::new(200)
+                .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                .with_header("Cache-Control", "no-store")
+                .with_body(ctx.metrics.render(&gauges))
+        };
+        let keep_alive = head.keep_alive
+            && !shutting_down
+            && !self.peer_closed
+            && self.served + 1 < config.max_requests_per_connection;
+        let rctx = ResponseContext {
+            head_request: head.method == "HEAD",
+            version: head.version,
+            keep_alive,
+            server_header: &config.server_header,
+        };
+        let encoded = encode(response, &rctx, Vec::new()).ok()?;
+        self.phase = Phase::Handling;
+        self.start_writing(encoded.bytes, None, None, encoded.close, false, now);
+        Some(self.flush(ctx, now))
+    }
+
     /// Hands a complete request to the workers; a full queue gets 503 from here.
     fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
         let keep_alive = head.keep_alive
@@ -383,7 +439,7 @@ impl Connection {
             local: self.local,
             body,
         };
-        let job = Job { conn: self.id, request, head_request, version, keep_alive };
+        let job = Job { conn: self.id, received: now, request, head_request, version, keep_alive };
         match ctx.jobs.try_send(job) {
             Ok(()) => {
                 self.phase = Phase::Handling;
@@ -404,6 +460,7 @@ impl Connection {
     fn reject(&mut self, ctx: &mut LoopCtx, rejection: Rejection, now: Instant) -> Step {
         let status = rejection.status();
         debug!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
+        ctx.metrics.record_rejection(status);
         let retry = (status == 503).then(|| ctx.config.retry_after.as_secs().max(1));
         let out = encode_error(status, &ctx.config.server_header, retry);
         self.inbuf.clear();
@@ -489,6 +546,7 @@ impl Connection {
                 match self.io.get().write(&w.out[w.pos..]) {
                     Ok(0) => return Step::Close,
                     Ok(n) => {
+                        ctx.metrics.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                         w.pos += n;
                         w.written += n as u64;
                         w.last_progress = now;

@@ -24,6 +24,8 @@ pub(crate) struct ConnRef {
 /// A complete request on its way to a worker.
 pub(crate) struct Job {
     pub(crate) conn: ConnRef,
+    /// When the request became complete (for the request duration).
+    pub(crate) received: std::time::Instant,
     pub(crate) request: Request,
     pub(crate) head_request: bool,
     pub(crate) version: Version,

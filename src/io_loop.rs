@@ -19,6 +19,7 @@ use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::connection::{Connection, Interest, LoopCtx, Step};
 use crate::handoff::{ConnRef, Job, LoopWaker, ToLoop};
+use crate::metrics::Metrics;
 use crate::parse::Limits;
 use crate::sys::Registered;
 
@@ -95,6 +96,8 @@ impl IoLoop {
         jobs: Sender<Job>,
         jobs_rx: Receiver<Job>,
         gauge: Arc<Gauge>,
+        metrics: Arc<Metrics>,
+        shutting_down: Arc<std::sync::atomic::AtomicBool>,
     ) -> Self {
         let limits = Limits::from_config(&config);
         IoLoop {
@@ -112,6 +115,9 @@ impl IoLoop {
                 buffers: BufferPool::default(),
                 scratch: Vec::new(),
                 last_queue_warning: None,
+                metrics,
+                shutting_down,
+                open_connections: 0,
             },
             gauge,
             next_generation: 0,
@@ -279,6 +285,8 @@ impl IoLoop {
         self.next_generation += 1;
         let inserted = self.conns.insert(Connection::new(io, peer, local, id, now));
         debug_assert_eq!(inserted, slot);
+        self.ctx.open_connections = self.conns.len;
+        self.ctx.metrics.connections_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.settle(slot, Step::Open);
     }
 
@@ -288,6 +296,7 @@ impl IoLoop {
             self.conns.entries.iter().enumerate().filter_map(|(slot, c)| Some((c.as_ref()?.idle_since()?, slot))).min();
         if let Some((_, slot)) = oldest {
             debug!(target: "maitred::io", "connection limit reached; closing the longest-idle connection");
+            self.ctx.metrics.connections_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.close(slot);
         }
     }
@@ -315,6 +324,7 @@ impl IoLoop {
             conn.release_worker();
             drop(conn);
             self.gauge.remove();
+            self.ctx.open_connections = self.conns.len;
         }
     }
 }

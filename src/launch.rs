@@ -1,65 +1,103 @@
-//! A complete `main` for a server binary: logging, settings from flags and environment,
+//! A complete `main` for a server binary: settings from flags, environment and file, logging,
 //! binding, signals, the drain, and exit codes. The `maitred` binary and the examples use it.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use log::{info, warn};
 
 use crate::cli::{self, Command};
+use crate::config::Config;
 use crate::handler::Handler;
 use crate::server::Server;
 
-fn init_logging() {
-    let env = env_logger::Env::default().default_filter_or("info");
+fn init_logging(level: &str) {
+    let env = env_logger::Env::default().default_filter_or(level);
     let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
 }
 
-/// Runs `handler` as a server configured from the command line and `MAITRED_*` variables;
-/// blocks until SIGTERM/SIGINT (Ctrl-C, Ctrl-Break) has drained it. Bad flags and bind
-/// failures print one line to stderr and give a non-zero exit status (2 for usage, 1 for
-/// start-up failures). `about` opens the help text.
-pub fn launch<H: Handler>(about: &str, handler: H) -> ExitCode {
-    let mut argv = std::env::args();
-    let program = argv
+fn program_name() -> String {
+    std::env::args()
         .next()
         .and_then(|p| std::path::Path::new(&p).file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "maitred".into());
-    let config = match cli::parse(argv, |k| std::env::var(k).ok()) {
-        Ok(Command::Run { config, args }) => {
-            if let Some(extra) = args.first() {
-                eprintln!("{program}: unexpected argument {extra:?} (see --help)");
-                return ExitCode::from(2);
-            }
-            config
+        .unwrap_or_else(|| "maitred".into())
+}
+
+/// Runs `handler` as a server configured from the command line, `MAITRED_*` variables and an
+/// optional `--config` file; blocks until SIGTERM/SIGINT (Ctrl-C, Ctrl-Break) has drained it.
+/// Positional arguments are refused. See [`launch_with`] for exit codes.
+pub fn launch<H: Handler>(about: &str, handler: H) -> ExitCode {
+    launch_with(about, "", move |_config, args| match args.first() {
+        Some(extra) => Err(format!("unexpected argument {extra:?} (see --help)")),
+        None => Ok(handler),
+    })
+}
+
+/// Like [`launch`], but the handler is built by `build` from the configuration and the
+/// positional arguments (`usage_args` describes them in `--help`, e.g. `" [DIR]"`). `build`
+/// may adjust the configuration before the server binds.
+///
+/// Exit codes: 0 after a drain (or for `--help`, `--check-config`, `--print-config`, and a
+/// healthy `--healthcheck`); 1 when the server cannot start or the health check fails; 2 for
+/// a usage error. Errors are one line on stderr.
+pub fn launch_with<H, F>(about: &str, usage_args: &str, build: F) -> ExitCode
+where
+    H: Handler,
+    F: FnOnce(&mut Config, &[String]) -> Result<H, String>,
+{
+    let program = program_name();
+    let fail = |code: u8, message: &str| {
+        eprintln!("{program}: {message}");
+        ExitCode::from(code)
+    };
+    let (mut config, args, action) = match cli::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(Command::Run { config, args }) => (config, args, "run"),
+        Ok(Command::CheckConfig { config, args }) => (config, args, "check"),
+        Ok(Command::PrintConfig { config, args }) => (config, args, "print"),
+        Ok(Command::Healthcheck { url }) => {
+            return match crate::healthcheck::probe(&url, Duration::from_secs(5)) {
+                Ok(status) if (200..300).contains(&status) => ExitCode::SUCCESS,
+                Ok(status) => fail(1, &format!("{url} answered {status}")),
+                Err(e) => fail(1, &e),
+            };
         }
         Ok(Command::Help) => {
-            print!("{}", cli::help(&program, about));
+            print!("{}", cli::help(&program, about, usage_args));
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
             println!("maitred {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(2, &e),
     };
-    init_logging();
+    let handler = match build(&mut config, &args) {
+        Ok(handler) => handler,
+        Err(e) => return fail(2, &e),
+    };
+    if let Err(e) = config.validate() {
+        return fail(2, &e.to_string());
+    }
+    match action {
+        "check" => {
+            println!("{program}: configuration ok");
+            return ExitCode::SUCCESS;
+        }
+        "print" => {
+            print!("{}", cli::print_config(&config));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    init_logging(&config.log_level);
     let threads = config.threads;
     let server = match Server::bind(config, handler) {
         Ok(server) => server,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(1, &e.to_string()),
     };
     let handle = match server.start() {
         Ok(handle) => handle,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(1, &e.to_string()),
     };
     if let Err(e) = crate::signals::drain_on_signals(handle.stopper()) {
         warn!(target: "maitred::server", "{e}; stop the process with SIGKILL");

@@ -229,6 +229,8 @@ pub(crate) struct Encoded {
     pub(crate) stream: Option<StreamPlan>,
     /// Close the connection after this response.
     pub(crate) close: bool,
+    /// The status sent.
+    pub(crate) status: u16,
 }
 
 /// How the worker sends a streamed body.
@@ -333,7 +335,7 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     finish_head(&mut out, ctx, framing, close, has_date, has_server);
 
     let send_body = !ctx.head_request && framing != Framing::NoBody;
-    let mut encoded = Encoded { bytes: out, file: None, stream: None, close };
+    let mut encoded = Encoded { bytes: out, file: None, stream: None, close, status };
     if !send_body {
         return Ok(encoded);
     }

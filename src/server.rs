@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::handler::Handler;
 use crate::handoff::LoopWaker;
 use crate::io_loop::IoLoop;
+use crate::metrics::Metrics;
 use crate::pool::Pool;
 use crate::worker::WorkerShared;
 
@@ -90,6 +91,7 @@ impl Server {
         let draining = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let gauge = Arc::new(Gauge::default());
+        let metrics = Arc::new(Metrics::default());
 
         let shared = Arc::new(WorkerShared {
             handler,
@@ -97,6 +99,7 @@ impl Server {
             server_header: config.server_header.clone(),
             high_water: config.max_buffered_output,
             draining: Arc::clone(&draining),
+            metrics: Arc::clone(&metrics),
         });
         let pool = Pool::start(config.threads, shared, jobs_rx.clone())?;
 
@@ -108,6 +111,8 @@ impl Server {
             jobs_tx,
             jobs_rx,
             Arc::clone(&gauge),
+            Arc::clone(&metrics),
+            Arc::clone(&draining),
         );
         let io_thread = thread::Builder::new().name("maitred-io".into()).spawn(move || io_loop.run())?;
 
@@ -118,6 +123,8 @@ impl Server {
             gauge,
             limit: config.connection_limit,
             stop: Arc::clone(&stop),
+            drain_delay: config.drain_delay,
+            metrics,
         };
         let acceptor_thread = thread::Builder::new().name("maitred-acceptor".into()).spawn(move || acceptor.run())?;
 

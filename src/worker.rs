@@ -12,6 +12,7 @@ use log::{error, warn};
 
 use crate::handler::Handler;
 use crate::handoff::{ConnRef, Gate, Job, LoopWaker, ToLoop};
+use crate::metrics::Metrics;
 use crate::response::{encode, Response, ResponseContext, StreamPlan};
 
 /// What every worker shares.
@@ -21,6 +22,7 @@ pub(crate) struct WorkerShared {
     pub(crate) server_header: String,
     pub(crate) high_water: usize,
     pub(crate) draining: Arc<AtomicBool>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {
@@ -35,7 +37,8 @@ impl WorkerShared {
     /// Serves one job, start to finish. `target` is this worker's reusable buffer for the
     /// request target, kept for error messages.
     pub(crate) fn serve(&self, job: Job, target: &mut String) {
-        let Job { conn, request, head_request, version, keep_alive } = job;
+        let Job { conn, received, request, head_request, version, keep_alive } = job;
+        self.metrics.worker_busy();
         let keep_alive = keep_alive && !self.draining.load(Ordering::Relaxed);
         target.clear();
         target.push_str(request.target());
@@ -67,14 +70,20 @@ impl WorkerShared {
                 }
             }
         };
+        let status = encoded.status;
         match encoded.stream {
-            None => self.waker.send(ToLoop::Response {
-                conn,
-                bytes: encoded.bytes,
-                file: encoded.file,
-                stream: None,
-                close: encoded.close,
-            }),
+            None => {
+                // Counted before the handover, so a client never sees a response the metrics
+                // do not know about yet.
+                self.metrics.record_response(status, received.elapsed());
+                self.waker.send(ToLoop::Response {
+                    conn,
+                    bytes: encoded.bytes,
+                    file: encoded.file,
+                    stream: None,
+                    close: encoded.close,
+                });
+            }
             Some(plan) => {
                 let gate = Arc::new(Gate::new(self.high_water));
                 self.waker.send(ToLoop::Response {
@@ -85,9 +94,11 @@ impl WorkerShared {
                     close: encoded.close,
                 });
                 let complete = self.stream(conn, plan, &gate, target);
+                self.metrics.record_response(status, received.elapsed());
                 self.waker.send(ToLoop::StreamEnd { conn, complete });
             }
         }
+        self.metrics.worker_idle();
     }
 
     /// Sends the chunks of a streamed body; true when the body went out whole and framed.
