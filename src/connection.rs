@@ -406,7 +406,7 @@ impl Connection {
         };
         let keep_alive = head.keep_alive
             && !shutting_down
-            && !self.peer_closed
+            && !(self.peer_closed && self.inbuf.is_empty())
             && self.served + 1 < config.max_requests_per_connection;
         let rctx = ResponseContext {
             head_request: head.method == "HEAD",
@@ -422,10 +422,12 @@ impl Connection {
 
     /// Hands a complete request to the workers; a full queue gets 503 from here.
     fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
+        // A client that shut its side after pipelining still gets every complete request
+        // answered; the last one it sent is answered with `Connection: close`.
         let keep_alive = head.keep_alive
             && self.served + 1 < ctx.config.max_requests_per_connection
             && !ctx.draining
-            && !self.peer_closed;
+            && !(self.peer_closed && self.inbuf.is_empty());
         let version = head.version;
         let head_request = head.method == "HEAD";
         let request = Request {
@@ -601,16 +603,18 @@ impl Connection {
             self.phase = Phase::Lingering { until: now + ctx.config.linger_timeout, discarded: 0 };
             return if self.peer_closed { Step::Close } else { Step::Open };
         }
-        if w.close
-            || !w.complete
-            || self.peer_closed
-            || ctx.draining
-            || self.served >= ctx.config.max_requests_per_connection
-        {
+        if w.close || !w.complete || ctx.draining || self.served >= ctx.config.max_requests_per_connection {
             return Step::Close;
         }
         self.phase = Phase::Idle { since: now, fresh: false };
         let step = self.process(ctx, now);
+        if step == Step::Open
+            && self.peer_closed
+            && matches!(self.phase, Phase::Idle { .. } | Phase::Head { .. } | Phase::Body(_))
+        {
+            // Nothing complete is left from a client that has stopped sending.
+            return Step::Close;
+        }
         if let Phase::Idle { .. } = self.phase {
             self.inbuf.release_if_empty(&mut ctx.buffers);
         }

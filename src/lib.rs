@@ -83,6 +83,7 @@ mod request;
 mod response;
 mod server;
 mod signals;
+pub mod static_files;
 mod sys;
 mod worker;
 

@@ -193,6 +193,14 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
         &mut heap
     };
     let mut req = httparse::Request::new(slots);
+    let mut rewritten;
+    let mut bytes = bytes;
+    if let Some(at) = higher_minor_version(bytes) {
+        // HTTP/1.x with x > 1 is processed as HTTP/1.1 (RFC 9110, 2.5).
+        rewritten = bytes.to_vec();
+        rewritten[at] = b'1';
+        bytes = &rewritten;
+    }
     match req.parse(bytes) {
         Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
         Ok(_) => return Err(Rejection::BadRequest("request head did not parse to its end")),
@@ -287,16 +295,40 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
     })
 }
 
-/// 505 for a well-formed version other than 1.0/1.1, 400 for anything else.
-fn version_error(head: &[u8]) -> Rejection {
+/// The request line's three parts, if it has exactly three, separated by single spaces.
+fn request_line_parts(head: &[u8]) -> Option<[&[u8]; 3]> {
     let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
-    let line = &head[..line_end];
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let mut parts = head[..line_end].split(|&b| b == b' ');
+    let result = [parts.next()?, parts.next()?, parts.next()?];
+    (parts.next().is_none() && result.iter().all(|p| !p.is_empty())).then_some(result)
+}
+
+/// Where the minor digit of an `HTTP/1.x` version with x > 1 sits in `head`, if it is one.
+fn higher_minor_version(head: &[u8]) -> Option<usize> {
+    let [method, target, version] = request_line_parts(head)?;
     match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(minor) => {
+            Some(method.len() + 1 + target.len() + 1 + 7)
+        }
+        _ => None,
+    }
+}
+
+/// 505 for a well-formed request line whose major version is not 1; 400 for anything else.
+fn version_error(head: &[u8]) -> Rejection {
+    let version = match request_line_parts(head) {
+        Some([_, _, version]) => version,
+        None => return Rejection::BadRequest("malformed request line"),
+    };
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() && *major != b'1' =>
+        {
             Rejection::VersionNotSupported
         }
-        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => Rejection::VersionNotSupported,
+        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() && *major != b'1' => {
+            Rejection::VersionNotSupported
+        }
         _ => Rejection::BadRequest("malformed HTTP version"),
     }
 }
@@ -329,6 +361,9 @@ fn check_transfer_coding(value: &[u8]) -> Result<(), Rejection> {
 /// Splits a target into its path range and, for absolute-form, its authority range.
 fn classify_target(method: &str, target: &str) -> Result<(Range<usize>, Option<Range<usize>>), Rejection> {
     let bytes = target.as_bytes();
+    if !target.is_ascii() {
+        return Err(Rejection::BadRequest("non-ASCII byte in request target"));
+    }
     if bytes.contains(&b'#') {
         return Err(Rejection::BadRequest("fragment in request target"));
     }
@@ -505,7 +540,11 @@ mod tests {
             ("GET / HTTP/1.1\r\nHost: \r\n\r\n", Err(400)),
             ("GET / HTTP/1.0\r\n\r\n", Ok(BodyFraming::None)),
             ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", Err(505)),
-            ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", Err(505)),
+            ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", Ok(BodyFraming::None)),
+            ("GET / HTTP/1\r\nHost: a\r\n\r\n", Err(400)),
+            ("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Err(400)),
+            ("GET / HTTP/3\r\nHost: a\r\n\r\n", Err(505)),
+            ("GET /caf\u{e9} HTTP/1.1\r\nHost: a\r\n\r\n", Err(400)),
             ("GET / HTTP/x\r\nHost: a\r\n\r\n", Err(400)),
             ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", Err(400)),
             ("GET / HTTP/1.1\r\nHo\"st: a\r\n\r\n", Err(400)),

@@ -43,11 +43,12 @@ impl WorkerShared {
         target.clear();
         target.push_str(request.target());
         let target = target.as_str();
-        let response = match catch_unwind(AssertUnwindSafe(|| self.handler.handle(request))) {
-            Ok(response) => response,
+        let (response, keep_alive) = match catch_unwind(AssertUnwindSafe(|| self.handler.handle(request))) {
+            Ok(response) => (response, keep_alive),
             Err(payload) => {
                 error!(target: "maitred::worker", "handler panicked on {target}: {}", panic_message(&*payload));
-                Response::text(500, "500 Internal Server Error\n")
+                // Like every error the server produces itself, this one closes the connection.
+                (Response::text(500, "500 Internal Server Error\n"), false)
             }
         };
         let ctx = ResponseContext { head_request, version, keep_alive, server_header: &self.server_header };
