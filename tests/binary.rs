@@ -145,8 +145,8 @@ fn port_in_use_is_one_line_and_exit_1() {
 }
 
 #[test]
-fn unexpected_argument_is_refused() {
-    let (code, _, stderr) = run_to_end(&["somewhere"], &[]);
+fn a_second_directory_is_refused() {
+    let (code, _, stderr) = run_to_end(&[".", "somewhere"], &[]);
     assert_eq!(code, Some(2));
     assert_one_clear_line(&stderr);
 }
@@ -179,21 +179,38 @@ fn environment_variables_configure_the_server() {
 }
 
 #[test]
-fn builtin_app_serves_its_page_and_404_elsewhere() {
+fn binary_serves_the_directory_with_a_welcome_page_at_an_empty_root() {
     let server = ChildServer::spawn(&[]);
+    let site = server.site.as_ref().unwrap().path();
+    std::fs::write(site.join("hello.txt"), "hello file\n").unwrap();
     let mut c = Client::connect(server.addr);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let page = c.response();
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
-    assert!(page.body_text().contains("maitred"));
+    assert!(page.body_text().contains("maitred is running"));
     c.send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
-    let head = c.head_response();
-    assert_eq!(head.header("content-length"), page.header("content-length"));
+    assert_eq!(c.head_response().header("content-length"), page.header("content-length"));
+    c.send("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let file = c.response();
+    assert_eq!((file.status, file.body_text().as_str()), (200, "hello file\n"));
+    assert!(file.header("content-type").unwrap().starts_with("text/plain"));
     c.send("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.response().status, 404);
     c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     let r = c.response();
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    // An index.html replaces the welcome page.
+    std::fs::write(site.join("index.html"), "<p>mine</p>").unwrap();
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.response().body_text(), "<p>mine</p>");
+}
+
+#[test]
+fn missing_directory_is_one_line_and_non_zero() {
+    let (code, _, stderr) = run_to_end(&["/no/such/dir/for/maitred"], &[]);
+    assert_eq!(code, Some(2));
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("/no/such/dir/for/maitred"), "{stderr}");
 }

@@ -12,6 +12,8 @@ pub struct ChildServer {
     pub child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// The directory served, when the test made one.
+    pub site: Option<tempfile::TempDir>,
 }
 
 /// The `maitred` binary built for these tests.
@@ -20,11 +22,15 @@ pub fn maitred_bin() -> &'static str {
 }
 
 impl ChildServer {
-    /// Starts the maitred binary on 127.0.0.1:0 with `args`.
+    /// Starts the maitred binary on 127.0.0.1:0 with `args`, serving a new empty directory
+    /// (so `/` is the welcome page).
     pub fn spawn(args: &[&str]) -> Self {
+        let site = tempfile::tempdir().expect("site directory");
         let mut cmd = Command::new(maitred_bin());
-        cmd.args(["--listen", "127.0.0.1:0"]).args(args);
-        Self::spawn_command(cmd)
+        cmd.args(["--listen", "127.0.0.1:0"]).args(args).arg(site.path());
+        let mut server = Self::spawn_command(cmd);
+        server.site = Some(site);
+        server
     }
 
     /// Starts `cmd` (which must log `listening on http://ADDR` to stderr) and waits for its
@@ -51,7 +57,7 @@ impl ChildServer {
                 panic!("server did not report its address; log: {:?}", log.lock().unwrap());
             }
         };
-        ChildServer { child, addr, log }
+        ChildServer { child, addr, log, site: None }
     }
 
     pub fn pid(&self) -> u32 {
