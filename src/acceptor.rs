@@ -6,7 +6,7 @@
 //! by evicting an idle connection, and retried after a growing pause.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use polling::{Event, Events, Poller};
 
 use crate::handoff::{LoopWaker, ToLoop};
 use crate::metrics::Metrics;
+use crate::net::{ListenAddr, Listener};
 use crate::sys::Registered;
 
 /// Counts open connections, shared by the acceptor (who adds) and the loop (who removes).
@@ -50,7 +51,7 @@ impl Gauge {
 
 /// What the acceptor thread needs.
 pub(crate) struct Acceptor {
-    pub(crate) listeners: Vec<TcpListener>,
+    pub(crate) listeners: Vec<Listener>,
     pub(crate) poller: Arc<Poller>,
     pub(crate) waker: Arc<LoopWaker>,
     pub(crate) gauge: Arc<Gauge>,
@@ -119,10 +120,6 @@ impl Acceptor {
                     }
                     match listener.get().accept() {
                         Ok((stream, peer)) => {
-                            if stream.set_nonblocking(true).is_err() {
-                                continue;
-                            }
-                            let _ = stream.set_nodelay(true);
                             gauge.add();
                             waker.send(ToLoop::Accepted(stream, peer));
                             backoff = Duration::from_millis(10);
@@ -148,7 +145,7 @@ impl Acceptor {
                 }
             }
         }
-        let addrs: Vec<SocketAddr> = registered.iter().filter_map(|l| l.get().local_addr().ok()).collect();
+        let addrs: Vec<ListenAddr> = registered.iter().filter_map(|l| l.get().local_addr().ok()).collect();
         drop(registered);
         debug!(target: "maitred::server", "stopped accepting on {addrs:?}");
         waker.send(ToLoop::Drain);

@@ -49,6 +49,8 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("max-request-body-size", "max_body_size"),
     ("max-request-header-size", "max_headers_size"),
     ("ident", "server_header"),
+    ("trusted-proxy", "trusted_proxies"),
+    ("trusted-proxy-count", "trusted_proxy_hops"),
 ];
 
 /// Flags that are not settings.

@@ -7,6 +7,9 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+
+use crate::access_log::AccessLogFormat;
+use crate::net::ListenAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -196,23 +199,21 @@ impl SettingValue for PathBuf {
     }
 }
 
-impl SettingValue for Vec<SocketAddr> {
+impl SettingValue for AccessLogFormat {
     fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
-        text.split(',')
-            .map(|part| {
-                let part = part.trim();
-                // Waitress's `*:PORT` means every IPv4 interface.
-                let wildcard = part.strip_prefix("*:").map(|port| format!("0.0.0.0:{port}"));
-                wildcard
-                    .as_deref()
-                    .unwrap_or(part)
-                    .parse::<SocketAddr>()
-                    .map_err(|_| format!("{part:?} is not an address like 127.0.0.1:8080, [::1]:8080 or *:8080"))
-            })
-            .collect()
+        text.parse()
     }
     fn show_value(&self, _unit: &str) -> String {
-        let parts: Vec<String> = self.iter().map(|a| a.to_string()).collect();
+        self.as_str().to_string()
+    }
+}
+
+impl SettingValue for Vec<ListenAddr> {
+    fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
+        text.split(',').map(|part| part.trim().parse::<ListenAddr>()).collect()
+    }
+    fn show_value(&self, _unit: &str) -> String {
+        let parts: Vec<String> = self.iter().map(ToString::to_string).collect();
         parts.join(",")
     }
 }
@@ -254,8 +255,9 @@ macro_rules! settings {
 }
 
 settings! {
-    /// Addresses to listen on, comma-separated or repeated. Defaults to `127.0.0.1:8080`.
-    listen: Vec<SocketAddr> = vec![SocketAddr::from(([127, 0, 0, 1], 8080))], "addresses";
+    /// Addresses to listen on, comma-separated or repeated: `HOST:PORT`, `[V6]:PORT`, `*:PORT`,
+    /// or `unix:PATH` on Unix. Defaults to `127.0.0.1:8080`.
+    listen: Vec<ListenAddr> = vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080)))], "addresses";
     /// Worker threads that run the handler; the pool never grows or shrinks. Defaults to
     /// twice the CPU count, at least 4 and at most 64.
     threads: usize = default_threads(), "threads", auto = "2 × CPUs, 4 to 64";
@@ -336,6 +338,21 @@ settings! {
     /// On shutdown, time between the health path turning 503 and the listeners closing, so a
     /// load balancer stops routing first. Defaults to 0s.
     drain_delay: Duration = Duration::ZERO, "seconds";
+    /// Access log format, written to standard output one line per request: `off`, `common`,
+    /// `combined` or `json`, each ending with the request time in microseconds. Defaults to
+    /// `off`.
+    access_log: AccessLogFormat = AccessLogFormat::Off, "format";
+    /// Proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For/Proto/Host/Port`) are
+    /// believed: addresses or CIDR nets, comma-separated (a Unix-socket peer is `0.0.0.0`).
+    /// From any other peer those headers are removed before the handler sees them. Defaults
+    /// to empty (trust no one).
+    trusted_proxies: String = String::new(), "address list";
+    /// How many forwarding hops (entries from the right of the list) to walk back through
+    /// trusted proxies. Defaults to 1.
+    trusted_proxy_hops: usize = 1, "count";
+    /// Expect a PROXY protocol (v1 or v2) header from trusted proxies, giving the client's
+    /// address. Defaults to false.
+    proxy_protocol: bool = false, "true/false";
 }
 
 fn default_threads() -> usize {
@@ -444,6 +461,11 @@ impl Config {
         }
         if !["error", "warn", "info", "debug", "trace", "off"].contains(&self.log_level.as_str()) {
             return err(format!("log_level: {:?} is not one of error, warn, info, debug, trace, off", self.log_level));
+        }
+        crate::proxy::TrustedProxies::parse(&self.trusted_proxies, self.trusted_proxy_hops)
+            .map_err(|e| ConfigError(format!("trusted_proxies: {e}")))?;
+        if self.proxy_protocol && self.trusted_proxies.trim().is_empty() {
+            return err("proxy_protocol needs trusted_proxies: the header is only accepted from them".into());
         }
         if self.drain_delay > Duration::from_secs(3600) {
             return err("drain_delay: must be at most an hour".into());

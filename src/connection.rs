@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,9 @@ use crate::config::Config;
 use crate::error::Rejection;
 use crate::handoff::{ConnRef, Gate, Job};
 use crate::metrics::{Gauges, Metrics};
+use crate::net::Stream;
 use crate::parse::{parse_head, BodyFraming, Head, HeadScanner, Limits};
+use crate::proxy_protocol::{ProxyHeader, ProxyParse};
 use crate::request::{Request, RequestBody};
 use crate::response::{encode, encode_error, Response, ResponseContext};
 use crate::sys::Registered;
@@ -50,6 +52,7 @@ pub(crate) struct LoopCtx {
     pub(crate) shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// Open connections, kept by the loop.
     pub(crate) open_connections: usize,
+    pub(crate) trusted: Arc<crate::proxy::TrustedProxies>,
 }
 
 /// Whether a connection stays open after a step.
@@ -103,7 +106,7 @@ struct Writing {
 
 /// One client connection.
 pub(crate) struct Connection {
-    io: Registered<TcpStream>,
+    io: Registered<Stream>,
     peer: SocketAddr,
     local: SocketAddr,
     pub(crate) id: ConnRef,
@@ -114,6 +117,8 @@ pub(crate) struct Connection {
     peer_closed: bool,
     /// The part of a `100 Continue` interim response still to send.
     interim: &'static [u8],
+    /// A PROXY protocol header must come first (a trusted proxy, with `proxy_protocol` on).
+    expect_proxy_header: bool,
     /// The interest currently armed in the poller (oneshot: cleared when an event fires).
     pub(crate) armed: Interest,
     /// The deadline the connection currently has.
@@ -153,13 +158,7 @@ fn rate_allowance(bytes: u64, rate: u64) -> Duration {
 }
 
 impl Connection {
-    pub(crate) fn new(
-        io: Registered<TcpStream>,
-        peer: SocketAddr,
-        local: SocketAddr,
-        id: ConnRef,
-        now: Instant,
-    ) -> Self {
+    pub(crate) fn new(io: Registered<Stream>, peer: SocketAddr, local: SocketAddr, id: ConnRef, now: Instant) -> Self {
         Connection {
             io,
             peer,
@@ -170,13 +169,14 @@ impl Connection {
             served: 0,
             peer_closed: false,
             interim: b"",
+            expect_proxy_header: false,
             armed: Interest::READ,
             deadline: None,
             scheduled: None,
         }
     }
 
-    pub(crate) fn registration(&self) -> &Registered<TcpStream> {
+    pub(crate) fn registration(&self) -> &Registered<Stream> {
         &self.io
     }
 
@@ -282,8 +282,39 @@ impl Connection {
         }
     }
 
+    /// Requires a PROXY protocol header before the first request.
+    pub(crate) fn expect_proxy_header(&mut self) {
+        self.expect_proxy_header = true;
+    }
+
+    /// Reads the PROXY protocol header: the client and server addresses it gives replace
+    /// the socket's. A malformed header closes the connection without an answer.
+    fn read_proxy_header(&mut self) -> Option<Step> {
+        match crate::proxy_protocol::parse(self.inbuf.filled()) {
+            ProxyParse::Incomplete => Some(Step::Open),
+            ProxyParse::Invalid(why) => {
+                debug!(target: "maitred::reject", "{}: bad PROXY protocol header: {why}", self.peer);
+                Some(Step::Close)
+            }
+            ProxyParse::Done { header, consumed } => {
+                self.inbuf.consume(consumed);
+                if let ProxyHeader::Addresses { source, destination } = header {
+                    self.peer = source;
+                    self.local = destination;
+                }
+                self.expect_proxy_header = false;
+                None
+            }
+        }
+    }
+
     /// Parses and advances as far as the buffered input allows.
     fn process(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        if self.expect_proxy_header && !self.inbuf.is_empty() {
+            if let Some(step) = self.read_proxy_header() {
+                return step;
+            }
+        }
         loop {
             match &mut self.phase {
                 Phase::Idle { since, fresh } => {
@@ -440,6 +471,9 @@ impl Connection {
             peer: self.peer,
             local: self.local,
             body,
+            client: self.peer,
+            scheme: "http",
+            forwarded_host: None,
         };
         let job = Job { conn: self.id, received: now, request, head_request, version, keep_alive };
         match ctx.jobs.try_send(job) {

@@ -3,9 +3,9 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 
 use crate::config::ConfigError;
+use crate::net::ListenAddr;
 
 /// Why a server could not start.
 #[derive(Debug)]
@@ -16,7 +16,7 @@ pub enum Error {
     /// An address could not be bound (in use, not local, no permission).
     Bind {
         /// The address that failed.
-        addr: SocketAddr,
+        addr: ListenAddr,
         /// What the operating system said.
         source: io::Error,
     },

@@ -4,13 +4,14 @@
 //! These are the only shared state between the acceptor, the I/O loop and the workers.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_channel::Sender;
 use polling::Poller;
 
+use crate::net::Stream;
 use crate::request::{Request, Version};
 
 /// Names one connection for as long as it lives: a slot, and the generation of the slot so a
@@ -36,7 +37,7 @@ pub(crate) struct Job {
 /// Everything the I/O loop is told.
 pub(crate) enum ToLoop {
     /// A new connection from the acceptor.
-    Accepted(TcpStream, SocketAddr),
+    Accepted(Stream, SocketAddr),
     /// The acceptor is at the connection cap: close the longest-idle keep-alive connection.
     Evict,
     /// A worker's response: head (and in-memory body), and what follows.

@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::connection::{Connection, Interest, LoopCtx, Step};
 use crate::handoff::{ConnRef, Job, LoopWaker, ToLoop};
 use crate::metrics::Metrics;
+use crate::net::Stream;
 use crate::parse::Limits;
 use crate::sys::Registered;
 
@@ -98,6 +99,7 @@ impl IoLoop {
         gauge: Arc<Gauge>,
         metrics: Arc<Metrics>,
         shutting_down: Arc<std::sync::atomic::AtomicBool>,
+        trusted: Arc<crate::proxy::TrustedProxies>,
     ) -> Self {
         let limits = Limits::from_config(&config);
         IoLoop {
@@ -118,6 +120,7 @@ impl IoLoop {
                 metrics,
                 shutting_down,
                 open_connections: 0,
+                trusted,
             },
             gauge,
             next_generation: 0,
@@ -270,7 +273,7 @@ impl IoLoop {
         }
     }
 
-    fn accept(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+    fn accept(&mut self, stream: Stream, peer: SocketAddr, now: Instant) {
         let local = stream.local_addr().unwrap_or(peer);
         let slot = self.conns.next_slot();
         let io = match Registered::new(Arc::clone(&self.poller), stream, Event::readable(slot)) {
@@ -283,7 +286,11 @@ impl IoLoop {
         };
         let id = ConnRef { slot, generation: self.next_generation };
         self.next_generation += 1;
-        let inserted = self.conns.insert(Connection::new(io, peer, local, id, now));
+        let mut conn = Connection::new(io, peer, local, id, now);
+        if self.ctx.config.proxy_protocol && self.ctx.trusted.contains(peer.ip()) {
+            conn.expect_proxy_header();
+        }
+        let inserted = self.conns.insert(conn);
         debug_assert_eq!(inserted, slot);
         self.ctx.open_connections = self.conns.len;
         self.ctx.metrics.connections_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

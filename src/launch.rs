@@ -11,9 +11,46 @@ use crate::config::Config;
 use crate::handler::Handler;
 use crate::server::Server;
 
-fn init_logging(level: &str) {
+/// Error log records go to `env_logger` (stderr, `RUST_LOG` or `log_level`); access log
+/// records go to standard output as they are, one line each, whatever the log level.
+struct Logger {
+    errors: env_logger::Logger,
+    access: bool,
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        if metadata.target() == crate::access_log::TARGET {
+            return self.access;
+        }
+        self.errors.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record.target() == crate::access_log::TARGET {
+            if self.access {
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout().lock(), "{}", record.args());
+            }
+            return;
+        }
+        self.errors.log(record);
+    }
+
+    fn flush(&self) {
+        use std::io::Write;
+        self.errors.flush();
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn init_logging(level: &str, access: bool) {
     let env = env_logger::Env::default().default_filter_or(level);
-    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+    let errors = env_logger::Builder::from_env(env).format_timestamp_millis().build();
+    let max = errors.filter().max(if access { log::LevelFilter::Info } else { log::LevelFilter::Off });
+    if log::set_boxed_logger(Box::new(Logger { errors, access })).is_ok() {
+        log::set_max_level(max);
+    }
 }
 
 fn program_name() -> String {
@@ -89,7 +126,7 @@ where
         }
         _ => {}
     }
-    init_logging(&config.log_level);
+    init_logging(&config.log_level, config.access_log != crate::access_log::AccessLogFormat::Off);
     let threads = config.threads;
     let server = match Server::bind(config, handler) {
         Ok(server) => server,
@@ -105,7 +142,7 @@ where
     // Announced only once every thread runs, so whoever waits for this line finds a server
     // that is fully up.
     for addr in handle.local_addrs() {
-        info!(target: "maitred::server", "listening on http://{addr}");
+        info!(target: "maitred::server", "listening on {}", addr.url());
     }
     let how = if cfg!(windows) { "press Ctrl-C or Ctrl-Break" } else { "send SIGTERM or press Ctrl-C" };
     info!(target: "maitred::server", "{threads} worker threads; {how} to stop");

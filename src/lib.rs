@@ -64,6 +64,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+pub mod access_log;
 mod body;
 mod buffer;
 pub mod cli;
@@ -77,8 +78,11 @@ mod healthcheck;
 mod io_loop;
 mod launch;
 mod metrics;
+mod net;
 mod parse;
 mod pool;
+pub mod proxy;
+mod proxy_protocol;
 mod request;
 mod response;
 mod server;
@@ -87,10 +91,12 @@ pub mod static_files;
 mod sys;
 mod worker;
 
+pub use access_log::AccessLogFormat;
 pub use config::{Config, ConfigError, Setting, SETTINGS};
 pub use error::Error;
 pub use handler::Handler;
 pub use launch::{launch, launch_with};
+pub use net::ListenAddr;
 pub use request::{Header, Request, RequestBody, Version};
 pub use response::{Body, Chunks, Response};
 pub use server::{Server, ServerHandle, Stopper};

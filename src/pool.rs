@@ -82,9 +82,9 @@ fn run(index: usize, shared: &WorkerShared, jobs: &Receiver<Job>) {
     if catch_unwind(AssertUnwindSafe(|| shared.handler.on_worker_start(index))).is_err() {
         error!(target: "maitred::worker", "on_worker_start panicked on worker {index}");
     }
-    let mut target = String::with_capacity(256);
+    let mut scratch = crate::worker::Scratch::default();
     while let Ok(job) = jobs.recv() {
-        shared.serve(job, &mut target);
+        shared.serve(job, &mut scratch);
     }
     if catch_unwind(AssertUnwindSafe(|| shared.handler.on_worker_stop(index))).is_err() {
         error!(target: "maitred::worker", "on_worker_stop panicked on worker {index}");

@@ -129,6 +129,10 @@ pub struct Request {
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) body: RequestBody,
+    /// The client as resolved through trusted proxies (the peer otherwise).
+    pub(crate) client: SocketAddr,
+    pub(crate) scheme: &'static str,
+    pub(crate) forwarded_host: Option<String>,
 }
 
 impl Request {
@@ -165,13 +169,27 @@ impl Request {
         self.version
     }
 
-    /// The host the client asked for: the authority of an absolute-form target, else the
-    /// `Host` header (validated; absent only on HTTP/1.0).
+    /// The host the client asked for: as forwarded by a trusted proxy, else the authority of
+    /// an absolute-form target, else the `Host` header (validated; absent only on HTTP/1.0).
     pub fn host(&self) -> Option<&str> {
+        if let Some(host) = &self.forwarded_host {
+            return Some(host);
+        }
         match &self.authority {
             Some(range) => Some(&self.target[range.clone()]),
             None => self.header("host"),
         }
+    }
+
+    /// The client's address: from a trusted proxy's forwarding headers or PROXY protocol
+    /// header when there is one, else the socket peer.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client
+    }
+
+    /// `"https"` when a trusted proxy said the client used it, else `"http"`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// All header fields, in the order received, duplicates kept.
@@ -189,7 +207,8 @@ impl Request {
         self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_slice())
     }
 
-    /// The client's address as seen on the socket.
+    /// The address on the other end of the socket (a proxy, when there is one; `0.0.0.0:0`
+    /// on a Unix socket). See [`Request::client_addr`] for the client.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }

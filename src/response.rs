@@ -231,6 +231,8 @@ pub(crate) struct Encoded {
     pub(crate) close: bool,
     /// The status sent.
     pub(crate) status: u16,
+    /// Body bytes in `bytes` after the head (what a HEAD response would have had: none).
+    pub(crate) body_len: Option<u64>,
 }
 
 /// How the worker sends a streamed body.
@@ -335,13 +337,16 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     finish_head(&mut out, ctx, framing, close, has_date, has_server);
 
     let send_body = !ctx.head_request && framing != Framing::NoBody;
-    let mut encoded = Encoded { bytes: out, file: None, stream: None, close, status };
+    let mut encoded = Encoded { bytes: out, file: None, stream: None, close, status, body_len: Some(0) };
     if !send_body {
         return Ok(encoded);
     }
     match body {
         Body::Empty => {}
-        Body::Bytes(bytes) => encoded.bytes.extend_from_slice(&bytes),
+        Body::Bytes(bytes) => {
+            encoded.bytes.extend_from_slice(&bytes);
+            encoded.body_len = Some(bytes.len() as u64);
+        }
         Body::File { file, len } => encoded.file = Some((file, len)),
         Body::Stream { chunks, .. } => {
             let exact_len = match framing {

@@ -1,6 +1,5 @@
 //! Start-up and shutdown: bind the listeners, start the threads, and the handle that drains.
 
-use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -8,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded};
 use polling::Poller;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::acceptor::{Acceptor, Gauge};
 use crate::config::Config;
@@ -17,6 +15,7 @@ use crate::handler::Handler;
 use crate::handoff::LoopWaker;
 use crate::io_loop::IoLoop;
 use crate::metrics::Metrics;
+use crate::net::{ListenAddr, Listener};
 use crate::pool::Pool;
 use crate::worker::WorkerShared;
 
@@ -28,7 +27,7 @@ use crate::worker::WorkerShared;
 /// let mut config = Config::default();
 /// config.listen = vec!["127.0.0.1:0".parse().unwrap()];
 /// let server = Server::bind(config, |_req: Request| Response::text(200, "hi")).unwrap();
-/// println!("listening on {}", server.local_addrs()[0]);
+/// println!("listening on {}", server.local_addrs()[0].url());
 /// let handle = server.start().unwrap();
 /// // ... later, from any thread:
 /// handle.shutdown();
@@ -36,23 +35,9 @@ use crate::worker::WorkerShared;
 /// ```
 pub struct Server {
     config: Arc<Config>,
-    listeners: Vec<TcpListener>,
-    addrs: Vec<SocketAddr>,
+    listeners: Vec<Listener>,
+    addrs: Vec<ListenAddr>,
     handler: Arc<dyn Handler>,
-}
-
-fn bind_listener(addr: SocketAddr, backlog: usize) -> std::io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // On Windows SO_REUSEADDR lets another process steal the port; there the default is right.
-    #[cfg(unix)]
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
 }
 
 impl Server {
@@ -62,16 +47,17 @@ impl Server {
         config.validate()?;
         let mut listeners = Vec::with_capacity(config.listen.len());
         let mut addrs = Vec::with_capacity(config.listen.len());
-        for &addr in &config.listen {
-            let listener = bind_listener(addr, config.backlog).map_err(|source| Error::Bind { addr, source })?;
-            addrs.push(listener.local_addr().map_err(|source| Error::Bind { addr, source })?);
+        for addr in &config.listen {
+            let bind_error = |source| Error::Bind { addr: addr.clone(), source };
+            let listener = Listener::bind(addr, config.backlog).map_err(bind_error)?;
+            addrs.push(listener.local_addr().map_err(bind_error)?);
             listeners.push(listener);
         }
         Ok(Server { config: Arc::new(config), listeners, addrs, handler: Arc::new(handler) })
     }
 
     /// The bound addresses, in the order of `config.listen`.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
+    pub fn local_addrs(&self) -> &[ListenAddr] {
         &self.addrs
     }
 
@@ -92,6 +78,9 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let gauge = Arc::new(Gauge::default());
         let metrics = Arc::new(Metrics::default());
+        let trusted = crate::proxy::TrustedProxies::parse(&config.trusted_proxies, config.trusted_proxy_hops)
+            .map_err(|e| Error::Config(crate::config::ConfigError(format!("trusted_proxies: {e}"))))?;
+        let trusted = Arc::new(trusted);
 
         let shared = Arc::new(WorkerShared {
             handler,
@@ -100,6 +89,8 @@ impl Server {
             high_water: config.max_buffered_output,
             draining: Arc::clone(&draining),
             metrics: Arc::clone(&metrics),
+            trusted: Arc::clone(&trusted),
+            access_log: config.access_log,
         });
         let pool = Pool::start(config.threads, shared, jobs_rx.clone())?;
 
@@ -113,6 +104,7 @@ impl Server {
             Arc::clone(&gauge),
             Arc::clone(&metrics),
             Arc::clone(&draining),
+            trusted,
         );
         let io_thread = thread::Builder::new().name("maitred-io".into()).spawn(move || io_loop.run())?;
 
@@ -165,7 +157,7 @@ impl Stopper {
 
 /// A running server. Dropping it shuts the server down and waits for it.
 pub struct ServerHandle {
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<ListenAddr>,
     stopper: Stopper,
     acceptor: Option<JoinHandle<()>>,
     io_loop: Option<JoinHandle<()>>,
@@ -174,7 +166,7 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// The bound addresses.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
+    pub fn local_addrs(&self) -> &[ListenAddr] {
         &self.addrs
     }
 

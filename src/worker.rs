@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use log::{error, warn};
 
+use crate::access_log::{format_line, AccessLogFormat, AccessRecord};
 use crate::handler::Handler;
 use crate::handoff::{ConnRef, Gate, Job, LoopWaker, ToLoop};
 use crate::metrics::Metrics;
@@ -23,6 +24,25 @@ pub(crate) struct WorkerShared {
     pub(crate) high_water: usize,
     pub(crate) draining: Arc<AtomicBool>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) trusted: Arc<crate::proxy::TrustedProxies>,
+    pub(crate) access_log: AccessLogFormat,
+}
+
+/// Per-worker buffers reused from one request to the next.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// The request target, for error messages and the access log.
+    target: String,
+    method: String,
+    referer: Option<Vec<u8>>,
+    user_agent: Option<Vec<u8>>,
+    line: String,
+}
+
+/// What the access log needs to know about the request, kept before the handler takes it.
+struct Seen {
+    client: std::net::IpAddr,
+    version: &'static str,
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {
@@ -34,15 +54,27 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 }
 
 impl WorkerShared {
-    /// Serves one job, start to finish. `target` is this worker's reusable buffer for the
-    /// request target, kept for error messages.
-    pub(crate) fn serve(&self, job: Job, target: &mut String) {
-        let Job { conn, received, request, head_request, version, keep_alive } = job;
+    /// Serves one job, start to finish, reusing this worker's `scratch` buffers.
+    pub(crate) fn serve(&self, job: Job, scratch: &mut Scratch) {
+        let Job { conn, received, mut request, head_request, version, keep_alive } = job;
         self.metrics.worker_busy();
-        let keep_alive = keep_alive && !self.draining.load(Ordering::Relaxed);
-        target.clear();
-        target.push_str(request.target());
-        let target = target.as_str();
+        // Forwarding headers are believed from trusted proxies and removed from everyone else.
+        let client = crate::proxy::resolve(&self.trusted, request.peer, &mut request.headers);
+        request.client = client.addr;
+        request.scheme = client.scheme;
+        request.forwarded_host = client.host;
+        scratch.target.clear();
+        scratch.target.push_str(request.target());
+        let seen = if self.access_log == AccessLogFormat::Off {
+            None
+        } else {
+            scratch.method.clear();
+            scratch.method.push_str(request.method());
+            scratch.referer = request.header_values("referer").next().map(<[u8]>::to_vec);
+            scratch.user_agent = request.header_values("user-agent").next().map(<[u8]>::to_vec);
+            Some(Seen { client: request.client.ip(), version: version.as_str() })
+        };
+        let target = scratch.target.as_str();
         let (response, keep_alive) = match catch_unwind(AssertUnwindSafe(|| self.handler.handle(request))) {
             Ok(response) => (response, keep_alive),
             Err(payload) => {
@@ -51,6 +83,8 @@ impl WorkerShared {
                 (Response::text(500, "500 Internal Server Error\n"), false)
             }
         };
+        // Read after the handler: a request in flight when the drain began still says close.
+        let keep_alive = keep_alive && !self.draining.load(Ordering::Relaxed);
         let ctx = ResponseContext { head_request, version, keep_alive, server_header: &self.server_header };
         let encoded = match catch_unwind(AssertUnwindSafe(|| encode(response, &ctx, Vec::with_capacity(512)))) {
             Ok(Ok(encoded)) => encoded,
@@ -72,11 +106,14 @@ impl WorkerShared {
             }
         };
         let status = encoded.status;
+        let body_len_hint = encoded.body_len;
         match encoded.stream {
             None => {
-                // Counted before the handover, so a client never sees a response the metrics
-                // do not know about yet.
+                // Counted and logged before the handover, so a client never sees a response
+                // the metrics or the log do not know about yet.
                 self.metrics.record_response(status, received.elapsed());
+                let bytes = encoded.file.as_ref().map(|(_, len)| *len).or(body_len_hint);
+                self.log_access(&seen, scratch, status, bytes, received);
                 self.waker.send(ToLoop::Response {
                     conn,
                     bytes: encoded.bytes,
@@ -94,16 +131,48 @@ impl WorkerShared {
                     stream: Some(Arc::clone(&gate)),
                     close: encoded.close,
                 });
-                let complete = self.stream(conn, plan, &gate, target);
+                let (complete, sent) = self.stream(conn, plan, &gate, target);
                 self.metrics.record_response(status, received.elapsed());
+                self.log_access(&seen, scratch, status, Some(sent), received);
                 self.waker.send(ToLoop::StreamEnd { conn, complete });
             }
         }
         self.metrics.worker_idle();
     }
 
-    /// Sends the chunks of a streamed body; true when the body went out whole and framed.
-    fn stream(&self, conn: ConnRef, plan: StreamPlan, gate: &Gate, target: &str) -> bool {
+    /// Writes the access log line for a response, if the access log is on.
+    fn log_access(
+        &self,
+        seen: &Option<Seen>,
+        scratch: &mut Scratch,
+        status: u16,
+        bytes: Option<u64>,
+        received: std::time::Instant,
+    ) {
+        let Some(seen) = seen else { return };
+        let duration = received.elapsed();
+        let record = AccessRecord {
+            client: seen.client,
+            time: std::time::SystemTime::now() - duration,
+            method: &scratch.method,
+            target: &scratch.target,
+            version: seen.version,
+            status,
+            bytes,
+            referer: scratch.referer.as_deref(),
+            user_agent: scratch.user_agent.as_deref(),
+            duration,
+        };
+        let mut line = std::mem::take(&mut scratch.line);
+        line.clear();
+        format_line(self.access_log, &record, &mut line);
+        log::info!(target: crate::access_log::TARGET, "{line}");
+        scratch.line = line;
+    }
+
+    /// Sends the chunks of a streamed body; returns whether the body went out whole and
+    /// framed, and how many body bytes were sent.
+    fn stream(&self, conn: ConnRef, plan: StreamPlan, gate: &Gate, target: &str) -> (bool, u64) {
         let StreamPlan { mut chunks, exact_len, chunked } = plan;
         let mut sent: u64 = 0;
         let mut complete = true;
@@ -170,6 +239,6 @@ impl WorkerShared {
         if complete && chunked && !gate.is_closed() {
             self.waker.send(ToLoop::Chunk { conn, bytes: b"0\r\n\r\n".to_vec() });
         }
-        complete
+        (complete, sent)
     }
 }

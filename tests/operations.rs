@@ -189,3 +189,31 @@ fn healthcheck_exits_zero_on_2xx_and_one_otherwise() {
     assert_eq!(code, Some(1));
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
+
+#[cfg(unix)]
+#[test]
+fn listens_on_a_unix_socket_replacing_a_stale_one_and_removes_it_on_exit() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("maitred.sock");
+    // A socket file left by a server that died.
+    drop(UnixListener::bind(&path).unwrap());
+    let mut cmd = Command::new(maitred_bin());
+    cmd.args(["--listen", "127.0.0.1:0", "--listen", &format!("unix:{}", path.display())]);
+    let mut server = ChildServer::spawn_command(cmd);
+    let mut stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.write_all(b"GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    assert!(server.log().contains(&format!("listening on unix:{}", path.display())), "{}", server.log());
+    // A second server cannot take a live socket.
+    let (code, _, stderr) = maitred(&["--listen", &format!("unix:{}", path.display())]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("in use"), "{stderr}");
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+    assert!(!path.exists(), "the socket file was left behind");
+}

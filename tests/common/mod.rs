@@ -34,7 +34,7 @@ impl TestServer {
         let mut config = test_config();
         adjust(&mut config);
         let server = Server::bind(config, handler).expect("bind test server");
-        let addr = server.local_addrs()[0];
+        let addr = server.local_addrs()[0].tcp().expect("a TCP address");
         let handle = server.start().expect("start test server");
         TestServer { handle: Some(handle), addr }
     }
@@ -104,7 +104,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Self::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Wraps a connected stream (after bytes were already sent on it by hand).
+    pub fn from_stream(stream: TcpStream) -> Self {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
