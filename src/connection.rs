@@ -479,6 +479,19 @@ impl Connection {
         match ctx.jobs.try_send(job) {
             Ok(()) => {
                 self.phase = Phase::Handling;
+                // Requests are waiting for a worker: say so, at most every 10 seconds.
+                let depth = ctx.jobs.len();
+                if depth > ctx.config.threads
+                    && ctx.last_queue_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+                {
+                    warn!(
+                        target: "maitred::queue",
+                        "{depth} requests are waiting for a worker (threads = {}, queue capacity {})",
+                        ctx.config.threads,
+                        ctx.config.queue_capacity()
+                    );
+                    ctx.last_queue_warning = Some(now);
+                }
                 Step::Open
             }
             Err(TrySendError::Full(_)) => {

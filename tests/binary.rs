@@ -214,3 +214,30 @@ fn missing_directory_is_one_line_and_non_zero() {
     assert_one_clear_line(&stderr);
     assert!(stderr.contains("/no/such/dir/for/maitred"), "{stderr}");
 }
+
+#[test]
+fn download_in_flight_at_sigterm_completes_and_new_connections_are_refused() {
+    use std::io::Read;
+    let mut server = ChildServer::spawn(&[]);
+    let big: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(server.site.as_ref().unwrap().path().join("big.bin"), &big).unwrap();
+    let mut c = Client::connect(server.addr);
+    c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Take the first bytes so the response is surely in flight, then signal.
+    let mut first = [0u8; 4096];
+    c.stream.read_exact(&mut first).unwrap();
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::net::TcpStream::connect(server.addr).is_err(), "a new connection was accepted after SIGTERM");
+    let mut rest = Vec::new();
+    c.stream.read_to_end(&mut rest).unwrap();
+    let mut all = first.to_vec();
+    all.extend_from_slice(&rest);
+    let head_end = find(&all, b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    // The head left before the signal, so it could not announce the close; the body is whole.
+    assert!(head.contains("Content-Length: 67108864\r\n"), "{head}");
+    assert!(all[head_end..] == big[..], "the download was cut: {} of {} bytes", all.len() - head_end, big.len());
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+}
