@@ -86,6 +86,16 @@ where
     I: IntoIterator<Item = String>,
     F: Fn(&str) -> Option<String>,
 {
+    parse_from(Config::default(), args, env)
+}
+
+/// Like [`parse`], over `defaults` instead of `Config::default()` (the WSGI front end runs 4
+/// threads unless told otherwise, for example).
+pub fn parse_from<I, F>(defaults: Config, args: I, env: F) -> Result<Command, String>
+where
+    I: IntoIterator<Item = String>,
+    F: Fn(&str) -> Option<String>,
+{
     enum Action {
         Run,
         Check,
@@ -146,7 +156,7 @@ where
         }
     }
 
-    let mut config = Config::default();
+    let mut config = defaults;
     if let Some(path) = config_file.or_else(|| env("MAITRED_CONFIG")) {
         load_file(&mut config, &path)?;
     }

@@ -353,6 +353,9 @@ settings! {
     /// Expect a PROXY protocol (v1 or v2) header from trusted proxies, giving the client's
     /// address. Defaults to false.
     proxy_protocol: bool = false, "true/false";
+    /// Put the panic message (or the Python traceback) of a failing handler in the 500
+    /// response body. For development only: it shows internals to clients. Defaults to false.
+    expose_tracebacks: bool = false, "true/false";
 }
 
 fn default_threads() -> usize {

@@ -126,16 +126,30 @@ where
         }
         _ => {}
     }
+    serve_configured(&program, config, handler)
+}
+
+/// Starts `handler` with `config` (already validated and final) and blocks until it has
+/// drained, as [`serve_until_signal`]; a start-up failure is one line on stderr prefixed with
+/// `program` and exit status 1, a drain exit status 0. `launch_with` ends here.
+pub fn serve_configured<H: Handler>(program: &str, config: Config, handler: H) -> ExitCode {
     init_logging(&config.log_level, config.access_log != crate::access_log::AccessLogFormat::Off);
+    match serve_until_signal(config, handler) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Binds and starts `handler` with `config`, installs the drain on SIGTERM/SIGINT (Ctrl-C,
+/// Ctrl-Break, console close), logs where it listens, and blocks until the drain is done.
+/// Logging is whatever `log` logger the caller installed (the WSGI front end forwards records
+/// to Python's `logging`).
+pub fn serve_until_signal<H: Handler>(config: Config, handler: H) -> Result<(), crate::Error> {
     let threads = config.threads;
-    let server = match Server::bind(config, handler) {
-        Ok(server) => server,
-        Err(e) => return fail(1, &e.to_string()),
-    };
-    let handle = match server.start() {
-        Ok(handle) => handle,
-        Err(e) => return fail(1, &e.to_string()),
-    };
+    let handle = Server::bind(config, handler)?.start()?;
     if let Err(e) = crate::signals::drain_on_signals(handle.stopper()) {
         warn!(target: "maitred::server", "{e}; stop the process with SIGKILL");
     }
@@ -151,5 +165,5 @@ where
     } else {
         warn!(target: "maitred::server", "stopped with a handler still running after graceful_timeout");
     }
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -95,7 +95,7 @@ pub use access_log::AccessLogFormat;
 pub use config::{Config, ConfigError, Setting, SETTINGS};
 pub use error::Error;
 pub use handler::Handler;
-pub use launch::{launch, launch_with};
+pub use launch::{launch, launch_with, serve_configured, serve_until_signal};
 pub use net::ListenAddr;
 pub use request::{Header, Request, RequestBody, Version};
 pub use response::{Body, Chunks, Response};

@@ -91,6 +91,7 @@ impl Server {
             metrics: Arc::clone(&metrics),
             trusted: Arc::clone(&trusted),
             access_log: config.access_log,
+            expose_tracebacks: config.expose_tracebacks,
         });
         let pool = Pool::start(config.threads, shared, jobs_rx.clone())?;
 

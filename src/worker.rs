@@ -26,6 +26,7 @@ pub(crate) struct WorkerShared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) trusted: Arc<crate::proxy::TrustedProxies>,
     pub(crate) access_log: AccessLogFormat,
+    pub(crate) expose_tracebacks: bool,
 }
 
 /// Per-worker buffers reused from one request to the next.
@@ -80,7 +81,12 @@ impl WorkerShared {
             Err(payload) => {
                 error!(target: "maitred::worker", "handler panicked on {target}: {}", panic_message(&*payload));
                 // Like every error the server produces itself, this one closes the connection.
-                (Response::text(500, "500 Internal Server Error\n"), false)
+                let body = if self.expose_tracebacks {
+                    format!("500 Internal Server Error\n\nhandler panicked: {}\n", panic_message(&*payload))
+                } else {
+                    "500 Internal Server Error\n".to_string()
+                };
+                (Response::text(500, body), false)
             }
         };
         // Read after the handler: a request in flight when the drain began still says close.
