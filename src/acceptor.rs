@@ -98,11 +98,6 @@ impl Acceptor {
                     break;
                 }
             }
-            if gauge.current() >= limit {
-                waker.send(ToLoop::Evict);
-                gauge.wait_below(limit, Duration::from_millis(50));
-                continue;
-            }
             events.clear();
             let timeout = close_at.map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(e) = poller.wait(&mut events, timeout) {
@@ -114,12 +109,27 @@ impl Acceptor {
             }
             for event in events.iter() {
                 let Some(listener) = registered.get(event.key) else { continue };
+                let mut accepted = 0usize;
                 loop {
-                    if close_at.is_some_and(|at| Instant::now() >= at) || gauge.current() >= limit {
+                    if close_at.is_some_and(|at| Instant::now() >= at) {
                         break;
+                    }
+                    if gauge.current() >= limit {
+                        if accepted > 0 {
+                            // Full now; the re-armed listener says whether anyone else waits.
+                            break;
+                        }
+                        // Readiness while full: a client is waiting. Ask the loop to close the
+                        // longest-idle connection, and pause accepting until it has.
+                        waker.send(ToLoop::Evict);
+                        gauge.wait_below(limit, Duration::from_millis(100));
+                        if gauge.current() >= limit {
+                            break;
+                        }
                     }
                     match listener.get().accept() {
                         Ok((stream, peer)) => {
+                            accepted += 1;
                             gauge.add();
                             waker.send(ToLoop::Accepted(stream, peer));
                             backoff = Duration::from_millis(10);

@@ -99,7 +99,11 @@ struct Writing {
     complete: bool,
     close: bool,
     linger: bool,
-    started: Instant,
+    /// Since when bytes have been waiting for the client (`None` while the response waits
+    /// for the handler's next piece: that time is not the client's).
+    pending_since: Option<Instant>,
+    /// Time bytes spent waiting for the client before `pending_since`.
+    busy: Duration,
     last_progress: Instant,
     written: u64,
 }
@@ -211,10 +215,14 @@ impl Connection {
                 Some(stalled.min(slow))
             }
             Phase::Handling => None,
-            Phase::Writing(w) if w.pos >= w.out.len() => None,
             Phase::Writing(w) => {
+                // The client must take what it is sent: no write may stall for write_timeout,
+                // and over the time it has had bytes waiting, it must average min_transfer_rate
+                // (after a grace of write_timeout).
+                let pending_since = w.pending_since?;
                 let stalled = w.last_progress + config.write_timeout;
-                let slow = w.started + config.write_timeout + rate_allowance(w.written, config.min_transfer_rate);
+                let allowed = config.write_timeout + rate_allowance(w.written, config.min_transfer_rate);
+                let slow = pending_since + allowed.saturating_sub(w.busy);
                 Some(stalled.min(slow))
             }
             Phase::Lingering { until, .. } => Some(*until),
@@ -537,7 +545,8 @@ impl Connection {
             complete: true,
             close,
             linger,
-            started: now,
+            pending_since: Some(now),
+            busy: Duration::ZERO,
             last_progress: now,
             written: 0,
         }));
@@ -566,14 +575,13 @@ impl Connection {
     /// The next piece of a streamed body.
     pub(crate) fn on_chunk(&mut self, ctx: &mut LoopCtx, bytes: Vec<u8>, now: Instant) -> Step {
         let Phase::Writing(w) = &mut self.phase else { return Step::Open };
-        if w.pos >= w.out.len() {
-            // The client was waiting on the handler, not the other way round: restart the
-            // write clocks.
+        if w.pending_since.is_none() {
+            // The client was waiting on the handler, not the other way round: its clock
+            // starts again now.
             w.out.clear();
             w.pos = 0;
-            w.started = now;
+            w.pending_since = Some(now);
             w.last_progress = now;
-            w.written = 0;
         }
         w.out.extend_from_slice(&bytes);
         self.flush(ctx, now)
@@ -635,6 +643,9 @@ impl Connection {
                 w.file = None;
             }
             if !w.stream_done {
+                if let Some(since) = w.pending_since.take() {
+                    w.busy += now.saturating_duration_since(since);
+                }
                 return Step::Open;
             }
             break;

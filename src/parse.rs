@@ -88,6 +88,11 @@ impl HeadScanner {
     /// on every call. Returns the span of the head once it is complete.
     pub fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<HeadSpan>, Rejection> {
         while self.pos < buf.len() {
+            // The head's size includes the byte being looked at: the byte that completes the
+            // head counts like any other.
+            if self.pos + 1 - self.head_start > limits.max_headers_size {
+                return Err(Rejection::HeadersTooLarge);
+            }
             let b = buf[self.pos];
             if self.prev_cr && b != b'\n' {
                 return Err(Rejection::BadRequest("bare CR in request head"));
@@ -121,6 +126,9 @@ impl HeadScanner {
                         }
                     }
                     self.line_start = self.pos + 1;
+                    self.prev_cr = false;
+                    self.pos += 1;
+                    continue;
                 }
                 b'\r' | b'\t' => {}
                 0..=0x1f | 0x7f => return Err(Rejection::BadRequest("control character in request head")),
@@ -129,16 +137,13 @@ impl HeadScanner {
             self.prev_cr = b == b'\r';
             self.pos += 1;
             // Limits are checked on the line in progress, so an over-long line is refused as
-            // soon as it is over, not when it ends. The +1 leaves room for its CR.
-            let line_len = self.pos - self.line_start;
+            // soon as its content (not counting a CR that may end it) is over.
+            let content_len = self.pos - self.line_start - usize::from(self.prev_cr);
             if !self.request_line_done {
-                if line_len > limits.max_request_line + 1 {
+                if content_len > limits.max_request_line {
                     return Err(Rejection::RequestLineTooLong);
                 }
-            } else if line_len > limits.max_header_line + 1 {
-                return Err(Rejection::HeadersTooLarge);
-            }
-            if self.pos - self.head_start > limits.max_headers_size {
+            } else if content_len > limits.max_header_line {
                 return Err(Rejection::HeadersTooLarge);
             }
         }
