@@ -260,18 +260,7 @@ impl Connection {
         if eof {
             self.peer_closed = true;
         }
-        let step = self.process(ctx, now);
-        if step == Step::Open
-            && self.peer_closed
-            && matches!(self.phase, Phase::Idle { .. } | Phase::Head { .. } | Phase::Body(_))
-        {
-            // The client went away before finishing a request: nothing to answer.
-            return Step::Close;
-        }
-        if let Phase::Idle { .. } = self.phase {
-            self.inbuf.release_if_empty(&mut ctx.buffers);
-        }
-        step
+        self.process_input(ctx, now)
     }
 
     /// The socket is writable.
@@ -665,12 +654,17 @@ impl Connection {
             return Step::Close;
         }
         self.phase = Phase::Idle { since: now, fresh: false };
+        self.process_input(ctx, now)
+    }
+
+    /// Processes buffered input; then closes a connection whose client has stopped sending
+    /// with no complete request left, and returns an idle connection's buffer to the pool.
+    fn process_input(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
         let step = self.process(ctx, now);
         if step == Step::Open
             && self.peer_closed
             && matches!(self.phase, Phase::Idle { .. } | Phase::Head { .. } | Phase::Body(_))
         {
-            // Nothing complete is left from a client that has stopped sending.
             return Step::Close;
         }
         if let Phase::Idle { .. } = self.phase {
