@@ -155,6 +155,20 @@ impl Acceptor {
                 }
             }
         }
+        // Connections that completed their handshake before the listeners close are taken, not
+        // reset: the drain serves those whose request has arrived and closes the silent ones.
+        for listener in &registered {
+            while gauge.current() < limit {
+                match listener.get().accept() {
+                    Ok((stream, peer)) => {
+                        gauge.add();
+                        waker.send(ToLoop::Accepted(stream, peer));
+                    }
+                    Err(e) if is_transient(&e) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
         let addrs: Vec<ListenAddr> = registered.iter().filter_map(|l| l.get().local_addr().ok()).collect();
         drop(registered);
         debug!(target: "maitred::server", "stopped accepting on {addrs:?}");

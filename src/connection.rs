@@ -708,11 +708,16 @@ impl Connection {
         }
     }
 
-    /// The server started draining: idle keep-alive connections close now; the rest close
-    /// after their current response.
-    pub(crate) fn on_drain(&mut self) -> Step {
+    /// The server started draining: idle connections close now (a new one first gets a last
+    /// look for a request already on its way); the rest close after their current response.
+    pub(crate) fn on_drain(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        if let Phase::Idle { fresh: true, .. } = self.phase {
+            if self.inbuf.is_empty() && self.on_readable(ctx, now) == Step::Close {
+                return Step::Close;
+            }
+        }
         match self.phase {
-            Phase::Idle { fresh: false, .. } if self.inbuf.is_empty() => Step::Close,
+            Phase::Idle { .. } if self.inbuf.is_empty() => Step::Close,
             _ => Step::Open,
         }
     }

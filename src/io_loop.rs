@@ -316,13 +316,9 @@ impl IoLoop {
         self.drain_deadline = Some(now + self.ctx.config.graceful_timeout);
         info!(target: "maitred::server", "draining {} connection(s)", self.conns.len);
         for slot in self.conns.slots() {
-            let step = match self.conns.get_mut(slot) {
-                Some(conn) => conn.on_drain(),
-                None => continue,
-            };
-            if step == Step::Close {
-                self.close(slot);
-            }
+            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            let step = conn.on_drain(&mut self.ctx, now);
+            self.settle(slot, step);
         }
     }
 

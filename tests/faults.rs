@@ -49,35 +49,6 @@ fn assert_serves(server: &TestServer, what: &str) {
     }
 }
 
-#[derive(Debug, PartialEq)]
-enum CloseWatch {
-    Closed,
-    Data(Vec<u8>),
-    Open,
-}
-
-fn watch_close(stream: &TcpStream, within: Duration) -> CloseWatch {
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    let mut s = stream;
-    s.set_read_timeout(Some(ms(20))).unwrap();
-    let outcome = loop {
-        match s.read(&mut buf) {
-            Ok(0) => break CloseWatch::Closed,
-            Ok(n) => break CloseWatch::Data(buf[..n].to_vec()),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                if start.elapsed() >= within {
-                    break CloseWatch::Open;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break CloseWatch::Closed,
-        }
-    };
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    outcome
-}
-
 /// A gate the test controls: handlers `enter` and wait until the test opens it (bounded).
 #[derive(Default)]
 struct Latch {

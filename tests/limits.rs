@@ -102,39 +102,6 @@ fn assert_server_error(r: &RawResponse, status: u16) {
     assert!(r.body_text().starts_with(&status.to_string()), "{:?}", r.body_text());
 }
 
-#[derive(Debug)]
-enum CloseWatch {
-    /// EOF or reset.
-    Closed,
-    /// Bytes arrived instead.
-    Data(Vec<u8>),
-    /// Still open when the watch ended.
-    Open,
-}
-
-/// Watches `stream` for at most `within`: how long until the server closes it.
-fn watch_close(stream: &TcpStream, within: Duration) -> CloseWatch {
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    let mut s = stream;
-    s.set_read_timeout(Some(ms(20))).unwrap();
-    let outcome = loop {
-        match s.read(&mut buf) {
-            Ok(0) => break CloseWatch::Closed,
-            Ok(n) => break CloseWatch::Data(buf[..n].to_vec()),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                if start.elapsed() >= within {
-                    break CloseWatch::Open;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break CloseWatch::Closed,
-        }
-    };
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    outcome
-}
-
 /// Sends `bytes` from a background thread, `piece` bytes every `every`, until done, stopped,
 /// or a write fails. `sent` counts what went out.
 struct Dribbler {

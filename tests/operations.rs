@@ -217,3 +217,19 @@ fn listens_on_a_unix_socket_replacing_a_stale_one_and_removes_it_on_exit() {
     assert_eq!(server.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
     assert!(!path.exists(), "the socket file was left behind");
 }
+
+#[test]
+fn drain_closes_silent_new_connections_at_once_but_serves_one_whose_request_arrived() {
+    let server = TestServer::with_config(|c| c.header_timeout = Duration::from_secs(30), hello);
+    let mut silent = server.client();
+    let mut sent = server.client();
+    sent.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let started = Instant::now();
+    server.handle().shutdown();
+    let r = sent.response();
+    assert_eq!(r.status, 200);
+    assert!(r.closes(), "{}", r.head);
+    assert!(silent.closed_within(Duration::from_secs(5)), "a silent connection held the drain");
+    assert!(server.stop());
+    assert!(started.elapsed() < Duration::from_secs(5), "the drain waited {:?}", started.elapsed());
+}

@@ -330,4 +330,38 @@ pub fn thread_count() -> usize {
     status.lines().find_map(|l| l.strip_prefix("Threads:")).unwrap().trim().parse().unwrap()
 }
 
+/// What a watched connection did.
+#[derive(Debug, PartialEq)]
+pub enum CloseWatch {
+    /// EOF or reset.
+    Closed,
+    /// Bytes arrived instead.
+    Data(Vec<u8>),
+    /// Still open when the watch ended.
+    Open,
+}
+
+/// Watches `stream` for at most `within`: whether the server closes it, sends, or neither.
+pub fn watch_close(stream: &TcpStream, within: Duration) -> CloseWatch {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut s = stream;
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let outcome = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break CloseWatch::Closed,
+            Ok(n) => break CloseWatch::Data(buf[..n].to_vec()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if start.elapsed() >= within {
+                    break CloseWatch::Open;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break CloseWatch::Closed,
+        }
+    };
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    outcome
+}
+
 pub mod child;
