@@ -1,4 +1,10 @@
-//! Benchmark peer: the smallest reasonable hyper 1.x HTTP/1.1 hello-world.
+//! Benchmark peer: the smallest reasonable hyper 1.x HTTP/1.1 server for `bench/run.sh`.
+//!
+//! Routes (the same as `examples/bench_server.rs` and the tiny-pool peer):
+//! * `GET /`       -> 200 `Hello, World!` (text/plain)
+//! * `POST /echo`  -> 200 with the request body echoed back (collected with http-body-util)
+//! * `GET /sleep`  -> waits 50 ms (`tokio::time::sleep`, so no thread is held), then `slept`
+//! * anything else -> 404
 //!
 //! Usage: hyper-hello [--listen ADDR]   (default 127.0.0.1:0)
 //! Prints `listening on http://ADDR` once on stdout after binding.
@@ -7,22 +13,53 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 const BODY: &[u8] = b"Hello, World!";
 
-async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(BODY)));
+fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
     resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let resp = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/") => reply(StatusCode::OK, "text/plain", Bytes::from_static(BODY)),
+        (&Method::POST, "/echo") => match req.into_body().collect().await {
+            Ok(collected) => reply(
+                StatusCode::OK,
+                "application/octet-stream",
+                collected.to_bytes(),
+            ),
+            Err(e) => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                Bytes::from(format!("could not read the body: {e}\n")),
+            ),
+        },
+        (&Method::GET, "/sleep") => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            reply(StatusCode::OK, "text/plain", Bytes::from_static(b"slept"))
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"404 Not Found\n"),
+        ),
+    };
     Ok(resp)
 }
 
@@ -81,7 +118,7 @@ async fn main() {
         tokio::spawn(async move {
             let conn = http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service_fn(hello));
+                .serve_connection(TokioIo::new(stream), service_fn(route));
             // Client resets/EOFs are normal under load; ignore them.
             let _ = conn.await;
         });

@@ -2,16 +2,23 @@
 //!
 //! tiny_http accepts and parses; ONE dispatcher thread calls `server.recv()` and pushes
 //! each request into a bounded crossbeam channel (capacity 4 x threads); N worker
-//! threads pop requests and answer `Hello, World!`.
+//! threads pop requests and answer them.
+//!
+//! Routes (the same as `examples/bench_server.rs` and the hyper peer):
+//! * `GET /`       -> 200 `Hello, World!` (text/plain)
+//! * `POST /echo`  -> 200 with the request body echoed back (read whole on the worker)
+//! * `GET /sleep`  -> `std::thread::sleep` 50 ms on the worker, then `slept`
+//! * anything else -> 404
 //!
 //! Usage: tiny-pool [--listen ADDR] [--threads N]   (defaults 127.0.0.1:0, 4)
 //! Prints `listening on http://ADDR` once on stdout after binding.
 
 use std::io::Write;
 use std::thread;
+use std::time::Duration;
 
 use crossbeam_channel::bounded;
-use tiny_http::{Header, Response, Server};
+use tiny_http::{Header, Method, Response, Server};
 
 const BODY: &str = "Hello, World!";
 
@@ -58,6 +65,47 @@ fn parse_args() -> Args {
     a
 }
 
+fn serve(mut req: tiny_http::Request, text_plain: &Header) {
+    let is_get = *req.method() == Method::Get;
+    let is_post = *req.method() == Method::Post;
+    // Path without the query string.
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    // The client may have gone away; that is not our problem, hence the ignored results.
+    match (is_get, is_post, path.as_str()) {
+        (true, _, "/") => {
+            let _ = req.respond(Response::from_string(BODY).with_header(text_plain.clone()));
+        }
+        (_, true, "/echo") => {
+            let mut body = Vec::with_capacity(req.body_length().unwrap_or(0));
+            match req.as_reader().read_to_end(&mut body) {
+                Ok(_) => {
+                    let ct = Header::from_bytes(&b"Content-Type"[..], &b"application/octet-stream"[..])
+                        .expect("static header is valid");
+                    let _ = req.respond(Response::from_data(body).with_header(ct));
+                }
+                Err(e) => {
+                    let _ = req.respond(
+                        Response::from_string(format!("could not read the body: {e}\n"))
+                            .with_status_code(400)
+                            .with_header(text_plain.clone()),
+                    );
+                }
+            }
+        }
+        (true, _, "/sleep") => {
+            thread::sleep(Duration::from_millis(50));
+            let _ = req.respond(Response::from_string("slept").with_header(text_plain.clone()));
+        }
+        _ => {
+            let _ = req.respond(
+                Response::from_string("404 Not Found\n")
+                    .with_status_code(404)
+                    .with_header(text_plain.clone()),
+            );
+        }
+    }
+}
+
 fn main() {
     let args = parse_args();
     let server = Server::http(args.listen.as_str()).unwrap_or_else(|e| {
@@ -84,9 +132,7 @@ fn main() {
             .name(format!("worker-{i}"))
             .spawn(move || {
                 for req in rx.iter() {
-                    let resp = Response::from_string(BODY).with_header(ct.clone());
-                    // The client may have gone away; that is not our problem.
-                    let _ = req.respond(resp);
+                    serve(req, &ct);
                 }
             })
             .expect("spawn worker");

@@ -1,0 +1,945 @@
+#!/usr/bin/env bash
+# maitred vs. peers, every scenario, every server, in ONE run, alternating servers in rounds.
+#
+#   bench/run.sh                                        # everything: 3 rounds, ~10 minutes
+#   SCENARIOS="hello-50 echo-1m" ROUNDS=1 bench/run.sh  # a subset
+#   ROUNDS=7 bench/run.sh                               # anything you intend to quote
+#
+# Scenarios (SCENARIOS, space-separated, any order; N is a number, `k` means ×1000):
+#   hello-N   GET /, N keep-alive connections
+#   close-N   GET / with `Connection: close`: a new connection per request, N at a time
+#   echo-1m   POST /echo with a 1 MiB body, echoed back; ECHO_CONNS connections
+#   sleep     GET /sleep (the handler sleeps 50 ms); SLEEP_CONNS connections
+#   idle-N    hello with IDLE_ACTIVE_CONNS connections, without and then with N idle
+#             keep-alive connections held open by bench/idle-conns
+#
+# Environment (defaults in brackets):
+#   SERVERS         servers for every scenario but idle-N ["maitred hyper tiny-pool"]
+#   IDLE_SERVERS    servers for idle-N ["maitred hyper"] (tiny-pool runs a thread per connection)
+#   SCENARIOS       ["hello-50 hello-256 close-50 echo-1m sleep idle-10k"]
+#   ROUNDS          rounds; every round runs every scenario on every server once [3]
+#   DURATION        seconds of each measured wrk run [5]
+#   SLEEP_DURATION  seconds of each measured run of `sleep` [max(DURATION, 5)]
+#   WARMUP          seconds of the unmeasured wrk run before each measured one [2]
+#   THREADS         --threads for maitred and tiny-pool (hyper: tokio's default) [4]
+#   ECHO_CONNS      connections for echo-1m [16]
+#   SLEEP_CONNS     connections for sleep [100]
+#   IDLE_ACTIVE_CONNS  wrk connections for idle-N [50]
+#   WRK_TIMEOUT     wrk --timeout, seconds [10]
+#   PIN             1 = server on SERVER_CPU, clients (wrk, idle-conns) on CLIENT_CPU; 0 = off [1]
+#   SERVER_CPU      CPU list for the server [1]
+#   CLIENT_CPU      CPU list for wrk and idle-conns [0]
+#   START_TIMEOUT   seconds a server gets to print its address before it is killed [30]
+#   IDLE_TIMEOUT    seconds idle-conns gets to open all its connections [120]
+#   MAITRED_ARGS    extra flags for every maitred run, appended last [""]
+#   RESULTS_DIR     where the raw per-round file goes [bench/results]
+#
+# Progress goes to stderr; the tables, targets and checks to stdout (and to the raw file).
+# The exit status is non-zero if any run failed. See bench/README.md for every column.
+
+set -euo pipefail
+
+# The whole script is one compound command, parsed before it runs: editing this file while a run
+# is in progress cannot change what that run executes.
+{
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+T_START=$SECONDS
+
+SERVERS=${SERVERS:-"maitred hyper tiny-pool"}
+IDLE_SERVERS=${IDLE_SERVERS:-"maitred hyper"}
+SCENARIOS=${SCENARIOS:-"hello-50 hello-256 close-50 echo-1m sleep idle-10k"}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+SLEEP_DURATION=${SLEEP_DURATION:-$(( DURATION > 5 ? DURATION : 5 ))}
+WARMUP=${WARMUP:-2}
+THREADS=${THREADS:-4}
+ECHO_CONNS=${ECHO_CONNS:-16}
+SLEEP_CONNS=${SLEEP_CONNS:-100}
+IDLE_ACTIVE_CONNS=${IDLE_ACTIVE_CONNS:-50}
+WRK_TIMEOUT=${WRK_TIMEOUT:-10}
+PIN=${PIN:-1}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+START_TIMEOUT=${START_TIMEOUT:-30}
+IDLE_TIMEOUT=${IDLE_TIMEOUT:-120}
+MAITRED_ARGS=${MAITRED_ARGS:-}
+RESULTS_DIR=${RESULTS_DIR:-"$BENCH_DIR/results"}
+
+ECHO_BYTES=1048576   # the 1 MiB of echo-1m
+SLEEP_SECONDS=0.05   # what /sleep sleeps, in every server
+
+log() { printf '[run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '[run.sh] error: %s\n' "$*" >&2; exit 1; }
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+for v in ROUNDS DURATION SLEEP_DURATION WARMUP THREADS ECHO_CONNS SLEEP_CONNS IDLE_ACTIVE_CONNS \
+         WRK_TIMEOUT START_TIMEOUT IDLE_TIMEOUT; do
+    is_uint "${!v}" && (( ${!v} > 0 )) || die "$v must be a positive integer (got '${!v}')"
+done
+[[ $PIN == 0 || $PIN == 1 ]] || die "PIN must be 0 or 1 (got '$PIN')"
+read -r -a SERVER_LIST <<<"$SERVERS"
+read -r -a IDLE_SERVER_LIST <<<"$IDLE_SERVERS"
+read -r -a SCENARIO_LIST <<<"$SCENARIOS"
+read -r -a MAITRED_EXTRA <<<"$MAITRED_ARGS"
+(( ${#SCENARIO_LIST[@]} > 0 )) || die "SCENARIOS is empty"
+for s in "${SERVER_LIST[@]+"${SERVER_LIST[@]}"}" "${IDLE_SERVER_LIST[@]+"${IDLE_SERVER_LIST[@]}"}"; do
+    case $s in maitred|hyper|tiny-pool) ;; *) die "unknown server '$s' (known: maitred hyper tiny-pool)";; esac
+done
+
+# "10k" -> 10000, "256" -> 256; anything else fails.
+count_of() {
+    local n=$1
+    if [[ $n =~ ^([0-9]+)k$ ]]; then echo $(( BASH_REMATCH[1] * 1000 ));
+    elif [[ $n =~ ^[0-9]+$ ]]; then echo "$n";
+    else return 1; fi
+}
+declare -A SCEN_KIND SCEN_N
+for sc in "${SCENARIO_LIST[@]}"; do
+    case $sc in
+        hello-*|close-*|idle-*)
+            n=$(count_of "${sc#*-}") && (( n > 0 )) || die "bad scenario '$sc' (N must be a number, e.g. hello-50, idle-10k)"
+            SCEN_KIND[$sc]=${sc%%-*}; SCEN_N[$sc]=$n ;;
+        echo-1m) SCEN_KIND[$sc]=echo; SCEN_N[$sc]=$ECHO_CONNS ;;
+        sleep)   SCEN_KIND[$sc]=sleep; SCEN_N[$sc]=$SLEEP_CONNS ;;
+        *) die "unknown scenario '$sc' (known: hello-N close-N echo-1m sleep idle-N)" ;;
+    esac
+done
+
+# Which servers run in a scenario. echo-1m measures maitred twice: `maitred` keeps the 1 MiB
+# body in memory (--body-spool-threshold 2MiB), `maitred-spool` uses the default threshold
+# (512 KiB), so the body goes through a temporary file.
+variants_of() { # variants_of SCENARIO -> one name per line
+    local s list
+    if [[ ${SCEN_KIND[$1]} == idle ]]; then list=("${IDLE_SERVER_LIST[@]+"${IDLE_SERVER_LIST[@]}"}");
+    else list=("${SERVER_LIST[@]+"${SERVER_LIST[@]}"}"); fi
+    for s in "${list[@]+"${list[@]}"}"; do
+        echo "$s"
+        [[ $s == maitred && ${SCEN_KIND[$1]} == echo ]] && echo maitred-spool
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping: every process we start in the background is recorded here and killed on
+# exit, whatever happens.
+STARTED_PIDS=()
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/maitred-bench.XXXXXX")
+
+# A PID leaves the list once it has been reaped (forget_pid), so a number the kernel has since
+# given to somebody else's process is never signalled; cleanup also checks the parent is us.
+forget_pid() {
+    local p keep=()
+    for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    STARTED_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+ours() { # ours PID: still alive and a child of this shell
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ $(awk '{ print $2 }' <<<"$stat") == "$$" ]]
+}
+cleanup() {
+    local pid i
+    exec 9>&- 2>/dev/null || true   # the idle-conns control FIFO, if open
+    for pid in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do
+        ours "$pid" && kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do
+        for (( i = 0; i < 50; i++ )); do
+            ours "$pid" || break
+            sleep 0.1
+        done
+        ours "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Tools and limits.
+ensure_wrk() {
+    command -v wrk >/dev/null 2>&1 && return 0
+    log "wrk not found; installing with apt-get"
+    # Another apt run may be in progress (its log ends with "done" when finished): wait, bounded.
+    if [[ -f /tmp/apt.log ]]; then
+        local waited=0
+        until [[ "$(tail -n 1 /tmp/apt.log 2>/dev/null)" == *done* ]]; do
+            (( waited < 600 )) || die "timed out waiting for the background apt run (/tmp/apt.log)"
+            sleep 2; waited=$((waited + 2))
+        done
+    fi
+    apt-get install -y wrk >&2 || die "apt-get install -y wrk failed; install wrk and rerun"
+    command -v wrk >/dev/null 2>&1 || die "wrk still not found after install"
+}
+ensure_wrk
+for tool in cargo curl awk timeout ss; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
+done
+if (( PIN )); then
+    command -v taskset >/dev/null 2>&1 || die "taskset not found (util-linux); or run with PIN=0"
+    SERVER_PIN=(taskset -c "$SERVER_CPU")
+    CLIENT_PIN=(taskset -c "$CLIENT_CPU")
+else
+    SERVER_PIN=()
+    CLIENT_PIN=()
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+# The servers run with a clean slate: no MAITRED_* settings or RUST_LOG from the caller's
+# environment (RUST_LOG could hide the "listening on" line). Use MAITRED_ARGS for extra flags.
+SERVER_ENV=(env -u RUST_LOG)
+while IFS= read -r var; do
+    [[ $var == MAITRED_ARGS ]] && continue
+    SERVER_ENV+=(-u "$var")
+    log "note: not passing $var from the environment to the servers"
+done < <(compgen -e | grep '^MAITRED_' || true)
+
+# Idle connections need descriptors: raise the soft limit to the hard one (inherited by every
+# process started below), then check it is enough.
+FD_SOFT_BEFORE=$(ulimit -Sn)
+FD_HARD=$(ulimit -Hn)
+if [[ $FD_HARD == unlimited ]]; then
+    FD_HARD=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo 1048576)
+fi
+ulimit -Sn "$FD_HARD" 2>/dev/null || log "could not raise the fd limit to $FD_HARD"
+FD_LIMIT=$(ulimit -Sn)
+log "fd limit: soft $FD_SOFT_BEFORE -> $FD_LIMIT (hard $FD_HARD)"
+for sc in "${SCENARIO_LIST[@]}"; do
+    [[ ${SCEN_KIND[$sc]} == idle ]] || continue
+    # The server holds N + the wrk connections + a few dozen of its own; so does idle-conns.
+    need=$(( SCEN_N[$sc] + IDLE_ACTIVE_CONNS + 100 ))
+    (( need <= FD_LIMIT )) \
+        || die "$sc needs about $need descriptors per process but the limit is $FD_LIMIT (hard limit $FD_HARD); use a smaller idle-N"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Build. Binary paths come from cargo's own JSON messages, so CARGO_TARGET_DIR etc. are honoured.
+cargo_exe() { # cargo_exe <cargo build args...>: builds, prints the path of the last executable
+    local out exe
+    out=$(cargo build --release --message-format=json-render-diagnostics "$@") \
+        || die "build failed: cargo build --release $*"
+    exe=$(grep -o '"executable":"[^"]*"' <<<"$out" | tail -n 1 | sed 's/^"executable":"//; s/"$//')
+    [[ -n $exe && -x $exe ]] || die "could not find the executable built by: cargo build --release $*"
+    printf '%s\n' "$exe"
+}
+
+declare -A BIN
+need_build() { # need_build SERVER: is it used by any selected scenario?
+    local sc v
+    for sc in "${SCENARIO_LIST[@]}"; do
+        while IFS= read -r v; do [[ ${v%-spool} == "$1" ]] && return 0; done < <(variants_of "$sc")
+    done
+    return 1
+}
+for s in maitred hyper tiny-pool; do
+    need_build "$s" || continue
+    log "building $s (release)"
+    case $s in
+        maitred)   BIN[$s]=$(cd "$ROOT" && cargo_exe --example bench_server) ;;
+        hyper)     BIN[$s]=$(cargo_exe --manifest-path "$BENCH_DIR/peers/hyper-hello/Cargo.toml") ;;
+        tiny-pool) BIN[$s]=$(cargo_exe --manifest-path "$BENCH_DIR/peers/tiny-pool/Cargo.toml") ;;
+    esac
+    log "  -> ${BIN[$s]}"
+done
+for sc in "${SCENARIO_LIST[@]}"; do
+    if [[ ${SCEN_KIND[$sc]} == idle && -z ${BIN[idle-conns]:-} ]]; then
+        log "building idle-conns (release)"
+        BIN[idle-conns]=$(cargo_exe --manifest-path "$BENCH_DIR/idle-conns/Cargo.toml")
+        log "  -> ${BIN[idle-conns]}"
+    fi
+done
+
+# wrk Lua scripts. Every run uses one: done() prints wrk's exact totals (requests, bytes read,
+# errors by kind, latency percentiles in us), which its human-readable summary rounds. A script
+# with only done() keeps wrk on its fast path (no Lua per request). echo-1m also sets a fixed
+# 1 MiB body; curl separately checks that a random 1 MiB body round-trips intact.
+STATS_LUA=$WORK/stats.lua
+cat >"$STATS_LUA" <<'EOF_LUA'
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format("wrkstats requests=%d bytes=%d connect=%d read=%d write=%d status=%d timeout=%d p50_us=%d p99_us=%d\n",
+      summary.requests, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+      latency:percentile(50.0), latency:percentile(99.0)))
+end
+EOF_LUA
+ECHO_LUA=$WORK/echo-1m.lua
+{
+    cat <<EOF_LUA
+wrk.method = "POST"
+wrk.body = string.rep("x", $ECHO_BYTES)
+wrk.headers["Content-Type"] = "application/octet-stream"
+EOF_LUA
+    cat "$STATS_LUA"
+} >"$ECHO_LUA"
+head -c "$ECHO_BYTES" /dev/urandom >"$WORK/body-1m.bin"
+
+# server_cmd VARIANT SCENARIO -> fills array CMD
+server_cmd() {
+    local kind=${SCEN_KIND[$2]}
+    case $1 in
+        maitred|maitred-spool)
+            CMD=("${BIN[maitred]}" --listen 127.0.0.1:0 --threads "$THREADS")
+            # echo-1m: the body stays in memory below the threshold (max_body_size is 8 MiB
+            # by default, enough); maitred-spool keeps the 512 KiB default and spools.
+            [[ $1 == maitred && $kind == echo ]] && CMD+=(--body-spool-threshold 2MiB)
+            # idle-N: the default connection cap (1024) would evict idle connections, and the
+            # default keep-alive timeout (15 s) would close them during the measurement.
+            if [[ $kind == idle ]]; then
+                local cap=$(( 2 * SCEN_N[$2] > 20000 ? 2 * SCEN_N[$2] : 20000 ))
+                CMD+=(--connection-limit "$cap" --keepalive-timeout 300)
+            fi
+            CMD+=("${MAITRED_EXTRA[@]+"${MAITRED_EXTRA[@]}"}") ;;
+        hyper)     CMD=("${BIN[hyper]}" --listen 127.0.0.1:0) ;;
+        tiny-pool) CMD=("${BIN[tiny-pool]}" --listen 127.0.0.1:0 --threads "$THREADS") ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# /proc readers.
+
+# utime+stime of the whole process (all threads, including exited ones), in clock ticks.
+proc_cpu_ticks() {
+    local stat rest
+    stat=$(<"/proc/$1/stat") || return 1
+    rest=${stat##*) }            # drop "pid (comm) "; comm may contain spaces and ')'
+    awk '{ print $12 + $13 }' <<<"$rest"   # fields 14 and 15 of the full line
+}
+
+# Sum of "voluntary nonvoluntary" context switches over all live threads.
+proc_ctxsw() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '
+        /^voluntary_ctxt_switches:/    { v += $2 }
+        /^nonvoluntary_ctxt_switches:/ { n += $2 }
+        END { printf "%d %d\n", v, n }'
+}
+
+proc_status_field() { # proc_status_field PID FIELD -> first number after "FIELD:" (kB for Vm*)
+    awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status"
+}
+
+# TCP connections accepted by the kernel in this network namespace so far (all listeners; other
+# programs on the machine add to it, so the per-request ratio is approximate).
+passive_opens() {
+    awk '$1 == "Tcp:" { if (!h) { for (i = 1; i <= NF; i++) if ($i == "PassiveOpens") c = i; h = 1 }
+                        else { print $c; exit } }' /proc/net/snmp
+}
+
+# Busy and stolen time of the whole machine so far, in clock ticks: "busy steal".
+machine_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat
+}
+
+# TIME_WAIT sockets of connections to or from PORT (either side may have closed first).
+time_wait_on() {
+    ss -Htn state time-wait "( sport = :$1 or dport = :$1 )" 2>/dev/null | wc -l
+}
+
+# ESTABLISHED server-side sockets on PORT.
+established_on() {
+    ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l
+}
+
+# ---------------------------------------------------------------------------------------------
+# wrk output parsing.
+to_ms() { # "452.00us" / "1.23ms" / "1.01s" / "1.50m" -> milliseconds
+    awk -v x="$1" 'BEGIN {
+        if (x ~ /us$/)      { sub(/us$/, "", x); printf "%.3f", x / 1000 }
+        else if (x ~ /ms$/) { sub(/ms$/, "", x); printf "%.3f", x }
+        else if (x ~ /s$/)  { sub(/s$/,  "", x); printf "%.3f", x * 1000 }
+        else if (x ~ /m$/)  { sub(/m$/,  "", x); printf "%.3f", x * 60000 }
+        else if (x ~ /h$/)  { sub(/h$/,  "", x); printf "%.3f", x * 3600000 }
+        else                { printf "nan" } }'
+}
+
+wrk_field() { # wrk_field FILE KEY
+    local f=$1
+    case $2 in
+        rps)      awk '/^Requests\/sec:/ { print $2; exit }' "$f" ;;
+        requests|bytes|connect|read|write|status|timeout|p50_us|p99_us) # exact, from done()
+            awk -v k="$2" '$1 == "wrkstats" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } exit }' "$f" ;;
+        p50)      awk -v u="$(wrk_field "$f" p50_us)" 'BEGIN { printf "%.3f", u / 1000 }' ;;
+        p99)      awk -v u="$(wrk_field "$f" p99_us)" 'BEGIN { printf "%.3f", u / 1000 }' ;;
+        sockerr)  # connect + read + write + timeout
+            awk '$1 == "wrkstats" { for (i = 2; i <= NF; i++) { split($i, kv, "=")
+                     if (kv[1] ~ /^(connect|read|write|timeout)$/) e += kv[2] } print e + 0; exit }' "$f" ;;
+    esac
+}
+
+# run_wrk OUT CONNS SECONDS URL [wrk args...]: one wrk run on the client CPU, bounded in time.
+# Uses the stats script unless the arguments name another (-s).
+run_wrk() {
+    local out=$1 conns=$2 secs=$3 url=$4
+    shift 4
+    local -a script=(-s "$STATS_LUA")
+    [[ " $* " == *" -s "* ]] && script=()
+    # /usr/bin/time (if installed) records wrk's own CPU time in $out.time.
+    local -a timer=()
+    [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -o "$out.time" -f 'wrkcpu %U %S')
+    timeout -k 5 $(( secs + WRK_TIMEOUT + 30 )) "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" \
+        "${timer[@]+"${timer[@]}"}" wrk -t1 -c"$conns" -d"${secs}s" --timeout "${WRK_TIMEOUT}s" "${script[@]+"${script[@]}"}" "$@" "$url" >"$out" 2>&1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Server lifecycle.
+
+RAW_STD=$WORK/rows-std.tsv     # hello, close, echo, sleep
+RAW_IDLE=$WORK/rows-idle.tsv   # idle
+: >"$RAW_STD"; : >"$RAW_IDLE"
+: >"$WORK/wrk-all.txt"
+FAILURES=()
+
+record_failure() { # record_failure FILE SCENARIO ROUND SERVER REASON
+    printf '%s\t%s\t%s\tFAILED\t%s\n' "$2" "$3" "$4" "$5" >>"$1"
+    FAILURES+=("$2 round $3: $4: $5")
+    log "$2 round $3: $4: FAILED: $5"
+}
+
+stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for (( i = 0; i < 50; i++ )); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "  pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+# start_server VARIANT SCENARIO ROUND: sets PID and ADDR; on failure sets START_ERR, returns 1.
+# (Not to be called in $(...): the server must be a child of this shell, recorded in STARTED_PIDS.)
+start_server() {
+    local name=$1 sc=$2 round=$3 t0 slog
+    local -a CMD
+    slog="$WORK/$sc.$name.r$round.log"
+    server_cmd "$name" "$sc"
+    log "$sc round $round: $name: ${SERVER_PIN[*]+${SERVER_PIN[*]} }${CMD[*]}"
+    # env and taskset both exec, so $! is the server's own PID.
+    "${SERVER_ENV[@]}" "${SERVER_PIN[@]+"${SERVER_PIN[@]}"}" "${CMD[@]}" >"$slog" 2>&1 </dev/null &
+    PID=$!
+    STARTED_PIDS+=("$PID")
+    ADDR=""
+    START_ERR=""
+    t0=$SECONDS
+    while :; do
+        ADDR=$(grep -aoE 'listening on http://[^ ]+' "$slog" 2>/dev/null | head -n 1 \
+               | sed -E 's#^listening on http://##; s/[^0-9]+$//') || true
+        [[ -n $ADDR ]] && return 0
+        if ! kill -0 "$PID" 2>/dev/null; then
+            wait "$PID" 2>/dev/null || true
+            forget_pid "$PID"
+            START_ERR="exited before printing its address; output: $(tail -c 300 "$slog" | tr '\n' ' ')"
+            return 1
+        fi
+        if (( SECONDS - t0 >= START_TIMEOUT )); then
+            stop_pid "$PID"
+            START_ERR="no 'listening on http://ADDR' line within ${START_TIMEOUT}s (killed); output: $(tail -c 300 "$slog" | tr '\n' ' ')"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# verify KIND ADDR: one request with curl; checks the route answers what it is named after.
+# Prints the problem and returns 1 if it does not.
+verify() {
+    local kind=$1 addr=$2 out="$WORK/verify.out" res
+    case $kind in
+        hello|close|idle)
+            local -a hdr=()
+            [[ $kind == close ]] && hdr=(-H 'Connection: close')
+            res=$(curl -sS --max-time 10 "${hdr[@]+"${hdr[@]}"}" -o "$out" -w '%{http_code}' "http://$addr/" 2>&1) || { echo "curl: $res"; return 1; }
+            [[ $res == 200 && "$(cat "$out")" == 'Hello, World!' ]] \
+                || { echo "GET / answered $res '$(head -c 100 "$out")'"; return 1; } ;;
+        echo)
+            res=$(curl -sS --max-time 20 -H 'Content-Type: application/octet-stream' -H 'Expect:' \
+                       --data-binary @"$WORK/body-1m.bin" -o "$out" -w '%{http_code} %{size_download}' \
+                       "http://$addr/echo" 2>&1) || { echo "curl: $res"; return 1; }
+            [[ $res == "200 $ECHO_BYTES" ]] && cmp -s "$out" "$WORK/body-1m.bin" \
+                || { echo "POST /echo of $ECHO_BYTES random bytes answered '$res' and $(stat -c %s "$out") bytes that $(cmp -s "$out" "$WORK/body-1m.bin" && echo match || echo 'do not match')"; return 1; } ;;
+        sleep)
+            res=$(curl -sS --max-time 10 -o "$out" -w '%{http_code} %{time_total}' "http://$addr/sleep" 2>&1) || { echo "curl: $res"; return 1; }
+            [[ ${res%% *} == 200 && "$(cat "$out")" == slept ]] \
+                && awk -v t="${res#* }" -v s="$SLEEP_SECONDS" 'BEGIN { exit !(t >= s) }' \
+                || { echo "GET /sleep answered '$res' '$(head -c 100 "$out")' (want 200, slept, >= ${SLEEP_SECONDS}s)"; return 1; } ;;
+    esac
+}
+
+# A scenario's wrk arguments: fills WRK_ARGS, PATH_, CONNS_, SECS_.
+wrk_plan() {
+    local sc=$1
+    WRK_ARGS=(); PATH_=/; SECS_=$DURATION
+    case ${SCEN_KIND[$sc]} in
+        hello) CONNS_=${SCEN_N[$sc]} ;;
+        close) CONNS_=${SCEN_N[$sc]}; WRK_ARGS=(-H 'Connection: close') ;;
+        echo)  CONNS_=$ECHO_CONNS; PATH_=/echo; WRK_ARGS=(-s "$ECHO_LUA") ;;
+        sleep) CONNS_=$SLEEP_CONNS; PATH_=/sleep; SECS_=$SLEEP_DURATION ;;
+        idle)  CONNS_=$IDLE_ACTIVE_CONNS ;;
+    esac
+}
+
+# measure PID PORT OUT CONNS SECS URL [wrk args]: one measured wrk run bracketed by /proc
+# snapshots, with the server port's ESTABLISHED sockets counted half-way through.
+# Sets M_* variables; returns 1 (with M_ERR) if wrk or the server failed.
+measure() {
+    local pid=$1 port=$2 out=$3 conns=$4 secs=$5 url=$6 wrc=0 wpid
+    shift 6
+    local cpu0 cpu1 cs0 cs1 po0 po1
+    local mt0 mt1
+    mt0=$(machine_ticks)
+    local tw0 tw1
+    tw0=$(time_wait_on "$port")
+    cpu0=$(proc_cpu_ticks "$pid"); cs0=$(proc_ctxsw "$pid"); po0=$(passive_opens)
+    run_wrk "$out" "$conns" "$secs" "$url" --latency "$@" &
+    wpid=$!
+    STARTED_PIDS+=("$wpid")
+    sleep "$(awk -v s="$secs" 'BEGIN { print s / 2 }')"
+    M_EST_MID=$(established_on "$port")
+    wait "$wpid" || wrc=$?
+    forget_pid "$wpid"
+    po1=$(passive_opens); mt1=$(machine_ticks); tw1=$(time_wait_on "$port")
+    # Connections on this port closed during the run, beyond wrk's own at its end: a per-port
+    # lower bound on reconnections (a close leaves a TIME_WAIT socket unless it was a reset, as
+    # wrk's exit with responses in flight often is).
+    M_TW=$(( tw1 - tw0 ))
+    if ! kill -0 "$pid" 2>/dev/null; then M_ERR="server died during the measured run"; return 1; fi
+    cpu1=$(proc_cpu_ticks "$pid"); cs1=$(proc_ctxsw "$pid")
+    M_RPS=$(wrk_field "$out" rps); M_REQ=$(wrk_field "$out" requests)
+    if (( wrc != 0 )) || [[ -z $M_RPS || -z $M_REQ ]] || (( M_REQ == 0 )) || ! grep -q '^wrkstats ' "$out"; then
+        M_ERR="wrk exit $wrc / no requests; wrk said: $(tail -c 300 "$out" | tr '\n' ' ')"
+        return 1
+    fi
+    M_P50=$(wrk_field "$out" p50); M_P99=$(wrk_field "$out" p99)
+    M_SOCKERR=$(wrk_field "$out" sockerr); M_NON2XX=$(wrk_field "$out" status)
+    M_READ=$(wrk_field "$out" bytes)
+    M_ERRDETAIL="connect=$(wrk_field "$out" connect),read=$(wrk_field "$out" read),write=$(wrk_field "$out" write),timeout=$(wrk_field "$out" timeout),non2xx=$M_NON2XX"
+    M_CPU=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
+    M_CPU_REQ=$(awk -v c="$M_CPU" -v r="$M_REQ" 'BEGIN { printf "%.2f", c * 1e6 / r }')
+    M_CPU_PCT=$(awk -v c="$M_CPU" -v s="$secs" 'BEGIN { printf "%.0f", c * 100 / s }')
+    # wrk's CPU% and everything else's (other processes, and kernel work not charged to either;
+    # out of 100 x CPUs), over the same window: how much the machine was shared.
+    M_WRK_PCT=$(awk -v s="$secs" '$1 == "wrkcpu" { printf "%.0f", ($2 + $3) * 100 / s; f = 1 } END { if (!f) print "nan" }' "$out.time" 2>/dev/null || echo nan)
+    M_OTHER_PCT=$(awk -v a="$mt0" -v b="$mt1" -v c="$M_CPU" -v w="$M_WRK_PCT" -v s="$secs" -v t="$CLK_TCK" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        busy = (y[1] - x[1]) / t; steal = (y[2] - x[2]) / t
+        if (w == "nan") { print "nan", sprintf("%.0f", steal * 100 / s); exit }
+        printf "%.0f %.0f\n", (busy - c - w * s / 100) * 100 / s, steal * 100 / s }')
+    read -r M_VOL M_INVOL < <(awk -v a="$cs0" -v b="$cs1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[1] - x[1], y[2] - x[2] }')
+    M_CTX_REQ=$(awk -v v="$M_VOL" -v i="$M_INVOL" -v r="$M_REQ" 'BEGIN { printf "%.3f", (v + i) / r }')
+    M_ACCEPTED=$(( po1 - po0 ))
+    M_CONN_REQ=$(awk -v a="$M_ACCEPTED" -v r="$M_REQ" 'BEGIN { printf "%.4f", a / r }')
+    M_KIB_RESP=$(awk -v b="$M_READ" -v r="$M_REQ" 'BEGIN { printf "%.2f", b / r / 1024 }')
+    M_HWM=$(proc_status_field "$pid" VmHWM); M_RSS=$(proc_status_field "$pid" VmRSS)
+    M_THREADS=$(proc_status_field "$pid" Threads)
+    return 0
+}
+
+# One standard run (hello, close, echo, sleep): start, verify, warm up, measure, stop.
+run_std() { # run_std SCENARIO ROUND VARIANT
+    local sc=$1 round=$2 name=$3 why
+    local wlog="$WORK/$sc.$name.r$round.wrk"
+    if ! start_server "$name" "$sc" "$round"; then
+        record_failure "$RAW_STD" "$sc" "$round" "$name" "$START_ERR"; return 0
+    fi
+    local pid=$PID addr=$ADDR
+    log "$sc round $round: $name: pid $pid at http://$addr/"
+    if ! why=$(verify "${SCEN_KIND[$sc]}" "$addr"); then
+        stop_pid "$pid"; record_failure "$RAW_STD" "$sc" "$round" "$name" "check failed: $why"; return 0
+    fi
+    local -a WRK_ARGS; local PATH_ CONNS_ SECS_
+    wrk_plan "$sc"
+    run_wrk "$wlog.warmup" "$CONNS_" "$WARMUP" "http://$addr$PATH_" "${WRK_ARGS[@]+"${WRK_ARGS[@]}"}" || true
+    if [[ ${SCEN_KIND[$sc]} == sleep ]]; then
+        # The warm-up leaves up to SLEEP_CONNS requests queued in a thread-pool server when wrk
+        # hangs up, and the workers still sleep through them: wait until they must be done, or
+        # the measured run starts behind.
+        sleep "$(awk -v c="$SLEEP_CONNS" -v t="$THREADS" -v s="$SLEEP_SECONDS" 'BEGIN { printf "%.1f", c * s / t + 1 }')"
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" 2>/dev/null || true; forget_pid "$pid"
+        record_failure "$RAW_STD" "$sc" "$round" "$name" "died during warm-up"; return 0
+    fi
+    if ! measure "$pid" "${addr##*:}" "$wlog" "$CONNS_" "$SECS_" "http://$addr$PATH_" "${WRK_ARGS[@]+"${WRK_ARGS[@]}"}"; then
+        stop_pid "$pid"; record_failure "$RAW_STD" "$sc" "$round" "$name" "$M_ERR"; return 0
+    fi
+    stop_pid "$pid"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$sc" "$round" "$name" "$M_RPS" "$M_REQ" "$M_P50" "$M_P99" "$M_CPU" "$M_CPU_REQ" "$M_CTX_REQ" \
+        "$(awk -v k="$M_HWM" 'BEGIN { printf "%.1f", k / 1024 }')" "$M_THREADS" "$M_SOCKERR" \
+        "$M_CONN_REQ" "$M_KIB_RESP" "$SECS_" "$M_ACCEPTED" "$CONNS_" "$M_NON2XX" "$M_READ" "$M_ERRDETAIL" "$M_EST_MID" "$M_CPU_PCT" "$M_WRK_PCT" "${M_OTHER_PCT% *}" "${M_OTHER_PCT#* }" "$M_TW" >>"$RAW_STD"
+    log "$sc round $round: $name: $M_RPS req/s, p50 $M_P50 ms, p99 $M_P99 ms, ${M_CPU}s CPU ($M_CPU_PCT% of a core; wrk $M_WRK_PCT%, others ${M_OTHER_PCT% *}%, steal ${M_OTHER_PCT#* }%) = $M_CPU_REQ us/req, $M_CTX_REQ ctxsw/req, $M_CONN_REQ conns/req, $M_EST_MID established mid-run, $M_TW TIME_WAIT gained on the port, $M_KIB_RESP KiB/resp, VmHWM $M_HWM kB, $M_THREADS threads; wrk errors: $M_ERRDETAIL"
+    { printf '===== %s round %s: %s (http://%s%s) =====\n' "$sc" "$round" "$name" "$addr" "$PATH_"; cat "$wlog"; } >>"$WORK/wrk-all.txt"
+}
+
+# One idle run: start, verify, warm up, measure A (no idle connections), open N idle
+# connections, check them, measure B (with them), check they are still open, stop.
+run_idle() { # run_idle SCENARIO ROUND VARIANT
+    local sc=$1 round=$2 name=$3 why n=${SCEN_N[$1]}
+    local wlog="$WORK/$sc.$name.r$round.wrk"
+    if ! start_server "$name" "$sc" "$round"; then
+        record_failure "$RAW_IDLE" "$sc" "$round" "$name" "$START_ERR"; return 0
+    fi
+    local pid=$PID addr=$ADDR port=${ADDR##*:}
+    log "$sc round $round: $name: pid $pid at http://$addr/"
+    if ! why=$(verify idle "$addr"); then
+        stop_pid "$pid"; record_failure "$RAW_IDLE" "$sc" "$round" "$name" "check failed: $why"; return 0
+    fi
+    local url="http://$addr/"
+    run_wrk "$wlog.warmup" "$IDLE_ACTIVE_CONNS" "$WARMUP" "$url" || true
+
+    # A: without idle connections.
+    if ! measure "$pid" "$port" "$wlog.without" "$IDLE_ACTIVE_CONNS" "$DURATION" "$url"; then
+        stop_pid "$pid"; record_failure "$RAW_IDLE" "$sc" "$round" "$name" "without idle: $M_ERR"; return 0
+    fi
+    local a_rps=$M_RPS a_p50=$M_P50 a_p99=$M_P99 a_cpu=$M_CPU_REQ a_rss=$M_RSS a_thr=$M_THREADS a_sock=$M_SOCKERR a_non2xx=$M_NON2XX a_detail=$M_ERRDETAIL a_ctx=$M_CTX_REQ a_pct=$M_CPU_PCT
+    local est0; est0=$(established_on "$port")
+
+    # Open the idle connections: idle-conns reads commands from a FIFO on fd 9 (closed by the
+    # EXIT trap too), and is bounded by --hold in case everything else fails.
+    local fifo="$WORK/idle.fifo" iout="$WORK/$sc.$name.r$round.idle" ipid t0 line=""
+    rm -f "$fifo"; mkfifo "$fifo"
+    "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" "${BIN[idle-conns]}" --connect "$addr" --count "$n" \
+        --hold $(( IDLE_TIMEOUT + 4 * DURATION + 120 )) <"$fifo" >"$iout" 2>"$iout.err" &
+    ipid=$!
+    STARTED_PIDS+=("$ipid")
+    exec 9>"$fifo"
+    t0=$SECONDS
+    while :; do
+        line=$(head -n 1 "$iout" 2>/dev/null) || true
+        [[ -n $line ]] && break
+        if ! kill -0 "$ipid" 2>/dev/null || (( SECONDS - t0 >= IDLE_TIMEOUT )); then
+            line="idle-conns gave no answer within ${IDLE_TIMEOUT}s: $(tail -c 200 "$iout.err" | tr '\n' ' ')"
+            break
+        fi
+        sleep 0.1
+    done
+    local t_open=$(( SECONDS - t0 ))
+    if [[ $line != "ready $n" ]]; then
+        exec 9>&-; stop_pid "$ipid"; stop_pid "$pid"
+        record_failure "$RAW_IDLE" "$sc" "$round" "$name" "opening $n idle connections: $line"; return 0
+    fi
+    sleep 1   # let the server's side settle
+    local est1 idle_rss idle_thr
+    est1=$(established_on "$port")
+    idle_rss=$(proc_status_field "$pid" VmRSS); idle_thr=$(proc_status_field "$pid" Threads)
+    log "$sc round $round: $name: $n idle connections open in ~${t_open}s; ESTABLISHED on :$port: $est1 (before: $est0); VmRSS $a_rss -> $idle_rss kB"
+
+    # B: with them.
+    if ! measure "$pid" "$port" "$wlog.with" "$IDLE_ACTIVE_CONNS" "$DURATION" "$url"; then
+        exec 9>&-; stop_pid "$ipid"; stop_pid "$pid"
+        record_failure "$RAW_IDLE" "$sc" "$round" "$name" "with idle: $M_ERR"; return 0
+    fi
+    sleep 0.5
+    local est2 open_line
+    est2=$(established_on "$port")
+    # Ask idle-conns whether its connections are still open (its own, client-side view).
+    echo check >&9
+    t0=$SECONDS
+    while :; do
+        open_line=$(grep -m1 '^open ' "$iout" 2>/dev/null) || true
+        [[ -n $open_line ]] && break
+        (( SECONDS - t0 < 30 )) || { open_line="open ? closed ?"; break; }
+        sleep 0.1
+    done
+    local client_open; client_open=$(awk '{ print $2 }' <<<"$open_line")
+    local b_rps=$M_RPS b_p50=$M_P50 b_p99=$M_P99 b_cpu=$M_CPU_REQ b_rss=$M_RSS b_hwm=$M_HWM b_thr=$M_THREADS
+    local b_sock=$M_SOCKERR b_non2xx=$M_NON2XX b_detail=$M_ERRDETAIL b_emid=$M_EST_MID b_ctx=$M_CTX_REQ b_pct=$M_CPU_PCT
+
+    # A again, once the idle connections are gone: req/s without idle is the mean of the runs
+    # before and after B, so a drift of the machine's speed during the run cancels out.
+    exec 9>&-
+    stop_pid "$ipid"
+    t0=$SECONDS
+    while (( $(established_on "$port") > 0 && SECONDS - t0 < 30 )); do sleep 0.2; done
+    if ! measure "$pid" "$port" "$wlog.without2" "$IDLE_ACTIVE_CONNS" "$DURATION" "$url"; then
+        stop_pid "$pid"; record_failure "$RAW_IDLE" "$sc" "$round" "$name" "without idle, after: $M_ERR"; return 0
+    fi
+    stop_pid "$pid"
+
+    local row
+    row=$(awk -v OFS='\t' -v sc="$sc" -v r="$round" -v s="$name" -v n="$n" \
+              -v arps="$a_rps" -v a2rps="$M_RPS" -v brps="$b_rps" -v ap50="$a_p50" -v ap99="$a_p99" -v bp50="$b_p50" -v bp99="$b_p99" \
+              -v acpu="$a_cpu" -v a2cpu="$M_CPU_REQ" -v bcpu="$b_cpu" -v arss="$a_rss" -v irss="$idle_rss" -v brss="$b_rss" \
+              -v hwm="$b_hwm" -v athr="$a_thr" -v bthr="$b_thr" -v e1="$est1" -v e2="$est2" -v co="$client_open" \
+              -v sock=$(( a_sock + b_sock + M_SOCKERR )) -v non2xx=$(( a_non2xx + b_non2xx + M_NON2XX )) \
+              -v detail="without:$a_detail;with:$b_detail;without-after:$M_ERRDETAIL" -v emid="$b_emid" -v actx="$a_ctx" -v bctx="$b_ctx" -v apct="$a_pct" -v bpct="$b_pct" 'BEGIN {
+        wo = (arps + a2rps) / 2
+        print sc, r, s, sprintf("%.2f", wo), brps, sprintf("%.3f", brps / wo), ap50, ap99, bp50, bp99,
+              sprintf("%.2f", (acpu + a2cpu) / 2), bcpu,
+              arss, irss, brss, sprintf("%.2f", (brss - arss) / n), sprintf("%.1f", hwm / 1024),
+              athr, bthr, n, e1, e2, co, sock, non2xx, detail, emid, arps, a2rps, actx, bctx, apct, bpct }')
+    printf '%s\n' "$row" >>"$RAW_IDLE"
+    awk -F'\t' '{ printf "[run.sh] %s round %s: %s: %s req/s without, %s with (x%s); %s KiB RSS per idle connection; threads %s -> %s; established %s/%s, client sees %s open; wrk errors: %s socket, %s non-2xx\n",
+                  $1, $2, $3, $4, $5, $6, $16, $18, $19, $21, $22, $23, $24, $25 }' <<<"$row" >&2
+    { printf '===== %s round %s: %s without idle (http://%s/) =====\n' "$sc" "$round" "$name" "$addr"; cat "$wlog.without"
+      printf '===== %s round %s: %s with %s idle =====\n' "$sc" "$round" "$name" "$n"; cat "$wlog.with"
+      printf '===== %s round %s: %s without idle, after =====\n' "$sc" "$round" "$name"; cat "$wlog.without2"; } >>"$WORK/wrk-all.txt"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Rounds: every round runs every scenario, and within a scenario every server once; the first
+# server rotates every round so nobody is always first (or last).
+log "scenarios: ${SCENARIO_LIST[*]}; servers: ${SERVER_LIST[*]-} (idle: ${IDLE_SERVER_LIST[*]-}); rounds: $ROUNDS; ${DURATION}s measured (sleep: ${SLEEP_DURATION}s) + ${WARMUP}s warm-up; pin: $( (( PIN )) && echo "server cpu $SERVER_CPU, clients cpu $CLIENT_CPU" || echo off)"
+for (( r = 1; r <= ROUNDS; r++ )); do
+    for sc in "${SCENARIO_LIST[@]}"; do
+        mapfile -t vs < <(variants_of "$sc")
+        nv=${#vs[@]}
+        for (( i = 0; i < nv; i++ )); do
+            v=${vs[$(( (i + r - 1) % nv ))]}
+            if [[ ${SCEN_KIND[$sc]} == idle ]]; then run_idle "$sc" "$r" "$v"; else run_std "$sc" "$r" "$v"; fi
+        done
+    done
+done
+
+# ---------------------------------------------------------------------------------------------
+# Tables: medians over the successful rounds.
+median() { sort -g | awk '{ a[NR] = $1 } END {
+    if (NR == 0) { print "nan"; exit }
+    if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+col_median() { # col_median FILE SCENARIO SERVER COLUMN
+    awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" '$1 == sc && $3 == s && $4 != "FAILED" { print $c }' "$1" | median
+}
+ok_count() { awk -F'\t' -v sc="$2" -v s="$3" '$1 == sc && $3 == s && $4 != "FAILED"' "$1" | wc -l; }
+col_sum() { awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" '$1 == sc && $3 == s && $4 != "FAILED" { t += $c } END { print t + 0 }' "$1"; }
+spread() { # spread FILE SCENARIO SERVER COLUMN: (max - min) / median, percent
+    local m; m=$(col_median "$@")
+    awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" -v m="$m" '$1 == sc && $3 == s && $4 != "FAILED" {
+            if (n++ == 0 || $c < lo) lo = $c; if (n == 1 || $c > hi) hi = $c }
+        END { if (m + 0 > 0) printf "%.0f", (hi - lo) * 100 / m; else print "n/a" }' "$1"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+describe() { # one line saying what a scenario does
+    local sc=$1
+    case ${SCEN_KIND[$sc]} in
+        hello) echo "GET / -> Hello, World!; ${SCEN_N[$sc]} keep-alive connections; ${DURATION}s" ;;
+        close) echo "GET / with Connection: close (a new connection per request); ${SCEN_N[$sc]} connections; ${DURATION}s" ;;
+        echo)  echo "POST /echo, 1 MiB body echoed back; $ECHO_CONNS connections; ${DURATION}s; maitred: --body-spool-threshold 2MiB (in memory), maitred-spool: default 512KiB (spooled to a temp file)" ;;
+        sleep) echo "GET /sleep (handler sleeps 50 ms); $SLEEP_CONNS connections; ${SLEEP_DURATION}s; ideal = threads / 0.05 s (hyper: no thread limit, ideal = connections / 0.05 s)" ;;
+        idle)  echo "GET / with $IDLE_ACTIVE_CONNS connections: without, with ${SCEN_N[$sc]} idle keep-alive connections, without again (w/o = mean of the two); ${DURATION}s each; maitred: --connection-limit $(( 2 * SCEN_N[$sc] > 20000 ? 2 * SCEN_N[$sc] : 20000 )) --keepalive-timeout 300" ;;
+    esac
+}
+
+sleep_ideal() { # requests/s if every worker (or, for hyper, every connection) sleeps back to back
+    case $1 in
+        hyper) awk -v c="$SLEEP_CONNS" -v s="$SLEEP_SECONDS" 'BEGIN { printf "%.0f", c / s }' ;;
+        *)     awk -v t="$THREADS" -v s="$SLEEP_SECONDS" 'BEGIN { printf "%.0f", t / s }' ;;
+    esac
+}
+
+TABLES=$WORK/tables.txt
+: >"$TABLES"
+for sc in "${SCENARIO_LIST[@]}"; do
+    mapfile -t vs < <(variants_of "$sc")
+    {
+        echo "== $sc: $(describe "$sc")"
+        if [[ ${SCEN_KIND[$sc]} == idle ]]; then
+            hyper_rps=$(col_median "$RAW_IDLE" "$sc" hyper 5)
+            printf '%-13s %3s %9s %9s %7s %7s %9s %8s %8s %7s %7s %11s %7s %7s %8s %8s %9s\n' \
+                server ok 'req/s w/o' 'req/s idl' 'idl/w/o' 'spread%' 'rps/hyper' 'p99 w/o' 'p99 idl' 'us/req' 'us/req' \
+                'idle open' 'RSS w/o' 'RSS idl' 'KiB/idle' threads errors
+            printf '%-13s %3s %9s %9s %7s %7s %9s %8s %8s %7s %7s %11s %7s %7s %8s %8s %9s\n' \
+                '' '' '' '' '' '(idle)' '(idle)' ms ms 'w/o' 'idle' 'srv/client' MiB MiB '' 'w/o>idl' 'sock/http'
+            for s in "${vs[@]}"; do
+                ok=$(ok_count "$RAW_IDLE" "$sc" "$s")
+                if (( ok == 0 )); then printf '%-13s %3s %9s\n' "$s" "0/$ROUNDS" FAILED; continue; fi
+                b=$(col_median "$RAW_IDLE" "$sc" "$s" 5)
+                printf '%-13s %3s %9.0f %9.0f %7.3f %7s %9s %8.3f %8.3f %7.2f %7.2f %11s %7.1f %7.1f %8.2f %8s %9s\n' \
+                    "$s" "$ok/$ROUNDS" "$(col_median "$RAW_IDLE" "$sc" "$s" 4)" "$b" \
+                    "$(col_median "$RAW_IDLE" "$sc" "$s" 6)" "$(spread "$RAW_IDLE" "$sc" "$s" 5)" "$(ratio "$b" "$hyper_rps")" \
+                    "$(col_median "$RAW_IDLE" "$sc" "$s" 8)" "$(col_median "$RAW_IDLE" "$sc" "$s" 10)" \
+                    "$(col_median "$RAW_IDLE" "$sc" "$s" 11)" "$(col_median "$RAW_IDLE" "$sc" "$s" 12)" \
+                    "$(col_median "$RAW_IDLE" "$sc" "$s" 22)/$(col_median "$RAW_IDLE" "$sc" "$s" 23)" \
+                    "$(awk -v k="$(col_median "$RAW_IDLE" "$sc" "$s" 13)" 'BEGIN { print k / 1024 }')" \
+                    "$(awk -v k="$(col_median "$RAW_IDLE" "$sc" "$s" 15)" 'BEGIN { print k / 1024 }')" \
+                    "$(col_median "$RAW_IDLE" "$sc" "$s" 16)" \
+                    "$(col_median "$RAW_IDLE" "$sc" "$s" 18)>$(col_median "$RAW_IDLE" "$sc" "$s" 19)" \
+                    "$(col_sum "$RAW_IDLE" "$sc" "$s" 24)/$(col_sum "$RAW_IDLE" "$sc" "$s" 25)"
+            done
+        else
+            hyper_rps=$(col_median "$RAW_STD" "$sc" hyper 4)
+            extra_h=""; extra_f=""
+            if [[ ${SCEN_KIND[$sc]} == sleep ]]; then extra_h=$(printf ' %7s %9s' 'ideal/s' 'rps/ideal'); fi
+            printf '%-13s %3s %9s %7s %9s %8s %8s %10s %5s %5s %6s %9s %9s %9s %8s %7s %13s%s\n' \
+                server ok 'req/s' 'spread%' 'rps/hyper' 'p50 ms' 'p99 ms' 'cpu us/req' 'cpu%' 'wrk%' 'other%' 'ctxsw/req' 'conns/req' \
+                'KiB/resp' 'RSS MiB' threads 'err sock/http' "$extra_h"
+            for s in "${vs[@]}"; do
+                ok=$(ok_count "$RAW_STD" "$sc" "$s")
+                if (( ok == 0 )); then printf '%-13s %3s %9s\n' "$s" "0/$ROUNDS" FAILED; continue; fi
+                rps=$(col_median "$RAW_STD" "$sc" "$s" 4)
+                extra=""
+                if [[ ${SCEN_KIND[$sc]} == sleep ]]; then
+                    ideal=$(sleep_ideal "$s")
+                    extra=$(printf ' %7s %9s' "$ideal" "$(awk -v a="$rps" -v b="$ideal" 'BEGIN { printf "%.3f", a / b }')")
+                fi
+                printf '%-13s %3s %9.0f %7s %9s %8.3f %8.3f %10.2f %5.0f %5s %6s %9.3f %9.4f %9.2f %8.1f %7.0f %13s%s\n' \
+                    "$s" "$ok/$ROUNDS" "$rps" "$(spread "$RAW_STD" "$sc" "$s" 4)" "$(ratio "$rps" "$hyper_rps")" \
+                    "$(col_median "$RAW_STD" "$sc" "$s" 6)" "$(col_median "$RAW_STD" "$sc" "$s" 7)" \
+                    "$(col_median "$RAW_STD" "$sc" "$s" 9)" "$(col_median "$RAW_STD" "$sc" "$s" 23)" \
+                    "$(col_median "$RAW_STD" "$sc" "$s" 24)" "$(col_median "$RAW_STD" "$sc" "$s" 25)" "$(col_median "$RAW_STD" "$sc" "$s" 10)" \
+                    "$(col_median "$RAW_STD" "$sc" "$s" 14)" "$(col_median "$RAW_STD" "$sc" "$s" 15)" \
+                    "$(col_median "$RAW_STD" "$sc" "$s" 11)" "$(col_median "$RAW_STD" "$sc" "$s" 12)" \
+                    "$(col_sum "$RAW_STD" "$sc" "$s" 13)/$(col_sum "$RAW_STD" "$sc" "$s" 19)" "$extra"
+            done
+        fi
+        echo
+    } >>"$TABLES"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Targets (issue 6), from the medians. A line is printed only if its scenario ran.
+TARGETS=$WORK/targets.txt
+: >"$TARGETS"
+has_scenario() { local s; for s in "${SCENARIO_LIST[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
+target() { # target DESCRIPTION VALUE OP THRESHOLD (VALUE "n/a" or "nan": NOT MEASURED)
+    local desc=$1 val=$2 op=$3 thr=$4 verdict
+    if [[ $val == n/a || $val == nan || -z $val ]]; then verdict="NOT MEASURED"
+    elif awk -v v="$val" -v t="$thr" -v op="$op" 'BEGIN { exit !((op == ">=" && v >= t) || (op == "<=" && v <= t) || (op == "==" && v == t)) }'
+    then verdict=MET; else verdict="NOT MET"; fi
+    printf '  %-62s %8s  (%s %-3s)  %s\n' "$desc" "$val" "$op" "$thr" "$verdict" >>"$TARGETS"
+}
+std_rps() { col_median "$RAW_STD" "$1" "$2" 4; }
+# The [cpu] lines apply the same threshold to server CPU time per request (other / maitred):
+# not the target itself, but much less sensitive to what else the machine is doing.
+std_cpu() { col_median "$RAW_STD" "$1" "$2" 9; }
+if has_scenario hello-50; then
+    target "hello, 50 conns: maitred / hyper req/s" "$(ratio "$(std_rps hello-50 maitred)" "$(std_rps hello-50 hyper)")" ">=" 0.8
+    target "hello, 50 conns: maitred / tiny-pool req/s" "$(ratio "$(std_rps hello-50 maitred)" "$(std_rps hello-50 tiny-pool)")" ">=" 1.5
+    target "  [cpu] hello, 50 conns: hyper / maitred us/req" "$(ratio "$(std_cpu hello-50 hyper)" "$(std_cpu hello-50 maitred)")" ">=" 0.8
+    target "  [cpu] hello, 50 conns: tiny-pool / maitred us/req" "$(ratio "$(std_cpu hello-50 tiny-pool)" "$(std_cpu hello-50 maitred)")" ">=" 1.5
+fi
+if has_scenario close-50; then
+    target "new connection per request, 50 conns: maitred / hyper" "$(ratio "$(std_rps close-50 maitred)" "$(std_rps close-50 hyper)")" ">=" 0.8
+    target "  [cpu] new connection per request: hyper / maitred us/req" "$(ratio "$(std_cpu close-50 hyper)" "$(std_cpu close-50 maitred)")" ">=" 0.8
+fi
+if has_scenario echo-1m; then
+    target "1 MiB echo: maitred (in memory) / hyper req/s" "$(ratio "$(std_rps echo-1m maitred)" "$(std_rps echo-1m hyper)")" ">=" 0.8
+    target "  [cpu] 1 MiB echo: hyper / maitred us/req" "$(ratio "$(std_cpu echo-1m hyper)" "$(std_cpu echo-1m maitred)")" ">=" 0.8
+    target "  [info] 1 MiB echo: maitred-spool (spooled) / hyper req/s" "$(ratio "$(std_rps echo-1m maitred-spool)" "$(std_rps echo-1m hyper)")" ">=" 0.8
+fi
+for sc in "${SCENARIO_LIST[@]}"; do
+    [[ ${SCEN_KIND[$sc]} == idle ]] || continue
+    n=${SCEN_N[$sc]}
+    target "$sc: maitred req/s with / without idle (median of rounds)" "$(col_median "$RAW_IDLE" "$sc" maitred 6)" ">=" 0.9
+    target "  [cpu] $sc: maitred us/req without / with idle" "$(ratio "$(col_median "$RAW_IDLE" "$sc" maitred 11)" "$(col_median "$RAW_IDLE" "$sc" maitred 12)")" ">=" 0.9
+    target "$sc: maitred KiB RSS per idle connection" "$(col_median "$RAW_IDLE" "$sc" maitred 16)" "<=" 8
+    if (( $(ok_count "$RAW_IDLE" "$sc" maitred) > 0 )); then
+        changed=$(awk -F'\t' -v sc="$sc" '$1 == sc && $3 == "maitred" && $4 != "FAILED" && $18 != $19' "$RAW_IDLE" | wc -l)
+        target "$sc: maitred rounds whose thread count changed" "$changed" "==" 0
+    else
+        target "$sc: maitred rounds whose thread count changed" "n/a" "==" 0
+    fi
+done
+if has_scenario sleep; then
+    ideal=$(sleep_ideal maitred)
+    dev=$(awk -v a="$(std_rps sleep maitred)" -v b="$ideal" 'BEGIN { if (a == "nan") print "n/a"; else { d = (a - b) / b * 100; if (d < 0) d = -d; printf "%.1f", d } }')
+    target "sleep: maitred |req/s - $ideal| / $ideal, percent" "$dev" "<=" 5
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Checks: does every run measure what it is named after?
+CHECKS=$WORK/checks.txt
+: >"$CHECKS"
+check() { printf '  %-7s %s\n' "$1" "$2" >>"$CHECKS"; }
+non2xx=$(awk -F'\t' '$4 != "FAILED" { e += $19 } END { print e + 0 }' "$RAW_STD")
+non2xx_idle=$(awk -F'\t' '$4 != "FAILED" { e += $25 } END { print e + 0 }' "$RAW_IDLE")
+if (( non2xx + non2xx_idle == 0 )); then check OK "no non-2xx/3xx responses in any measured run (wrk)"
+else check PROBLEM "$((non2xx + non2xx_idle)) non-2xx/3xx responses; see the errors columns and the raw file"; fi
+# tiny_http does not answer "Connection: close" with "Connection: close", so wrk tries to reuse
+# each connection and gets a read error when it finds it closed: expected, listed apart.
+tiny_close='$1 ~ /^close-/ && $3 == "tiny-pool" && $21 ~ /^connect=0,read=[0-9]+,write=0,timeout=0,/'
+sockerr_runs=$(awk -F'\t' "\$4 != \"FAILED\" && \$13 > 0 && !($tiny_close)"' { printf "%s r%s %s: %s; ", $1, $2, $3, $21 }' "$RAW_STD"
+               awk -F'\t' '$4 != "FAILED" && $24 > 0 { printf "%s r%s %s: %s; ", $1, $2, $3, $26 }' "$RAW_IDLE")
+tiny_close_runs=$(awk -F'\t' "\$4 != \"FAILED\" && \$13 > 0 && ($tiny_close)"' { printf "r%s %s; ", $2, $13 }' "$RAW_STD")
+if [[ -z $sockerr_runs ]]; then check OK "no socket errors (connect, read, write, timeout) in any measured run (wrk)$([[ -n $tiny_close_runs ]] && echo ", except the expected ones below")"
+else check PROBLEM "wrk socket errors: $sockerr_runs"; fi
+[[ -z $tiny_close_runs ]] || check NOTE "close-N tiny-pool read errors (expected: tiny_http omits Connection: close in its answer, so wrk reuses the connection and finds it closed; requests still complete): $tiny_close_runs"
+for sc in "${SCENARIO_LIST[@]}"; do
+    case ${SCEN_KIND[$sc]} in
+        hello|sleep)
+            # Connections wrk holds half-way through (ss, on the server's port) must be all of
+            # them, and the port's TIME_WAIT sockets gained during the run, beyond one per wrk
+            # connection for wrk's own closes at the end, at most 2% of the requests.
+            bad=$(awk -F'\t' -v sc="$sc" '$1 == sc && $4 != "FAILED" && ($22 != $18 || ($27 - $18) / $5 > 0.02) { printf "%s r%s: %s of %s established mid-run, %s TIME_WAIT gained for %s requests; ", $3, $2, $22, $18, $27, $5 }' "$RAW_STD")
+            [[ -z $bad ]] && check OK "$sc: all wrk's connections ESTABLISHED on the server port mid-run, and connections closed during the run (TIME_WAIT on the port, less wrk's own at the end) <= 2% of requests, in every run (ss)" \
+                          || check PROBLEM "$sc: keep-alive connections not all open, or many closed: $bad" ;;
+        close)
+            bad=$(awk -F'\t' -v sc="$sc" '$1 == sc && $4 != "FAILED" && ($14 < 0.95 || $14 > 1.2) { printf "%s r%s %s; ", $3, $2, $14 }' "$RAW_STD")
+            [[ -z $bad ]] && check OK "$sc: one accepted connection per request (0.95..1.2 in every run; /proc/net/snmp PassiveOpens)" \
+                          || check PROBLEM "$sc: accepted connections per request off: $bad" ;;
+        echo)
+            # bytes read / complete responses: more than 1 MiB if no response was short; at most
+            # 1 MiB + 8 KiB of head and chunk framing (tiny_http sends bodies over 32 KiB chunked),
+            # plus the partial responses in flight when wrk stopped (one per connection).
+            bad=$(awk -F'\t' -v sc="$sc" -v b="$ECHO_BYTES" '$1 == sc && $4 != "FAILED" && ($20 / $5 <= b || $20 / $5 > (b + 8192) * (1 + $18 / $5)) { printf "%s r%s %s KiB; ", $3, $2, $15 }' "$RAW_STD")
+            [[ -z $bad ]] && check OK "$sc: bytes read per response between 1 MiB and 1 MiB + 8 KiB in every run (wrk's exact totals), and curl round-tripped 1 MiB of random bytes intact before each run" \
+                          || check PROBLEM "$sc: bytes per response not 1 MiB: $bad" ;;
+        idle)
+            n=${SCEN_N[$sc]}
+            bad=$(awk -F'\t' -v sc="$sc" -v n="$n" -v a="$IDLE_ACTIVE_CONNS" '$1 == sc && $4 != "FAILED" && ($21 != n || $22 != n || $23 != n || $27 != n + a) { printf "%s r%s: established %s before, %s mid-run, %s after; client sees %s open; ", $3, $2, $21, $27, $22, $23 }' "$RAW_IDLE")
+            [[ -z $bad ]] && check OK "$sc: ESTABLISHED on the server port (ss): exactly $n before the measured run, $n + $IDLE_ACTIVE_CONNS half-way through, $n after; idle-conns sees all $n open at the end (every run)" \
+                          || check PROBLEM "$sc: idle connections not all open: $bad" ;;
+    esac
+done
+if (( ${#FAILURES[@]} == 0 )); then check OK "no failed runs"; else check PROBLEM "${#FAILURES[@]} failed run(s), listed below"; fi
+
+# ---------------------------------------------------------------------------------------------
+# Raw file and output.
+ELAPSED=$(( SECONDS - T_START ))
+mkdir -p "$RESULTS_DIR"
+stamp=$(date +%Y%m%d-%H%M%S)
+RAW_OUT=$RESULTS_DIR/run-$stamp.txt
+{
+    echo "# maitred benchmark (bench/run.sh), $(date -Is); wall time ${ELAPSED}s"
+    echo "# host: $(uname -srm); nproc: $(nproc); loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit') $(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo '(dirty)')"
+    echo "# rustc: $(rustc -V 2>/dev/null); wrk: $(wrk -v 2>&1 | head -n 1)"
+    echo "# SCENARIOS='$SCENARIOS' SERVERS='$SERVERS' IDLE_SERVERS='$IDLE_SERVERS' ROUNDS=$ROUNDS DURATION=$DURATION SLEEP_DURATION=$SLEEP_DURATION WARMUP=$WARMUP THREADS=$THREADS ECHO_CONNS=$ECHO_CONNS SLEEP_CONNS=$SLEEP_CONNS IDLE_ACTIVE_CONNS=$IDLE_ACTIVE_CONNS WRK_TIMEOUT=$WRK_TIMEOUT PIN=$PIN SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU MAITRED_ARGS='$MAITRED_ARGS' CLK_TCK=$CLK_TCK"
+    echo "# fd limit: soft $FD_SOFT_BEFORE -> $FD_LIMIT (hard $FD_HARD); temp dir for spooled bodies: ${TMPDIR:-/tmp} ($(df -T "${TMPDIR:-/tmp}" 2>/dev/null | awk 'NR == 2 { print $2 }'))"
+    for s in "${!BIN[@]}"; do echo "# bin $s: ${BIN[$s]}"; done
+    echo
+    echo "## per-round rows: hello, close, echo, sleep (rss_hwm_mib = VmHWM; cpu_s = utime+stime over the measured run)"
+    printf 'scenario\tround\tserver\trps\trequests\tp50_ms\tp99_ms\tcpu_s\tcpu_us_per_req\tctxsw_per_req\trss_hwm_mib\tthreads\tsocket_errors\tconns_per_req\tkib_per_resp\tseconds\taccepted\tconnections\tnon2xx\tbytes\twrk_errors\testablished_mid\tcpu_pct\twrk_cpu_pct\tother_cpu_pct\tsteal_pct\ttime_wait_gained\n'
+    cat "$RAW_STD"
+    echo
+    echo "## per-round rows: idle (runs: without idle, with idle, without idle again; rps_without and cpu_us_per_req_without = mean of the two without runs; rss_* = VmRSS in kB after the first run without idle / once the idle connections are open / after the run with them)"
+    printf 'scenario\tround\tserver\trps_without\trps_with\twith_over_without\tp50_without\tp99_without\tp50_with\tp99_with\tcpu_us_per_req_without\tcpu_us_per_req_with\trss_without_kb\trss_idle_kb\trss_with_kb\tkib_per_idle\trss_hwm_mib\tthreads_before\tthreads_after\tidle_n\testablished_before\testablished_after\tclient_open\tsocket_errors\tnon2xx\twrk_errors\testablished_mid_with\trps_without_before\trps_without_after\tctxsw_per_req_without\tctxsw_per_req_with\tcpu_pct_without\tcpu_pct_with\n'
+    cat "$RAW_IDLE"
+    echo
+    echo "## medians"
+    cat "$TABLES"
+    echo "## targets"
+    cat "$TARGETS"
+    echo
+    echo "## checks"
+    cat "$CHECKS"
+    if (( ${#FAILURES[@]} > 0 )); then echo; echo "## failures"; printf '  %s\n' "${FAILURES[@]}"; fi
+    echo
+    echo "## full wrk output of every measured run"
+    cat "$WORK/wrk-all.txt"
+} >"$RAW_OUT"
+
+cat "$TABLES"
+echo "targets (medians; $ROUNDS round(s)):"
+cat "$TARGETS"
+echo
+echo "checks:"
+cat "$CHECKS"
+if (( ${#FAILURES[@]} > 0 )); then
+    echo
+    echo "failures:"
+    printf '  %s\n' "${FAILURES[@]}"
+fi
+echo
+echo "fd limit $FD_LIMIT (soft was $FD_SOFT_BEFORE); wall time ${ELAPSED}s; raw per-round numbers: ${RAW_OUT#"$ROOT"/}"
+(( ${#FAILURES[@]} == 0 )) || exit 1
+exit 0
+}
