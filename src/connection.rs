@@ -32,8 +32,12 @@ use crate::sys::Registered;
 const FILE_PIECE: usize = 64 * 1024;
 /// Bytes discarded at most while lingering after an error response.
 const LINGER_MAX_BYTES: usize = 1024 * 1024;
-/// Room asked for before each read.
+/// Room asked for before each read of a request head.
 const READ_ROOM: usize = 4 * 1024;
+/// Room asked for before each read of a request body.
+const BODY_READ_ROOM: usize = 64 * 1024;
+/// Reads per readiness event at most, so one fast uploader cannot hold up the other clients.
+const MAX_READS_PER_EVENT: usize = 16;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -237,8 +241,12 @@ impl Connection {
             _ => {}
         }
         let mut eof = false;
-        for _ in 0..4 {
-            let spare = self.inbuf.spare(&mut ctx.buffers, READ_ROOM);
+        let mut reads = 0;
+        loop {
+            // A body is read in large pieces and decoded after each one, so an upload takes
+            // few system calls and the input buffer stays small; a head in small ones.
+            let in_body = matches!(self.phase, Phase::Body(_));
+            let spare = self.inbuf.spare(&mut ctx.buffers, if in_body { BODY_READ_ROOM } else { READ_ROOM });
             let room = spare.len();
             match self.io.get().read(spare) {
                 Ok(0) => {
@@ -248,8 +256,17 @@ impl Connection {
                 Ok(n) => {
                     self.inbuf.filled_more(n);
                     ctx.metrics.bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                    if n < room {
+                    reads += 1;
+                    if n < room || reads >= MAX_READS_PER_EVENT {
                         break;
+                    }
+                    if in_body {
+                        if self.process(ctx, now) == Step::Close {
+                            return Step::Close;
+                        }
+                        if !matches!(self.phase, Phase::Body(_)) {
+                            break;
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -83,6 +83,8 @@ mod parse;
 mod pool;
 pub mod proxy;
 mod proxy_protocol;
+#[cfg(feature = "python")]
+pub mod python;
 mod request;
 mod response;
 mod server;

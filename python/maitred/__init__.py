@@ -1,0 +1,218 @@
+"""maitred: a production HTTP/1.1 server written in Rust, hosting WSGI applications.
+
+From the command line (``maitred`` or ``python -m maitred``)::
+
+    maitred --listen 0.0.0.0:8080 --threads 4 myproject.wsgi:application
+
+``maitred --help`` lists every setting; each is also a ``MAITRED_*`` environment variable.
+Waitress's flag names (``--host``, ``--port``, ``--call``, ``--channel-timeout``, ...) are
+accepted where the meaning matches. Two flags are handled here, in Python, before the server
+sees the command line:
+
+``--app-dir DIR``
+    Put DIR first on ``sys.path`` before importing the application (repeatable). Without
+    it the current directory is on ``sys.path``, as with ``waitress-serve``.
+``--call``
+    The spec names a factory: call it with no arguments and serve what it returns.
+
+From Python::
+
+    import maitred
+    maitred.serve(app, listen="127.0.0.1:8080", threads=8)
+
+blocks until SIGINT or SIGTERM has drained the server.
+
+The application spec (``MODULE:APP``) is resolved by :func:`load_app`; see
+``maitred._loader`` for the accepted forms.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+from ._loader import AppLoadError, load_app
+
+__all__ = ["AppLoadError", "load_app", "main", "serve", "__version__"]
+
+try:
+    from importlib.metadata import PackageNotFoundError, version as _dist_version
+
+    try:
+        __version__ = _dist_version("maitred")
+    except PackageNotFoundError:  # running from a source tree
+        __version__ = "0+unknown"
+except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
+    __version__ = "0+unknown"
+
+ACCESS_LOGGER = "maitred.access"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+PYTHON_FLAGS_HELP = """
+Python front end flags (handled before the settings above):
+  --app-dir <DIR>
+      Put DIR first on sys.path before importing the application (repeatable); without it
+      the current directory is on sys.path.
+  --call
+      MODULE:APP names a factory: call it with no arguments and serve what it returns.
+
+The application (one positional argument):
+  MODULE:NAME          an attribute of the module (dotted names walk attributes)
+  MODULE:factory()     the result of calling factory(); literal arguments are allowed,
+                       as in MODULE:create_app('production')
+  MODULE               the module's `application`, else its `app`
+"""
+
+
+def _native():
+    # Imported lazily so that `import maitred` (and the loader) work without the compiled
+    # extension, for example in a source checkout; serving needs it.
+    from . import _maitred
+
+    return _maitred
+
+
+def configure_logging() -> bool:
+    """Send maitred's log records somewhere useful unless logging is already configured.
+
+    When the root logger has no handlers: ``logging.basicConfig`` at INFO to stderr, and the
+    access logger (``maitred.access``) writes bare lines to stdout without propagating, so
+    ``--access-log`` output is one clean line per request. Returns True when it configured
+    logging, False when it left an existing configuration alone.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return False
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    return True
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _take_python_flags(argv: Sequence[str]) -> Tuple[List[str], List[str], bool]:
+    """Remove ``--app-dir DIR`` / ``--app-dir=DIR`` and ``--call`` from ``argv``.
+
+    Returns (the rest of argv, the app dirs in order, whether --call was given). Arguments
+    after ``--`` are left alone.
+    """
+    rest: List[str] = []
+    app_dirs: List[str] = []
+    call = False
+    i = 0
+    args = list(argv)
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--app-dir":
+            if i + 1 >= len(args):
+                raise _UsageError("--app-dir needs a value")
+            app_dirs.append(args[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--app-dir="):
+            value = arg[len("--app-dir="):]
+            if not value:
+                raise _UsageError("--app-dir needs a value")
+            app_dirs.append(value)
+        elif arg == "--call":
+            call = True
+        elif arg.startswith("--call="):
+            value = arg[len("--call="):].lower()
+            if value in ("true", "yes", "on", "1"):
+                call = True
+            elif value in ("false", "no", "off", "0"):
+                call = False
+            else:
+                raise _UsageError(f"invalid value {value!r} for --call: expected true or false")
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, app_dirs, call
+
+
+def _wants_help(argv: Sequence[str]) -> bool:
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg in ("-h", "--help"):
+            return True
+    return False
+
+
+def _program() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not name or name in ("__main__.py", "-c") or name.endswith(".py"):
+        return "maitred"
+    return os.path.splitext(name)[0]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The ``maitred`` command: serve the WSGI application named on the command line.
+
+    ``argv`` excludes the program name (default: ``sys.argv[1:]``). Returns the exit code:
+    0 after a graceful drain, 1 when the server cannot start, 2 for a usage error.
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        args, app_dirs, call = _take_python_flags(argv)
+        for directory in app_dirs:
+            if not os.path.isdir(directory):
+                raise _UsageError(f"--app-dir {directory}: not a directory")
+    except _UsageError as e:
+        print(f"{_program()}: {e}", file=sys.stderr)
+        return 2
+
+    # Like waitress-serve: the application's directory (or else the current one) first.
+    for directory in reversed(app_dirs):
+        sys.path.insert(0, os.path.abspath(directory))
+    if not app_dirs:
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.insert(0, cwd)
+
+    configure_logging()
+
+    def loader(spec: str) -> Callable:
+        try:
+            return load_app(spec, call=call)
+        except AppLoadError:
+            raise  # a one-line message says it all
+        except Exception:
+            # A failure inside the application's own code (a syntax error, a missing
+            # dependency): its traceback matters; the server then prints the one-line summary.
+            logging.getLogger("maitred.app").exception("importing the application %s failed", spec)
+            raise
+
+    code = _native().run(list(args), loader)
+    if _wants_help(args):
+        sys.stdout.write(PYTHON_FLAGS_HELP)
+        sys.stdout.flush()
+    return int(code)
+
+
+def serve(app: Callable, **settings: Any) -> None:
+    """Serve the WSGI callable ``app``; block until SIGINT or SIGTERM has drained the server.
+
+    Settings are the server's (``maitred --help``) with underscores or dashes:
+    ``serve(app, listen="0.0.0.0:8080", threads=8, max_body_size="16MiB")``. Logging is
+    set up as for the command line unless it is already configured.
+    """
+    if not callable(app):
+        raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
+    configure_logging()
+    normalized = {key.replace("-", "_"): value for key, value in settings.items()}
+    _native().serve(app, normalized)

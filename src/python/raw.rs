@@ -1,0 +1,74 @@
+//! The only `unsafe` code of the WSGI front end: a worker thread's interpreter thread state,
+//! and borrowing a file descriptor that a Python file object owns.
+//!
+//! Each worker thread attaches to the interpreter once, in [`attach_worker_thread`]: that
+//! creates its Python thread state (`PyGILState_Ensure`) and at once releases the GIL again
+//! (`PyEval_SaveThread`) while *keeping* the thread state. Every later `Python::attach` on that
+//! thread (one per request, one per streamed chunk) then finds the existing thread state: CPython's
+//! `PyGILState_Ensure` only swaps it back in and takes the GIL, and the matching release only
+//! drops the GIL, because the counter this module holds keeps the state alive. Without it, each
+//! attach would create and destroy a thread state (and lose `threading.local()` data).
+//! [`detach_worker_thread`] undoes both calls in reverse order when the worker stops.
+#![allow(unsafe_code)]
+
+use std::cell::Cell;
+
+use pyo3::ffi;
+
+thread_local! {
+    /// What `attach_worker_thread` took on this thread, to give back in `detach_worker_thread`.
+    static WORKER_STATE: Cell<Option<(ffi::PyGILState_STATE, *mut ffi::PyThreadState)>> = const { Cell::new(None) };
+}
+
+/// Creates this thread's interpreter thread state and keeps it, detached, until
+/// [`detach_worker_thread`]. Does nothing if the interpreter is not running or the thread is
+/// already set up. Must be called while this thread is not attached (pyo3 holds no guard).
+pub(crate) fn attach_worker_thread() {
+    if WORKER_STATE.with(Cell::get).is_some() {
+        return;
+    }
+    // SAFETY: `Py_IsInitialized` may be called at any time, attached or not.
+    if unsafe { ffi::Py_IsInitialized() } == 0 {
+        return;
+    }
+    // SAFETY: the interpreter is initialized and this thread is not attached (the worker pool
+    // calls this before its first job, outside any `Python::attach`), so `PyGILState_Ensure`
+    // creates this thread's state and takes the GIL; `PyEval_SaveThread` then releases the
+    // GIL and returns that state, which stays registered for this thread.
+    let saved = unsafe {
+        let gstate = ffi::PyGILState_Ensure();
+        let tstate = ffi::PyEval_SaveThread();
+        (gstate, tstate)
+    };
+    WORKER_STATE.with(|cell| cell.set(Some(saved)));
+}
+
+/// Gives back what [`attach_worker_thread`] took: the thread state is deleted. Does nothing on a
+/// thread that was not set up.
+pub(crate) fn detach_worker_thread() {
+    let Some((gstate, tstate)) = WORKER_STATE.with(Cell::take) else { return };
+    // SAFETY: `tstate` came from `PyEval_SaveThread` on this thread and has not been restored
+    // since (every `Python::attach` in between restored and saved it in pairs); restoring it
+    // retakes the GIL, and `PyGILState_Release` with the state `PyGILState_Ensure` returned
+    // drops the last reference, deleting the thread state and releasing the GIL.
+    unsafe {
+        ffi::PyEval_RestoreThread(tstate);
+        ffi::PyGILState_Release(gstate);
+    }
+}
+
+/// A new, independent descriptor for the open file behind `fd` (close-on-exec), as a `File`.
+///
+/// The caller must hold the GIL and keep the Python object that owns `fd` alive for the
+/// duration of the call, so `fd` stays open: no Python code runs while this executes.
+#[cfg(unix)]
+pub(crate) fn duplicate_fd(fd: i32) -> std::io::Result<std::fs::File> {
+    use std::os::fd::BorrowedFd;
+    if fd < 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: `fd` is open for the whole borrow: it belongs to a live Python file object, and
+    // the caller holds the GIL, so no other thread can close it before the duplicate exists.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    Ok(std::fs::File::from(borrowed.try_clone_to_owned()?))
+}
