@@ -5,6 +5,10 @@
 const BUFFER_SIZE: usize = 8 * 1024;
 /// Buffers kept for reuse at most.
 const POOL_MAX: usize = 256;
+/// Largest buffer kept for reuse (one grown to read a request body).
+const KEEP_MAX: usize = 128 * 1024;
+/// Grown buffers kept at most, so the pool holds at most a few MiB.
+const LARGE_MAX: usize = 16;
 
 /// Bytes received and not yet consumed: `data[start..end]`.
 #[derive(Debug, Default)]
@@ -44,13 +48,25 @@ impl InBuf {
     /// none, moves unconsumed bytes to the front, or grows.
     pub(crate) fn spare(&mut self, pool: &mut BufferPool, min: usize) -> &mut [u8] {
         if self.data.is_empty() {
-            self.data = pool.take();
+            self.data = pool.take_at_least(min);
         }
         if self.data.len() - self.end < min {
             if self.start > 0 {
                 self.data.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
+            }
+            if self.data.len() - self.end < min && self.start == self.end {
+                // Nothing is buffered: trade this buffer for a kept grown one if there is one.
+                let bigger = pool.take_at_least(min);
+                if bigger.len() >= min {
+                    let small = std::mem::replace(&mut self.data, bigger);
+                    pool.give(small);
+                } else {
+                    pool.give(bigger);
+                }
+                self.start = 0;
+                self.end = 0;
             }
             if self.data.len() - self.end < min {
                 let grown = (self.data.len() * 2).max(self.end + min);
@@ -78,6 +94,7 @@ impl InBuf {
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
     free: Vec<Vec<u8>>,
+    large: Vec<Vec<u8>>,
 }
 
 impl BufferPool {
@@ -85,9 +102,21 @@ impl BufferPool {
         self.free.pop().unwrap_or_else(|| vec![0; BUFFER_SIZE])
     }
 
+    /// A buffer of at least `min` bytes, a kept grown one when there is one.
+    fn take_at_least(&mut self, min: usize) -> Vec<u8> {
+        match self.large.iter().position(|b| b.len() >= min) {
+            Some(i) => self.large.swap_remove(i),
+            None => self.take(),
+        }
+    }
+
     fn give(&mut self, buffer: Vec<u8>) {
-        if self.free.len() < POOL_MAX && buffer.len() == BUFFER_SIZE {
+        // A buffer grown for a body is kept too (a few), so the next upload neither reallocates
+        // nor zeroes it again.
+        if buffer.len() == BUFFER_SIZE && self.free.len() < POOL_MAX {
             self.free.push(buffer);
+        } else if buffer.len() > BUFFER_SIZE && buffer.len() <= KEEP_MAX && self.large.len() < LARGE_MAX {
+            self.large.push(buffer);
         }
     }
 }

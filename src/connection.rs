@@ -97,6 +97,8 @@ struct Writing {
     pos: usize,
     /// Leading bytes of `out[pos..]` not counted by the stream gate (head, file data).
     ungated: usize,
+    /// A large in-memory body, written after `out` without having been copied into it.
+    body: Option<Vec<u8>>,
     file: Option<(File, u64)>,
     stream: Option<Arc<Gate>>,
     stream_done: bool,
@@ -243,8 +245,8 @@ impl Connection {
         let mut eof = false;
         let mut reads = 0;
         loop {
-            // A body is read in large pieces and decoded after each one, so an upload takes
-            // few system calls and the input buffer stays small; a head in small ones.
+            // A body is read in large pieces, so an upload takes few system calls; a head in
+            // small ones.
             let in_body = matches!(self.phase, Phase::Body(_));
             let spare = self.inbuf.spare(&mut ctx.buffers, if in_body { BODY_READ_ROOM } else { READ_ROOM });
             let room = spare.len();
@@ -260,13 +262,13 @@ impl Connection {
                     if n < room || reads >= MAX_READS_PER_EVENT {
                         break;
                     }
-                    if in_body {
-                        if self.process(ctx, now) == Step::Close {
-                            return Step::Close;
-                        }
-                        if !matches!(self.phase, Phase::Body(_)) {
-                            break;
-                        }
+                    // More is waiting: take in what arrived (the head, or body bytes into the
+                    // spool) before reading on, so the buffer never holds more than a read.
+                    if self.process(ctx, now) == Step::Close {
+                        return Step::Close;
+                    }
+                    if !matches!(self.phase, Phase::Idle { .. } | Phase::Head { .. } | Phase::Body(_)) {
+                        break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -461,7 +463,7 @@ impl Connection {
         };
         let encoded = encode(response, &rctx, Vec::new()).ok()?;
         self.phase = Phase::Handling;
-        self.start_writing(encoded.bytes, None, None, encoded.close, false, now);
+        self.start_writing(encoded.bytes, None, None, None, encoded.close, false, now);
         Some(self.flush(ctx, now))
     }
 
@@ -527,24 +529,33 @@ impl Connection {
         let retry = (status == 503).then(|| ctx.config.retry_after.as_secs().max(1));
         let out = encode_error(status, &ctx.config.server_header, retry);
         self.inbuf.clear();
-        self.start_writing(out, None, None, true, true, now);
+        self.start_writing(out, None, None, None, true, true, now);
         self.flush(ctx, now)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_writing(
         &mut self,
-        out: Vec<u8>,
+        mut out: Vec<u8>,
+        body: Option<Vec<u8>>,
         file: Option<(File, u64)>,
         stream: Option<Arc<Gate>>,
         close: bool,
         linger: bool,
         now: Instant,
     ) {
+        // A `100 Continue` cut short must be finished before anything else is written; one not
+        // begun is no longer needed.
+        let interim = std::mem::take(&mut self.interim);
+        if !interim.is_empty() && interim.len() < CONTINUE.len() {
+            out.splice(0..0, interim.iter().copied());
+        }
         let ungated = out.len();
         self.phase = Phase::Writing(Box::new(Writing {
             out,
             pos: 0,
             ungated,
+            body,
             file,
             stream_done: stream.is_none(),
             stream,
@@ -559,10 +570,12 @@ impl Connection {
     }
 
     /// A worker's response for this connection's request.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_response(
         &mut self,
         ctx: &mut LoopCtx,
         bytes: Vec<u8>,
+        body: Option<Vec<u8>>,
         file: Option<(File, u64)>,
         stream: Option<Arc<Gate>>,
         close: bool,
@@ -574,7 +587,7 @@ impl Connection {
             }
             return Step::Close;
         }
-        self.start_writing(bytes, file, stream, close, false, now);
+        self.start_writing(bytes, body, file, stream, close, false, now);
         self.flush(ctx, now)
     }
 
@@ -627,8 +640,13 @@ impl Connection {
                 }
                 continue;
             }
-            w.out.clear();
             w.pos = 0;
+            if let Some(body) = w.body.take() {
+                w.out = body;
+                w.ungated = w.out.len();
+                continue;
+            }
+            w.out.clear();
             if let Some((file, remaining)) = &mut w.file {
                 if *remaining > 0 {
                     let piece = (*remaining).min(FILE_PIECE as u64) as usize;

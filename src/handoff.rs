@@ -41,7 +41,14 @@ pub(crate) enum ToLoop {
     /// The acceptor is at the connection cap: close the longest-idle keep-alive connection.
     Evict,
     /// A worker's response: head (and in-memory body), and what follows.
-    Response { conn: ConnRef, bytes: Vec<u8>, file: Option<(File, u64)>, stream: Option<Arc<Gate>>, close: bool },
+    Response {
+        conn: ConnRef,
+        bytes: Vec<u8>,
+        body: Option<Vec<u8>>,
+        file: Option<(File, u64)>,
+        stream: Option<Arc<Gate>>,
+        close: bool,
+    },
     /// The next piece of a streamed body, already framed.
     Chunk { conn: ConnRef, bytes: Vec<u8> },
     /// The end of a streamed body. `complete` is false when it failed or fell short: the

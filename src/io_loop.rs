@@ -246,9 +246,9 @@ impl IoLoop {
                 ToLoop::Accepted(stream, peer) => self.accept(stream, peer, now),
                 ToLoop::Evict => self.evict(),
                 ToLoop::Drain => self.begin_drain(now),
-                ToLoop::Response { conn, bytes, file, stream, close } => match self.conns.lookup(conn) {
+                ToLoop::Response { conn, bytes, body, file, stream, close } => match self.conns.lookup(conn) {
                     Some(c) => {
-                        let step = c.on_response(&mut self.ctx, bytes, file, stream, close, now);
+                        let step = c.on_response(&mut self.ctx, bytes, body, file, stream, close, now);
                         self.settle(conn.slot, step);
                     }
                     None => {

@@ -219,10 +219,15 @@ pub(crate) fn decide_framing(status: u16, head_request: bool, version: Version, 
     }
 }
 
+/// Bodies up to this size are copied behind the head; larger ones are sent as they are.
+const COPY_BODY_MAX: usize = 16 * 1024;
+
 /// A response serialised for the I/O loop, plus what the worker still has to stream.
 pub(crate) struct Encoded {
     /// Head, followed by the body when it was in memory.
     pub(crate) bytes: Vec<u8>,
+    /// A large in-memory body, sent after `bytes` without being copied into it.
+    pub(crate) body: Option<Vec<u8>>,
     /// A file body for the loop to send.
     pub(crate) file: Option<(File, u64)>,
     /// A stream for the worker to drive.
@@ -337,15 +342,20 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     finish_head(&mut out, ctx, framing, close, has_date, has_server);
 
     let send_body = !ctx.head_request && framing != Framing::NoBody;
-    let mut encoded = Encoded { bytes: out, file: None, stream: None, close, status, body_len: Some(0) };
+    let mut encoded = Encoded { bytes: out, body: None, file: None, stream: None, close, status, body_len: Some(0) };
     if !send_body {
         return Ok(encoded);
     }
     match body {
         Body::Empty => {}
         Body::Bytes(bytes) => {
-            encoded.bytes.extend_from_slice(&bytes);
             encoded.body_len = Some(bytes.len() as u64);
+            // A small body joins the head (one write); a large one follows it as it is.
+            if bytes.len() <= COPY_BODY_MAX {
+                encoded.bytes.extend_from_slice(&bytes);
+            } else {
+                encoded.body = Some(bytes);
+            }
         }
         Body::File { file, len } => encoded.file = Some((file, len)),
         Body::Stream { chunks, .. } => {

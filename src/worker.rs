@@ -123,6 +123,7 @@ impl WorkerShared {
                 self.waker.send(ToLoop::Response {
                     conn,
                     bytes: encoded.bytes,
+                    body: encoded.body,
                     file: encoded.file,
                     stream: None,
                     close: encoded.close,
@@ -133,6 +134,7 @@ impl WorkerShared {
                 self.waker.send(ToLoop::Response {
                     conn,
                     bytes: encoded.bytes,
+                    body: None,
                     file: None,
                     stream: Some(Arc::clone(&gate)),
                     close: encoded.close,
