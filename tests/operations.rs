@@ -233,3 +233,49 @@ fn drain_closes_silent_new_connections_at_once_but_serves_one_whose_request_arri
     assert!(server.stop());
     assert!(started.elapsed() < Duration::from_secs(5), "the drain waited {:?}", started.elapsed());
 }
+
+#[test]
+fn expose_tracebacks_puts_the_panic_message_in_the_500_only_when_asked() {
+    let panics = |_req: Request| -> Response { panic!("secret detail 42") };
+    let quiet = TestServer::start(panics);
+    let mut c = quiet.client();
+    let r = get(&mut c, "/");
+    assert_eq!(r.status, 500);
+    assert!(!r.body_text().contains("secret detail 42"), "{}", r.body_text());
+    let open = TestServer::with_config(|c| c.expose_tracebacks = true, panics);
+    let mut c = open.client();
+    let r = get(&mut c, "/");
+    assert_eq!(r.status, 500);
+    assert!(r.body_text().contains("secret detail 42"), "{}", r.body_text());
+}
+
+#[cfg(unix)]
+#[test]
+fn log_level_flag_sets_the_error_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("m.sock");
+    let run = |level: &str| -> String {
+        let mut child = Command::new(maitred_bin())
+            .args(["--listen", &format!("unix:{}", sock.display()), "--log-level", level])
+            .arg(dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        common::child::signal_pid(child.id(), "TERM");
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let info = run("info");
+    assert!(info.contains("listening on unix:"), "{info}");
+    let warn = run("warn");
+    assert!(!warn.contains("INFO"), "--log-level warn still logged INFO: {warn}");
+}
