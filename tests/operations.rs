@@ -255,7 +255,7 @@ fn log_level_flag_sets_the_error_log_level() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("m.sock");
     let run = |level: &str| -> String {
-        let mut child = Command::new(maitred_bin())
+        let child = Command::new(maitred_bin())
             .args(["--listen", &format!("unix:{}", sock.display()), "--log-level", level])
             .arg(dir.path())
             .env_remove("RUST_LOG")
