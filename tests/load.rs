@@ -19,6 +19,14 @@ use maitred::{Request, Response};
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
+/// The load tests hold hundreds of sockets each: one at a time keeps the process under a
+/// 1024-descriptor limit, and keeps their timings from disturbing each other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Opens `n` keep-alive connections that each complete one request and then sit idle.
 fn idle_connections(addr: std::net::SocketAddr, n: usize) -> Vec<Client> {
     (0..n)
@@ -33,6 +41,7 @@ fn idle_connections(addr: std::net::SocketAddr, n: usize) -> Vec<Client> {
 
 #[test]
 fn new_client_is_answered_promptly_beside_500_idle_and_64_dribbling_connections() {
+    let _serial = one_at_a_time();
     let server = ChildServer::spawn(&["--threads", "4"]);
     let addr = server.addr;
     let threads_at_start = server.threads();
@@ -96,6 +105,7 @@ fn new_client_is_answered_promptly_beside_500_idle_and_64_dribbling_connections(
 
 #[test]
 fn idle_connections_cost_little_memory_and_no_threads() {
+    let _serial = one_at_a_time();
     let server = ChildServer::spawn(&["--threads", "4"]);
     let warm = idle_connections(server.addr, 10);
     drop(warm);
@@ -112,6 +122,7 @@ fn idle_connections_cost_little_memory_and_no_threads() {
 
 #[test]
 fn slow_handler_throughput_is_set_by_the_pool_and_never_exceeds_it() {
+    let _serial = one_at_a_time();
     const THREADS: usize = 4;
     const SLEEP: Duration = Duration::from_millis(50);
     const CLIENTS: usize = 100;
