@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -46,33 +46,6 @@ fn assert_serves(server: &TestServer, what: &str) {
     match response_within(&mut c, Duration::from_secs(3)) {
         Ok(r) => assert_eq!(r.status, 200, "{what}: {}", r.head),
         Err(e) => panic!("{what}: no response: {e}"),
-    }
-}
-
-/// A gate the test controls: handlers `enter` and wait until the test opens it (bounded).
-#[derive(Default)]
-struct Latch {
-    state: Mutex<(usize, bool)>,
-    changed: Condvar,
-}
-
-impl Latch {
-    fn enter_and_wait(&self) {
-        let mut s = self.state.lock().unwrap();
-        s.0 += 1;
-        self.changed.notify_all();
-        let _ = self.changed.wait_timeout_while(s, Duration::from_secs(20), |s| !s.1).unwrap();
-    }
-
-    fn wait_entered(&self, n: usize, within: Duration) -> bool {
-        let s = self.state.lock().unwrap();
-        let (s, _) = self.changed.wait_timeout_while(s, within, |s| s.0 < n).unwrap();
-        s.0 >= n
-    }
-
-    fn open(&self) {
-        self.state.lock().unwrap().1 = true;
-        self.changed.notify_all();
     }
 }
 

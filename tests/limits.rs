@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -139,34 +139,6 @@ impl Drop for Dribbler {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-    }
-}
-
-/// A gate the test controls: handlers `enter` and wait until the test opens it (bounded, so a
-/// failed test never hangs a worker forever).
-#[derive(Default)]
-struct Latch {
-    state: Mutex<(usize, bool)>,
-    changed: Condvar,
-}
-
-impl Latch {
-    fn enter_and_wait(&self) {
-        let mut s = self.state.lock().unwrap();
-        s.0 += 1;
-        self.changed.notify_all();
-        let _ = self.changed.wait_timeout_while(s, Duration::from_secs(20), |s| !s.1).unwrap();
-    }
-
-    fn wait_entered(&self, n: usize, within: Duration) -> bool {
-        let s = self.state.lock().unwrap();
-        let (s, _) = self.changed.wait_timeout_while(s, within, |s| s.0 < n).unwrap();
-        s.0 >= n
-    }
-
-    fn open(&self) {
-        self.state.lock().unwrap().1 = true;
-        self.changed.notify_all();
     }
 }
 

@@ -364,4 +364,35 @@ pub fn watch_close(stream: &TcpStream, within: Duration) -> CloseWatch {
     outcome
 }
 
+/// A gate the test controls: handlers `enter_and_wait` until the test opens it (bounded, so a
+/// failed test never hangs a worker forever).
+#[derive(Default)]
+pub struct Latch {
+    state: std::sync::Mutex<(usize, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Latch {
+    /// Counts this caller in and waits (at most 20 s) for `open`.
+    pub fn enter_and_wait(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.0 += 1;
+        self.changed.notify_all();
+        let _ = self.changed.wait_timeout_while(s, Duration::from_secs(20), |s| !s.1).unwrap();
+    }
+
+    /// Whether `n` callers have entered within `within`.
+    pub fn wait_entered(&self, n: usize, within: Duration) -> bool {
+        let s = self.state.lock().unwrap();
+        let (s, _) = self.changed.wait_timeout_while(s, within, |s| s.0 < n).unwrap();
+        s.0 >= n
+    }
+
+    /// Lets every waiting and later caller through.
+    pub fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+}
+
 pub mod child;
