@@ -1,5 +1,7 @@
 //! Command-line flags, `MAITRED_*` environment variables and an optional TOML file into a
 //! [`Config`], all from the one settings table ([`SETTINGS`]).
+//! Owns turning arguments, variables and the file into a [`Config`] or a [`Command`]. Never starts
+//! a server or prints by itself (the caller does).
 //!
 //! Precedence: flag > environment > config file > default. Waitress's flag names are accepted
 //! where the meaning matches (see [`ALIASES`]); `--host`/`--port` combine into `--listen`.

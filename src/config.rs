@@ -1,4 +1,6 @@
 //! Every tunable of the server in one struct, with its unit, default and validation.
+//! Owns the settings table and [`Config::validate`]. Never reads the environment, files or
+//! arguments (that is `cli`).
 //!
 //! The struct is generated from one table ([`SETTINGS`]); the command-line flags
 //! (`--max-body-size`), the environment variables (`MAITRED_MAX_BODY_SIZE`), `--help` and the
@@ -8,8 +10,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::access_log::AccessLogFormat;
-use crate::net::ListenAddr;
+use crate::engine::net::ListenAddr;
+use crate::http1::parse::Limits;
+use crate::ops::access_log::AccessLogFormat;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -374,7 +377,25 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The defaults' limits; what the fuzz targets and unit tests parse with.
+impl Default for Limits {
+    fn default() -> Self {
+        Config::default().limits()
+    }
+}
+
 impl Config {
+    /// The limits the HTTP/1 parser and body decoders enforce, taken from this config.
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            max_request_line: self.max_request_line,
+            max_header_line: self.max_header_line,
+            max_headers_size: self.max_headers_size,
+            max_headers: self.max_headers,
+            max_body_size: self.max_body_size,
+        }
+    }
+
     /// The row of [`SETTINGS`] named `name` (field name, flag without dashes, or either form
     /// with `-` or `_`).
     pub fn setting(name: &str) -> Option<&'static Setting> {
@@ -465,7 +486,7 @@ impl Config {
         if !["error", "warn", "info", "debug", "trace", "off"].contains(&self.log_level.as_str()) {
             return err(format!("log_level: {:?} is not one of error, warn, info, debug, trace, off", self.log_level));
         }
-        crate::proxy::TrustedProxies::parse(&self.trusted_proxies, self.trusted_proxy_hops)
+        crate::ops::proxy::TrustedProxies::parse(&self.trusted_proxies, self.trusted_proxy_hops)
             .map_err(|e| ConfigError(format!("trusted_proxies: {e}")))?;
         if self.proxy_protocol && self.trusted_proxies.trim().is_empty() {
             return err("proxy_protocol needs trusted_proxies: the header is only accepted from them".into());

@@ -1,7 +1,9 @@
 //! The application: what a worker thread calls with each complete request.
+//! Owns the [`Handler`] trait. Never sees a socket: a handler gets a complete [`Request`] on a
+//! worker.
 
-use crate::request::Request;
-use crate::response::Response;
+use crate::http1::request::Request;
+use crate::http1::response::Response;
 
 /// An application. It receives a complete request (head parsed, body fully received) on one of
 /// the fixed worker threads and returns a response. It never sees the socket.

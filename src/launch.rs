@@ -1,5 +1,6 @@
 //! A complete `main` for a server binary: settings from flags, environment and file, logging,
 //! binding, signals, the drain, and exit codes. The `maitred` binary and the examples use it.
+//! Owns the process-level glue: logging set-up and exit codes. Never handles a request.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,8 +9,8 @@ use log::{info, warn};
 
 use crate::cli::{self, Command};
 use crate::config::Config;
+use crate::engine::server::Server;
 use crate::handler::Handler;
-use crate::server::Server;
 
 /// Error log records go to `env_logger` (stderr, `RUST_LOG` or `log_level`); access log
 /// records go to standard output as they are, one line each, whatever the log level.
@@ -20,14 +21,14 @@ struct Logger {
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        if metadata.target() == crate::access_log::TARGET {
+        if metadata.target() == crate::ops::access_log::TARGET {
             return self.access;
         }
         self.errors.enabled(metadata)
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if record.target() == crate::access_log::TARGET {
+        if record.target() == crate::ops::access_log::TARGET {
             if self.access {
                 use std::io::Write;
                 let _ = writeln!(std::io::stdout().lock(), "{}", record.args());
@@ -92,7 +93,7 @@ where
         Ok(Command::CheckConfig { config, args }) => (config, args, "check"),
         Ok(Command::PrintConfig { config, args }) => (config, args, "print"),
         Ok(Command::Healthcheck { url }) => {
-            return match crate::healthcheck::probe(&url, Duration::from_secs(5)) {
+            return match crate::ops::healthcheck::probe(&url, Duration::from_secs(5)) {
                 Ok(status) if (200..300).contains(&status) => ExitCode::SUCCESS,
                 Ok(status) => fail(1, &format!("{url} answered {status}")),
                 Err(e) => fail(1, &e),
@@ -133,7 +134,7 @@ where
 /// drained, as [`serve_until_signal`]; a start-up failure is one line on stderr prefixed with
 /// `program` and exit status 1, a drain exit status 0. `launch_with` ends here.
 pub fn serve_configured<H: Handler>(program: &str, config: Config, handler: H) -> ExitCode {
-    init_logging(&config.log_level, config.access_log != crate::access_log::AccessLogFormat::Off);
+    init_logging(&config.log_level, config.access_log != crate::ops::access_log::AccessLogFormat::Off);
     match serve_until_signal(config, handler) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

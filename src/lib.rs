@@ -58,56 +58,51 @@
 //! worker forever: the pool does not grow, so size `threads` for the slowest handler you
 //! expect, and use the drain's `graceful_timeout` to bound shutdown.
 //!
+//! ## Source layout
+//!
+//! | folder | owns | never does |
+//! |---|---|---|
+//! | top level | crate docs and exports, the settings table (`config`), flags and environment (`cli`), a complete `main` ([`launch`]), signals, [`Handler`], [`Error`] | I/O on a client socket |
+//! | `engine/` | start-up and shutdown, the acceptor, the I/O loop, the connection state machine (with the built-in health and metrics answers), the handoffs between threads, the worker pool, buffers, sockets | parse HTTP itself, decide who the client is behind a proxy |
+//! | `http1/` | the head parser and framing decision, body decoders, [`Request`], [`Response`], the encoder, the status mapping of the server's own errors, the shared grammar, dates | I/O, reading [`Config`], blocking |
+//! | `ops/` | trusted proxies and forwarded headers, the PROXY protocol, the access log, metrics, the health check probe | touch a client socket, run the handler |
+//! | `apps/static_files/` | the [`static_files`] app: paths, conditional requests, ranges | reach into the engine: it is an ordinary [`Handler`] |
+//! | `python/` | the WSGI front end (feature `python`) | touch a socket |
+//!
 //! The only `unsafe` is registering sockets with the poller (`polling` requires it); see the
-//! `sys` module's guard type.
+//! `engine::sys` module's guard type.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-mod acceptor;
-pub mod access_log;
-mod body;
-mod buffer;
-pub mod cli;
-pub mod config;
-mod connection;
-mod date;
+mod apps;
+mod cli;
+mod config;
+mod engine;
 mod error;
 mod handler;
-mod handoff;
-mod healthcheck;
-mod io_loop;
+mod http1;
 mod launch;
-mod metrics;
-mod net;
-mod parse;
-mod pool;
-pub mod proxy;
-mod proxy_protocol;
+mod ops;
 #[cfg(feature = "python")]
 pub mod python;
-mod request;
-mod response;
-mod server;
 mod signals;
-pub mod static_files;
-mod sys;
-mod worker;
 
-pub use access_log::AccessLogFormat;
+pub use apps::static_files;
 pub use config::{Config, ConfigError, Setting, SETTINGS};
+pub use engine::net::ListenAddr;
+pub use engine::server::{Server, ServerHandle, Stopper};
 pub use error::Error;
 pub use handler::Handler;
+pub use http1::request::{Header, Request, RequestBody, Version};
+pub use http1::response::{Body, Chunks, Response};
 pub use launch::{launch, launch_with, serve_configured, serve_until_signal};
-pub use net::ListenAddr;
-pub use request::{Header, Request, RequestBody, Version};
-pub use response::{Body, Chunks, Response};
-pub use server::{Server, ServerHandle, Stopper};
+pub use ops::access_log::AccessLogFormat;
 pub use signals::drain_on_signals;
 
 /// The head parser and body decoders, exposed for the fuzz targets. Not a stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::body::{BodyReader, ChunkedDecoder, SpoolBuffer};
-    pub use crate::error::Rejection;
-    pub use crate::parse::{parse_head, BodyFraming, Head, HeadScanner, HeadSpan, Limits};
+    pub use crate::http1::body::{BodyReader, ChunkedDecoder, SpoolBuffer};
+    pub use crate::http1::parse::{parse_head, BodyFraming, Head, HeadScanner, HeadSpan, Limits};
+    pub use crate::http1::status::Rejection;
 }

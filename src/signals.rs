@@ -1,11 +1,12 @@
 //! Process signals into a graceful drain: SIGTERM, SIGINT and SIGHUP on Unix; Ctrl-C,
 //! Ctrl-Break and the console close event on Windows. A second signal exits at once.
+//! Owns the signal handlers. Never stops the process without the drain unless signalled twice.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use log::{info, warn};
 
-use crate::server::Stopper;
+use crate::engine::server::Stopper;
 
 /// Installs the process-wide handler; it can be installed once per process.
 pub fn drain_on_signals(stopper: Stopper) -> Result<(), String> {

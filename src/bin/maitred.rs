@@ -1,5 +1,6 @@
 //! The `maitred` binary: serves a directory of static files (the current directory unless a
 //! DIR is given), configured from flags, `MAITRED_*` variables and an optional config file.
+//! Owns only `main`: the static-file app plus [`maitred::launch_with`]. Never holds server logic.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
 
-use crate::request::Request;
+use crate::http1::request::Request;
 
 /// The entries every request shares, copied into each new environ.
 pub(crate) fn template<'py>(py: Python<'py>, script_name: &str) -> PyResult<Bound<'py, PyDict>> {
@@ -82,7 +82,7 @@ pub(crate) fn build<'py>(
 
 fn intern_version<'py>(py: Python<'py>, request: &Request) -> Bound<'py, PyString> {
     match request.version() {
-        crate::request::Version::Http10 => intern!(py, "HTTP/1.0").clone(),
+        crate::http1::request::Version::Http10 => intern!(py, "HTTP/1.0").clone(),
         _ => intern!(py, "HTTP/1.1").clone(),
     }
 }

@@ -10,8 +10,8 @@ use super::response::{self, Context};
 use super::start_response::StartResponse;
 use crate::config::Config;
 use crate::handler::Handler;
-use crate::request::Request;
-use crate::response::Response;
+use crate::http1::request::Request;
+use crate::http1::response::Response;
 
 /// Runs a WSGI application (PEP 3333) for each request, on the server's worker threads.
 ///
@@ -66,7 +66,13 @@ impl WsgiHandler {
         }
     }
 
-    fn call(&self, py: Python<'_>, request: &Request, body: crate::request::RequestBody, path_info: &[u8]) -> Response {
+    fn call(
+        &self,
+        py: Python<'_>,
+        request: &Request,
+        body: crate::http1::request::RequestBody,
+        path_info: &[u8],
+    ) -> Response {
         let ctx =
             Context { method: request.method(), target: request.target(), expose_tracebacks: self.expose_tracebacks };
         let start_response = match Bound::new(py, StartResponse::default()) {

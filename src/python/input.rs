@@ -11,7 +11,7 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::request::RequestBody;
+use crate::http1::request::RequestBody;
 
 /// Read buffer for a spooled body.
 const FILE_BUFFER: usize = 64 * 1024;

@@ -28,8 +28,8 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use crate::access_log::AccessLogFormat;
 use crate::config::Config;
+use crate::ops::access_log::AccessLogFormat;
 
 /// How long a logger's "not enabled" answer is believed.
 const REMEMBER_DISABLED: Duration = Duration::from_secs(1);
@@ -101,7 +101,7 @@ impl Bridge {
     /// The Python logger name and level for `record`, or `None` when the server's own level
     /// filters it out.
     fn route(&self, target: &str, level: Level) -> Option<(String, i32)> {
-        if target == crate::access_log::TARGET {
+        if target == crate::ops::access_log::TARGET {
             return self.access.load(Ordering::Relaxed).then(|| ("maitred.access".to_string(), 20));
         }
         if level > u8_to_filter(self.level.load(Ordering::Relaxed)) {

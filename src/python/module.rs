@@ -99,7 +99,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> Py
         }
         Command::Healthcheck { url } => {
             let url = url.clone();
-            let probe = py.detach(|| crate::healthcheck::probe(&url, Duration::from_secs(5)));
+            let probe = py.detach(|| crate::ops::healthcheck::probe(&url, Duration::from_secs(5)));
             return Ok(match probe {
                 Ok(status) if (200..300).contains(&status) => 0,
                 Ok(status) => {

@@ -40,7 +40,7 @@ use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use super::errors::TARGET;
 use super::start_response::{Head, StartResponse};
-use crate::response::{Body, Response};
+use crate::http1::response::{Body, Response};
 
 /// Default block size of [`FileWrapper`].
 const FILE_BLOCK: usize = 64 * 1024;

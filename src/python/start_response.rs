@@ -91,7 +91,7 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<(Fields, Option<u64>)> 
                 PyTypeError::new_err(format!("value of header {name:?} must be a str, not {}", type_name(&value)))
             })?
             .to_cow()?;
-        if !crate::response::is_token(name.as_bytes()) {
+        if !crate::http1::grammar::is_token(name.as_bytes()) {
             return Err(PyValueError::new_err(format!("header name {name:?} is not a valid HTTP token")));
         }
         if is_hop_by_hop(&name) {

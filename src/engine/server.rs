@@ -1,4 +1,5 @@
 //! Start-up and shutdown: bind the listeners, start the threads, and the handle that drains.
+//! Owns the thread lifetimes and the stop/drain switch. Never handles a connection itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,16 +9,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded};
 use polling::Poller;
 
-use crate::acceptor::{Acceptor, Gauge};
 use crate::config::Config;
+use crate::engine::acceptor::{Acceptor, Gauge};
+use crate::engine::handoff::LoopWaker;
+use crate::engine::io_loop::IoLoop;
+use crate::engine::net::{ListenAddr, Listener};
+use crate::engine::pool::Pool;
+use crate::engine::worker::WorkerShared;
 use crate::error::Error;
 use crate::handler::Handler;
-use crate::handoff::LoopWaker;
-use crate::io_loop::IoLoop;
-use crate::metrics::Metrics;
-use crate::net::{ListenAddr, Listener};
-use crate::pool::Pool;
-use crate::worker::WorkerShared;
+use crate::ops::metrics::Metrics;
 
 /// A server whose listeners are bound but whose threads have not started.
 ///
@@ -78,7 +79,7 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let gauge = Arc::new(Gauge::default());
         let metrics = Arc::new(Metrics::default());
-        let trusted = crate::proxy::TrustedProxies::parse(&config.trusted_proxies, config.trusted_proxy_hops)
+        let trusted = crate::ops::proxy::TrustedProxies::parse(&config.trusted_proxies, config.trusted_proxy_hops)
             .map_err(|e| Error::Config(crate::config::ConfigError(format!("trusted_proxies: {e}"))))?;
         let trusted = Arc::new(trusted);
 

@@ -1,5 +1,6 @@
 //! `maitred --healthcheck URL`: a minimal HTTP/1.1 probe for container health checks, so an
 //! image needs no shell and no curl.
+//! Owns the probe client. Never used by the server itself.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

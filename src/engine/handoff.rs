@@ -1,5 +1,7 @@
 //! What crosses between threads: jobs to the workers, messages to the I/O loop, the loop's
 //! wake-up, and the gate that holds a streaming worker at the high-water mark.
+//! Owns the message types and the wake-up protocol. Never holds a lock while a socket is written or
+//! a handler runs.
 //!
 //! These are the only shared state between the acceptor, the I/O loop and the workers.
 
@@ -11,8 +13,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use crossbeam_channel::Sender;
 use polling::Poller;
 
-use crate::net::Stream;
-use crate::request::{Request, Version};
+use crate::engine::net::Stream;
+use crate::http1::request::{Request, Version};
 
 /// Names one connection for as long as it lives: a slot, and the generation of the slot so a
 /// late message for a closed connection never reaches its successor.

@@ -1,5 +1,6 @@
 //! A connection's input buffer, and the pool that lends buffers only to connections that are
 //! reading, so an idle connection holds no buffer at all.
+//! Owns the bytes read but not yet parsed. Never parses them.
 
 /// Size of a fresh input buffer.
 const BUFFER_SIZE: usize = 8 * 1024;

@@ -1,4 +1,6 @@
 //! The `Date` header value, formatted at most once a second per thread.
+//! Owns the `Date` header cache and the one calendar conversion the access log shares. Never parses
+//! a request.
 
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};

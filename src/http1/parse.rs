@@ -1,4 +1,6 @@
 //! Request heads: the rules on top of `httparse`, and the one place framing is decided.
+//! Owns the request head rules and the framing decision. Never does I/O and never reads the
+//! `Config` (limits arrive as [`Limits`]).
 //!
 //! Parsing has two steps. [`HeadScanner`] looks at each byte once, as it arrives, and finds the
 //! end of the head while enforcing the line and size limits and the line-ending rules (CRLF
@@ -8,42 +10,23 @@
 
 use std::ops::Range;
 
-use crate::config::Config;
-use crate::error::Rejection;
-use crate::request::{Header, Version};
+use crate::http1::grammar;
+use crate::http1::request::{Header, Version};
+use crate::http1::status::Rejection;
 
-/// The limits the parser enforces, copied from [`Config`].
+/// The limits the parser enforces, copied from [`crate::Config`] (see [`crate::Config::limits`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// See [`Config::max_request_line`].
+    /// See [`crate::Config::max_request_line`].
     pub max_request_line: usize,
-    /// See [`Config::max_header_line`].
+    /// See [`crate::Config::max_header_line`].
     pub max_header_line: usize,
-    /// See [`Config::max_headers_size`].
+    /// See [`crate::Config::max_headers_size`].
     pub max_headers_size: usize,
-    /// See [`Config::max_headers`].
+    /// See [`crate::Config::max_headers`].
     pub max_headers: usize,
-    /// See [`Config::max_body_size`].
+    /// See [`crate::Config::max_body_size`].
     pub max_body_size: u64,
-}
-
-impl Limits {
-    /// The limits of `config`.
-    pub fn from_config(config: &Config) -> Self {
-        Limits {
-            max_request_line: config.max_request_line,
-            max_header_line: config.max_header_line,
-            max_headers_size: config.max_headers_size,
-            max_headers: config.max_headers,
-            max_body_size: config.max_body_size,
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits::from_config(&Config::default())
-    }
 }
 
 /// Finds the end of a request head incrementally, one look at each byte.
@@ -269,7 +252,7 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
     }
     match host {
         None if version == Version::Http11 => return Err(Rejection::BadRequest("missing Host")),
-        Some(h) if !is_valid_authority(h) => return Err(Rejection::BadRequest("invalid Host")),
+        Some(h) if !grammar::is_valid_authority(h) => return Err(Rejection::BadRequest("invalid Host")),
         _ => {}
     }
 
@@ -355,7 +338,7 @@ fn check_transfer_coding(value: &[u8]) -> Result<(), Rejection> {
     if value.eq_ignore_ascii_case(b"chunked") {
         return Ok(());
     }
-    let all_tokens = value.split(|&b| b == b',').map(<[u8]>::trim_ascii).all(crate::response::is_token);
+    let all_tokens = value.split(|&b| b == b',').map(<[u8]>::trim_ascii).all(grammar::is_token);
     if all_tokens {
         Err(Rejection::NotImplemented("transfer coding other than a single chunked"))
     } else {
@@ -392,72 +375,11 @@ fn classify_target(method: &str, target: &str) -> Result<(Range<usize>, Option<R
     };
     let authority_end =
         bytes[scheme_len..].iter().position(|&b| b == b'/' || b == b'?').map_or(bytes.len(), |i| scheme_len + i);
-    if !is_valid_authority(&bytes[scheme_len..authority_end]) {
+    if !grammar::is_valid_authority(&bytes[scheme_len..authority_end]) {
         return Err(Rejection::BadRequest("invalid authority in request target"));
     }
     let path_start = authority_end;
     Ok((path_start..path_end(path_start), Some(scheme_len..authority_end)))
-}
-
-/// `host [":" port]`: a reg-name (unreserved, sub-delims, pct-encoded) or an IP literal in
-/// brackets; no user info; the port is digits. Empty is refused.
-pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
-    let (host, port) = if value.first() == Some(&b'[') {
-        let Some(close) = value.iter().position(|&b| b == b']') else { return false };
-        let inside = &value[1..close];
-        if inside.is_empty() || !inside.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
-            return false;
-        }
-        match &value[close + 1..] {
-            [] => (&value[..0], None),
-            [b':', port @ ..] => (&value[..0], Some(port)),
-            _ => return false,
-        }
-    } else {
-        match value.iter().position(|&b| b == b':') {
-            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
-            None => (value, None),
-        }
-    };
-    if value.first() != Some(&b'[') {
-        if host.is_empty() {
-            return false;
-        }
-        let mut i = 0;
-        while i < host.len() {
-            let b = host[i];
-            if b == b'%' {
-                if i + 2 >= host.len() || !(host[i + 1].is_ascii_hexdigit() && host[i + 2].is_ascii_hexdigit()) {
-                    return false;
-                }
-                i += 3;
-                continue;
-            }
-            let ok = b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                );
-            if !ok {
-                return false;
-            }
-            i += 1;
-        }
-    }
-    port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit))
 }
 
 #[cfg(test)]
@@ -582,15 +504,5 @@ mod tests {
         assert!(!parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
         assert!(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().keep_alive);
-    }
-
-    #[test]
-    fn authority_forms() {
-        for ok in ["a", "a:80", "a:", "[::1]", "[::1]:8080", "xn--d1a.example", "a%20b"] {
-            assert!(is_valid_authority(ok.as_bytes()), "{ok}");
-        }
-        for bad in ["", ":80", "a:b", "a b", "[::1", "[zz]", "a/b", "a%2", "a%zz", "u@h", "a:123456"] {
-            assert!(!is_valid_authority(bad.as_bytes()), "{bad}");
-        }
     }
 }

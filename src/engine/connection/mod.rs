@@ -1,13 +1,14 @@
 //! One connection's state machine and timers, driven by the I/O loop.
+//! Owns one socket after accept: its phase, buffers, deadline and PROXY header. Never runs the
+//! handler, never blocks, never parses bytes itself (that is [`crate::http1`]).
 //!
 //! A connection is in exactly one [`Phase`]. It reads only while it waits for or receives a
 //! request, hands one complete request at a time to the workers, writes the response, then
 //! goes back to idle (keep-alive), or closes. Pipelined requests wait in its buffer and are
 //! answered strictly in order.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,18 +16,18 @@ use crossbeam_channel::{Sender, TrySendError};
 use log::{debug, info, warn};
 use polling::Event;
 
-use crate::body::{BodyReader, SpoolBuffer};
-use crate::buffer::{BufferPool, InBuf};
 use crate::config::Config;
-use crate::error::Rejection;
-use crate::handoff::{ConnRef, Gate, Job};
-use crate::metrics::{Gauges, Metrics};
-use crate::net::Stream;
-use crate::parse::{parse_head, BodyFraming, Head, HeadScanner, Limits};
-use crate::proxy_protocol::{ProxyHeader, ProxyParse};
-use crate::request::{Request, RequestBody};
-use crate::response::{encode, encode_error, Response, ResponseContext};
-use crate::sys::Registered;
+use crate::engine::buffer::{BufferPool, InBuf};
+use crate::engine::handoff::{ConnRef, Job};
+use crate::engine::net::Stream;
+use crate::engine::sys::Registered;
+use crate::http1::body::{BodyReader, SpoolBuffer};
+use crate::http1::parse::{parse_head, BodyFraming, Head, HeadScanner, Limits};
+use crate::http1::request::{Request, RequestBody};
+use crate::http1::response::encode_error;
+use crate::http1::status::Rejection;
+use crate::ops::metrics::Metrics;
+use crate::ops::proxy_protocol::{ProxyHeader, ProxyParse};
 
 /// Bytes read from a file body per step.
 const FILE_PIECE: usize = 64 * 1024;
@@ -38,6 +39,11 @@ const READ_ROOM: usize = 4 * 1024;
 const BODY_READ_ROOM: usize = 64 * 1024;
 /// Reads per readiness event at most, so one fast uploader cannot hold up the other clients.
 const MAX_READS_PER_EVENT: usize = 16;
+
+mod builtin;
+mod output;
+
+use output::Writing;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -56,7 +62,7 @@ pub(crate) struct LoopCtx {
     pub(crate) shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// Open connections, kept by the loop.
     pub(crate) open_connections: usize,
-    pub(crate) trusted: Arc<crate::proxy::TrustedProxies>,
+    pub(crate) trusted: Arc<crate::ops::proxy::TrustedProxies>,
 }
 
 /// Whether a connection stays open after a step.
@@ -90,28 +96,6 @@ struct BodyState {
     spool: SpoolBuffer,
     started: Instant,
     last_progress: Instant,
-}
-
-struct Writing {
-    out: Vec<u8>,
-    pos: usize,
-    /// Leading bytes of `out[pos..]` not counted by the stream gate (head, file data).
-    ungated: usize,
-    /// A large in-memory body, written after `out` without having been copied into it.
-    body: Option<Vec<u8>>,
-    file: Option<(File, u64)>,
-    stream: Option<Arc<Gate>>,
-    stream_done: bool,
-    complete: bool,
-    close: bool,
-    linger: bool,
-    /// Since when bytes have been waiting for the client (`None` while the response waits
-    /// for the handler's next piece: that time is not the client's).
-    pending_since: Option<Instant>,
-    /// Time bytes spent waiting for the client before `pending_since`.
-    busy: Duration,
-    last_progress: Instant,
-    written: u64,
 }
 
 /// One client connection.
@@ -159,7 +143,7 @@ impl Interest {
     }
 }
 
-fn rate_allowance(bytes: u64, rate: u64) -> Duration {
+pub(super) fn rate_allowance(bytes: u64, rate: u64) -> Duration {
     if rate == 0 {
         Duration::from_secs(365 * 24 * 3600)
     } else {
@@ -204,7 +188,7 @@ impl Connection {
             Phase::Idle { .. } | Phase::Head { .. } | Phase::Lingering { .. } => Interest::READ,
             Phase::Body(_) => Interest { read: true, write: !self.interim.is_empty() },
             Phase::Handling => Interest::NONE,
-            Phase::Writing(w) if w.pos < w.out.len() => Interest::WRITE,
+            Phase::Writing(w) if w.has_unsent() => Interest::WRITE,
             Phase::Writing(_) => Interest::NONE,
         }
     }
@@ -221,16 +205,7 @@ impl Connection {
                 Some(stalled.min(slow))
             }
             Phase::Handling => None,
-            Phase::Writing(w) => {
-                // The client must take what it is sent: no write may stall for write_timeout,
-                // and over the time it has had bytes waiting, it must average min_transfer_rate
-                // (after a grace of write_timeout).
-                let pending_since = w.pending_since?;
-                let stalled = w.last_progress + config.write_timeout;
-                let allowed = config.write_timeout + rate_allowance(w.written, config.min_transfer_rate);
-                let slow = pending_since + allowed.saturating_sub(w.busy);
-                Some(stalled.min(slow))
-            }
+            Phase::Writing(w) => w.deadline(config),
             Phase::Lingering { until, .. } => Some(*until),
         }
     }
@@ -306,7 +281,7 @@ impl Connection {
     /// Reads the PROXY protocol header: the client and server addresses it gives replace
     /// the socket's. A malformed header closes the connection without an answer.
     fn read_proxy_header(&mut self) -> Option<Step> {
-        match crate::proxy_protocol::parse(self.inbuf.filled()) {
+        match crate::ops::proxy_protocol::parse(self.inbuf.filled()) {
             ProxyParse::Incomplete => Some(Step::Open),
             ProxyParse::Invalid(why) => {
                 debug!(target: "maitred::reject", "{}: bad PROXY protocol header: {why}", self.peer);
@@ -421,52 +396,6 @@ impl Connection {
         }
     }
 
-    /// Answers the health and metrics paths from the loop itself, without a worker. Only
-    /// bodiless GET and HEAD requests are taken; anything else goes to the handler.
-    fn answer_builtin(&mut self, ctx: &mut LoopCtx, head: &Head, now: Instant) -> Option<Step> {
-        let path = &head.target[head.path.clone()];
-        let config = &ctx.config;
-        let is_health = !config.health_path.is_empty() && path == config.health_path;
-        let is_metrics = !config.metrics_path.is_empty() && path == config.metrics_path;
-        if !(is_health || is_metrics)
-            || head.body != BodyFraming::None
-            || !matches!(head.method.as_str(), "GET" | "HEAD")
-        {
-            return None;
-        }
-        let shutting_down = ctx.shutting_down.load(std::sync::atomic::Ordering::Relaxed);
-        let response = if is_health {
-            let (status, text) = if shutting_down { (503, "draining\n") } else { (200, "ok\n") };
-            Response::text(status, text).with_header("Cache-Control", "no-store")
-        } else {
-            let gauges = Gauges {
-                open_connections: ctx.open_connections,
-                queue_depth: ctx.jobs.len(),
-                queue_capacity: config.queue_capacity(),
-                threads: config.threads,
-                draining: shutting_down,
-            };
-            Response::new(200)
-                .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                .with_header("Cache-Control", "no-store")
-                .with_body(ctx.metrics.render(&gauges))
-        };
-        let keep_alive = head.keep_alive
-            && !shutting_down
-            && !(self.peer_closed && self.inbuf.is_empty())
-            && self.served + 1 < config.max_requests_per_connection;
-        let rctx = ResponseContext {
-            head_request: head.method == "HEAD",
-            version: head.version,
-            keep_alive,
-            server_header: &config.server_header,
-        };
-        let encoded = encode(response, &rctx, Vec::new()).ok()?;
-        self.phase = Phase::Handling;
-        self.start_writing(encoded.bytes, None, None, None, encoded.close, false, now);
-        Some(self.flush(ctx, now))
-    }
-
     /// Hands a complete request to the workers; a full queue gets 503 from here.
     fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
         // A client that shut its side after pipelining still gets every complete request
@@ -531,165 +460,6 @@ impl Connection {
         self.inbuf.clear();
         self.start_writing(out, None, None, None, true, true, now);
         self.flush(ctx, now)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn start_writing(
-        &mut self,
-        mut out: Vec<u8>,
-        body: Option<Vec<u8>>,
-        file: Option<(File, u64)>,
-        stream: Option<Arc<Gate>>,
-        close: bool,
-        linger: bool,
-        now: Instant,
-    ) {
-        // A `100 Continue` cut short must be finished before anything else is written; one not
-        // begun is no longer needed.
-        let interim = std::mem::take(&mut self.interim);
-        if !interim.is_empty() && interim.len() < CONTINUE.len() {
-            out.splice(0..0, interim.iter().copied());
-        }
-        let ungated = out.len();
-        self.phase = Phase::Writing(Box::new(Writing {
-            out,
-            pos: 0,
-            ungated,
-            body,
-            file,
-            stream_done: stream.is_none(),
-            stream,
-            complete: true,
-            close,
-            linger,
-            pending_since: Some(now),
-            busy: Duration::ZERO,
-            last_progress: now,
-            written: 0,
-        }));
-    }
-
-    /// A worker's response for this connection's request.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn on_response(
-        &mut self,
-        ctx: &mut LoopCtx,
-        bytes: Vec<u8>,
-        body: Option<Vec<u8>>,
-        file: Option<(File, u64)>,
-        stream: Option<Arc<Gate>>,
-        close: bool,
-        now: Instant,
-    ) -> Step {
-        if !matches!(self.phase, Phase::Handling) {
-            if let Some(gate) = stream {
-                gate.close();
-            }
-            return Step::Close;
-        }
-        self.start_writing(bytes, body, file, stream, close, false, now);
-        self.flush(ctx, now)
-    }
-
-    /// The next piece of a streamed body.
-    pub(crate) fn on_chunk(&mut self, ctx: &mut LoopCtx, bytes: Vec<u8>, now: Instant) -> Step {
-        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
-        if w.pending_since.is_none() {
-            // The client was waiting on the handler, not the other way round: its clock
-            // starts again now.
-            w.out.clear();
-            w.pos = 0;
-            w.pending_since = Some(now);
-            w.last_progress = now;
-        }
-        w.out.extend_from_slice(&bytes);
-        self.flush(ctx, now)
-    }
-
-    /// The end of a streamed body.
-    pub(crate) fn on_stream_end(&mut self, ctx: &mut LoopCtx, complete: bool, now: Instant) -> Step {
-        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
-        w.stream_done = true;
-        w.complete &= complete;
-        self.flush(ctx, now)
-    }
-
-    /// Writes what can be written without blocking; finishes the response when all is sent.
-    fn flush(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
-        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
-        loop {
-            if w.pos < w.out.len() {
-                match self.io.get().write(&w.out[w.pos..]) {
-                    Ok(0) => return Step::Close,
-                    Ok(n) => {
-                        ctx.metrics.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                        w.pos += n;
-                        w.written += n as u64;
-                        w.last_progress = now;
-                        let from_ungated = n.min(w.ungated);
-                        w.ungated -= from_ungated;
-                        if let Some(gate) = &w.stream {
-                            if n > from_ungated {
-                                gate.release(n - from_ungated);
-                            }
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Open,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return Step::Close,
-                }
-                continue;
-            }
-            w.pos = 0;
-            if let Some(body) = w.body.take() {
-                w.out = body;
-                w.ungated = w.out.len();
-                continue;
-            }
-            w.out.clear();
-            if let Some((file, remaining)) = &mut w.file {
-                if *remaining > 0 {
-                    let piece = (*remaining).min(FILE_PIECE as u64) as usize;
-                    w.out.resize(piece, 0);
-                    match file.read(&mut w.out) {
-                        Ok(0) | Err(_) => {
-                            warn!(target: "maitred::io", "file body for {} ended early; connection closed", self.peer);
-                            return Step::Close;
-                        }
-                        Ok(n) => {
-                            w.out.truncate(n);
-                            w.ungated = n;
-                            *remaining -= n as u64;
-                        }
-                    }
-                    continue;
-                }
-                w.file = None;
-            }
-            if !w.stream_done {
-                if let Some(since) = w.pending_since.take() {
-                    w.busy += now.saturating_duration_since(since);
-                }
-                return Step::Open;
-            }
-            break;
-        }
-        self.finish_response(ctx, now)
-    }
-
-    fn finish_response(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
-        let Phase::Writing(w) = std::mem::replace(&mut self.phase, Phase::Handling) else { unreachable!() };
-        self.served += 1;
-        if w.linger {
-            let _ = self.io.get().shutdown(Shutdown::Write);
-            self.phase = Phase::Lingering { until: now + ctx.config.linger_timeout, discarded: 0 };
-            return if self.peer_closed { Step::Close } else { Step::Open };
-        }
-        if w.close || !w.complete || ctx.draining || self.served >= ctx.config.max_requests_per_connection {
-            return Step::Close;
-        }
-        self.phase = Phase::Idle { since: now, fresh: false };
-        self.process_input(ctx, now)
     }
 
     /// Processes buffered input; then closes a connection whose client has stopped sending
@@ -760,9 +530,7 @@ impl Connection {
     /// Releases a streaming worker, if one is waiting on this connection.
     pub(crate) fn release_worker(&mut self) {
         if let Phase::Writing(w) = &self.phase {
-            if let Some(gate) = &w.stream {
-                gate.close();
-            }
+            w.release_worker();
         }
     }
 }

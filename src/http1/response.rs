@@ -1,4 +1,6 @@
 //! The response a handler returns, its validation, the framing decision and serialisation.
+//! Owns [`Response`] and [`Body`], what a handler returns. Never serialises them: that is the
+//! encoder in this module's `encode` functions, which alone decide framing.
 //!
 //! The handler chooses status, headers and body; the server alone decides framing
 //! (`Content-Length`, `Transfer-Encoding`, `Connection`) and adds `Date` and `Server` unless
@@ -8,9 +10,10 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 
-use crate::date;
-use crate::error::reason_phrase;
-use crate::request::Version;
+use crate::http1::date;
+use crate::http1::grammar::{has_token, is_field_value, is_token};
+use crate::http1::request::Version;
+use crate::http1::status::reason_phrase;
 
 /// The chunks of a streamed body, produced on the worker thread.
 pub type Chunks = Box<dyn Iterator<Item = io::Result<Vec<u8>>> + Send>;
@@ -247,26 +250,6 @@ pub(crate) struct StreamPlan {
     /// close-delimited.
     pub(crate) exact_len: Option<u64>,
     pub(crate) chunked: bool,
-}
-
-fn is_token_byte(b: u8) -> bool {
-    matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
-        || b.is_ascii_alphanumeric()
-}
-
-/// Whether `name` is a valid field name (a non-empty token).
-pub(crate) fn is_token(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| is_token_byte(b))
-}
-
-/// Whether `value` may be sent as a field value: visible ASCII, space, tab and obs-text; no
-/// other control characters (so never CR, LF or NUL).
-fn is_field_value(value: &[u8]) -> bool {
-    value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
-}
-
-fn has_token(value: &[u8], token: &str) -> bool {
-    value.split(|&b| b == b',').any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 fn parse_length(value: &[u8]) -> Option<u64> {

@@ -7,9 +7,9 @@
 use std::fs::File;
 use std::io::{self, Write};
 
-use crate::error::Rejection;
-use crate::parse::Limits;
-use crate::request::RequestBody;
+use crate::http1::parse::Limits;
+use crate::http1::request::RequestBody;
+use crate::http1::status::Rejection;
 
 /// Reads one request body from the bytes that follow its head.
 #[derive(Clone, Debug)]
@@ -214,7 +214,7 @@ impl ChunkedDecoder {
                 Chunk::DataCr | Chunk::DataLf => return Err(bad("chunk data not followed by CRLF")),
                 Chunk::TrailerStart => match b {
                     b'\r' => Chunk::EndLf,
-                    _ if crate::response::is_token(&[b]) => {
+                    _ if crate::http1::grammar::is_token(&[b]) => {
                         self.trailers += 1;
                         if self.trailers > self.max_trailers {
                             return Err(Rejection::HeadersTooLarge);
@@ -229,7 +229,7 @@ impl ChunkedDecoder {
                     self.bump_trailer()?;
                     match b {
                         b':' => Chunk::TrailerValue,
-                        _ if crate::response::is_token(&[b]) => Chunk::TrailerName,
+                        _ if crate::http1::grammar::is_token(&[b]) => Chunk::TrailerName,
                         _ => return Err(bad("invalid trailer field name")),
                     }
                 }

@@ -1,4 +1,5 @@
 //! Counters for the metrics path, rendered in the Prometheus text format (version 0.0.4).
+//! Owns the counters and their rendering. Never blocks or allocates on the request path.
 //!
 //! Every counter is a relaxed atomic written by the one thread that owns the event (the loop
 //! counts bytes and its own rejections, workers count responses and durations), so counting

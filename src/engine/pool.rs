@@ -9,8 +9,8 @@ use std::time::Instant;
 use crossbeam_channel::Receiver;
 use log::error;
 
-use crate::handoff::Job;
-use crate::worker::WorkerShared;
+use crate::engine::handoff::Job;
+use crate::engine::worker::WorkerShared;
 
 /// Counts live workers so shutdown can wait for them with a deadline.
 struct Alive {
@@ -82,7 +82,7 @@ fn run(index: usize, shared: &WorkerShared, jobs: &Receiver<Job>) {
     if catch_unwind(AssertUnwindSafe(|| shared.handler.on_worker_start(index))).is_err() {
         error!(target: "maitred::worker", "on_worker_start panicked on worker {index}");
     }
-    let mut scratch = crate::worker::Scratch::default();
+    let mut scratch = crate::engine::worker::Scratch::default();
     while let Ok(job) = jobs.recv() {
         shared.serve(job, &mut scratch);
     }

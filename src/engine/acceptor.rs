@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
-use crate::handoff::{LoopWaker, ToLoop};
-use crate::metrics::Metrics;
-use crate::net::{ListenAddr, Listener};
-use crate::sys::Registered;
+use crate::engine::handoff::{LoopWaker, ToLoop};
+use crate::engine::net::{ListenAddr, Listener};
+use crate::engine::sys::Registered;
+use crate::ops::metrics::Metrics;
 
 /// Counts open connections, shared by the acceptor (who adds) and the loop (who removes).
 #[derive(Default)]

@@ -1,5 +1,6 @@
 //! Where the server listens, and the sockets behind it: TCP everywhere, Unix domain sockets on
 //! Unix. The acceptor owns [`Listener`]s; the I/O loop owns [`Stream`]s.
+//! Owns addresses, listeners and streams. Never reads a request.
 
 use std::fmt;
 use std::io::{self, Read, Write};

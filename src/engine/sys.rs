@@ -1,4 +1,5 @@
 //! The one place that needs `unsafe`: registering a socket with the poller.
+//! Owns the `unsafe` poller registration. Never anything else.
 //!
 //! `polling::Poller::add` is unsafe because the poller must forget a source before the
 //! source is closed. [`Registered`] owns both the source and a handle to the poller and

@@ -1,4 +1,6 @@
 //! A complete request, as a handler receives it: head parsed, body fully received.
+//! Owns [`Request`] and [`RequestBody`]. Never reads from a socket: the engine builds a request
+//! only when it is complete.
 
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};

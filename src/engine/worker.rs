@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use log::{error, warn};
 
-use crate::access_log::{format_line, AccessLogFormat, AccessRecord};
+use crate::engine::handoff::{ConnRef, Gate, Job, LoopWaker, ToLoop};
 use crate::handler::Handler;
-use crate::handoff::{ConnRef, Gate, Job, LoopWaker, ToLoop};
-use crate::metrics::Metrics;
-use crate::response::{encode, Response, ResponseContext, StreamPlan};
+use crate::http1::response::{encode, Response, ResponseContext, StreamPlan};
+use crate::ops::access_log::{format_line, AccessLogFormat, AccessRecord};
+use crate::ops::metrics::Metrics;
 
 /// What every worker shares.
 pub(crate) struct WorkerShared {
@@ -24,7 +24,7 @@ pub(crate) struct WorkerShared {
     pub(crate) high_water: usize,
     pub(crate) draining: Arc<AtomicBool>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) trusted: Arc<crate::proxy::TrustedProxies>,
+    pub(crate) trusted: Arc<crate::ops::proxy::TrustedProxies>,
     pub(crate) access_log: AccessLogFormat,
     pub(crate) expose_tracebacks: bool,
 }
@@ -60,7 +60,7 @@ impl WorkerShared {
         let Job { conn, received, mut request, head_request, version, keep_alive } = job;
         self.metrics.worker_busy();
         // Forwarding headers are believed from trusted proxies and removed from everyone else.
-        let client = crate::proxy::resolve(&self.trusted, request.peer, &mut request.headers);
+        let client = crate::ops::proxy::resolve(&self.trusted, request.peer, &mut request.headers);
         request.client = client.addr;
         request.scheme = client.scheme;
         request.forwarded_host = client.host;
@@ -174,7 +174,7 @@ impl WorkerShared {
         let mut line = std::mem::take(&mut scratch.line);
         line.clear();
         format_line(self.access_log, &record, &mut line);
-        log::info!(target: crate::access_log::TARGET, "{line}");
+        log::info!(target: crate::ops::access_log::TARGET, "{line}");
         scratch.line = line;
     }
 

@@ -1,4 +1,6 @@
 //! The I/O loop: one thread that owns every client socket.
+//! Owns the connection table, the timer heap and the poller. Never runs the handler and never waits
+//! on one client.
 //!
 //! Each pass handles every message (new connections, responses, stream pieces), every expired
 //! deadline, then every ready socket, and only then waits in the poller. Workers wake it only
@@ -14,15 +16,14 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{debug, error, info, warn};
 use polling::{Event, Events, Poller};
 
-use crate::acceptor::Gauge;
-use crate::buffer::BufferPool;
 use crate::config::Config;
-use crate::connection::{Connection, Interest, LoopCtx, Step};
-use crate::handoff::{ConnRef, Job, LoopWaker, ToLoop};
-use crate::metrics::Metrics;
-use crate::net::Stream;
-use crate::parse::Limits;
-use crate::sys::Registered;
+use crate::engine::acceptor::Gauge;
+use crate::engine::buffer::BufferPool;
+use crate::engine::connection::{Connection, Interest, LoopCtx, Step};
+use crate::engine::handoff::{ConnRef, Job, LoopWaker, ToLoop};
+use crate::engine::net::Stream;
+use crate::engine::sys::Registered;
+use crate::ops::metrics::Metrics;
 
 /// Messages handled at most per pass before sockets get their turn.
 const MESSAGES_PER_PASS: usize = 4096;
@@ -99,9 +100,9 @@ impl IoLoop {
         gauge: Arc<Gauge>,
         metrics: Arc<Metrics>,
         shutting_down: Arc<std::sync::atomic::AtomicBool>,
-        trusted: Arc<crate::proxy::TrustedProxies>,
+        trusted: Arc<crate::ops::proxy::TrustedProxies>,
     ) -> Self {
-        let limits = Limits::from_config(&config);
+        let limits = config.limits();
         IoLoop {
             poller,
             waker,

@@ -1,0 +1,429 @@
+//! A read-only static file server: the binary's built-in app, usable as any [`Handler`].
+//!
+//! ```no_run
+//! use maitred::static_files::{StaticFiles, StaticOptions};
+//! use maitred::{Config, Server};
+//!
+//! let app = StaticFiles::new(StaticOptions { root: "./public".into(), ..StaticOptions::default() })?;
+//! let handle = Server::bind(Config::default(), app)?.start()?;
+//! handle.wait();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Mapping a URL to a file
+//!
+//! The path (`Request::path`, query excluded) is percent-decoded exactly once and then checked.
+//! Nothing under the root is ever reached by a name that was not checked, and nothing outside
+//! it is reached at all unless a symlink leads there and `follow_symlinks` allows it.
+//!
+//! | the decoded path | answer |
+//! |---|---|
+//! | an invalid escape (`%`, `%zz`), a NUL byte, bytes that are not UTF-8 (e.g. overlong `%c0%ae`) | 400 |
+//! | a segment made only of dots and spaces other than `.` (so `..`, `...`, `. .`) | 404 |
+//! | a backslash or a colon anywhere (separators, drive letters, UNC and stream names on Windows; refused on every platform so behaviour does not depend on it) | 404 |
+//! | empty and `.` segments (`//a`, `/./a`) | ignored: `//etc/passwd` is `<root>/etc/passwd` |
+//! | outside `url_prefix` | 404 |
+//!
+//! Decoding happens once: `%252e%252e` is the literal name `%2e%2e`. A decoded `%2f` separates
+//! segments like `/`. The joined path is canonicalised (every symlink resolved) and must lie
+//! under the canonical root, unless `follow_symlinks` is set; only regular files are served
+//! (never FIFOs or devices). Hidden files (names starting with `.`) are served and listed like
+//! any other: keep what must stay private out of the root. Names that cannot be requested
+//! (not UTF-8, or holding `\` or `:`) are left out of listings.
+//!
+//! ## Responses
+//!
+//! * `GET` and `HEAD` only; any other method is `405` with `Allow: GET, HEAD`.
+//! * A directory URL without a trailing slash is redirected (`301`) to the slash form, query
+//!   kept; the `Location` is rebuilt from the checked segments, so `//host/dir` cannot become
+//!   an open redirect. A directory is answered with its `index.html`, else with a listing when
+//!   `directory_listing` is on, else `404`. A file URL with a trailing slash is `404`.
+//! * `Content-Type` comes from the extension (case-insensitive) through a built-in table of
+//!   common web types; `text/*` types say `charset=utf-8`; anything else is
+//!   `application/octet-stream`. Every response carries `X-Content-Type-Options: nosniff`.
+//!   `Cache-Control` is never set: that is the operator's choice, e.g. in a proxy.
+//! * Validators: a strong `ETag` (quoted hex of size and modification time in nanoseconds) and
+//!   `Last-Modified`. Preconditions follow RFC 9110 section 13.2.2: `If-Match` (strong
+//!   comparison), else `If-Unmodified-Since`, fail with `412`; then `If-None-Match` (weak
+//!   comparison, `*` matches any file) gives `304`, and only when it is absent does
+//!   `If-Modified-Since` (IMF-fixdate only; other date forms are ignored) give `304`.
+//! * Ranges (`GET` only, `Accept-Ranges: bytes`): one range `a-b`, `a-` or `-n` gives `206`
+//!   with `Content-Range`; an unsatisfiable one gives `416` with `Content-Range: bytes */len`.
+//!   A request for several ranges gets the whole file (`200`): multipart responses cost more
+//!   than they save. A malformed `Range` is ignored, as is any `Range` on an empty file.
+//!   `If-Range` (a strong ETag, or exactly the `Last-Modified` date) must match for the range
+//!   to be honoured; otherwise the whole file is sent.
+//! * Files are sent with [`Body::File`] after seeking to the range start, so they are never
+//!   read into memory whole.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use crate::handler::Handler;
+use crate::http1::date::format_http_date;
+use crate::http1::request::Request;
+use crate::http1::response::{Body, Response};
+
+mod conditional;
+mod paths;
+mod ranges;
+
+use conditional::*;
+use paths::*;
+use ranges::*;
+
+/// How a [`StaticFiles`] app maps URLs to files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticOptions {
+    /// The directory served. Defaults to `.` (the working directory at start-up).
+    pub root: PathBuf,
+    /// Where the root is mounted in URL space: `""` for `/`, or a path like `"/app"` (plain
+    /// text, not percent-encoded; a trailing slash is ignored). Requests outside it get 404.
+    /// Defaults to `""`.
+    pub url_prefix: String,
+    /// Answer a directory without `index.html` with an HTML listing instead of 404. Defaults
+    /// to `false`.
+    pub directory_listing: bool,
+    /// Serve through symlinks whose target lies outside the root. Symlinks that stay inside
+    /// the root are always followed. Defaults to `false`.
+    pub follow_symlinks: bool,
+}
+
+impl Default for StaticOptions {
+    fn default() -> Self {
+        StaticOptions {
+            root: PathBuf::from("."),
+            url_prefix: String::new(),
+            directory_listing: false,
+            follow_symlinks: false,
+        }
+    }
+}
+
+/// A read-only static file server (see the [module docs](self) for every rule it follows).
+#[derive(Clone, Debug)]
+pub struct StaticFiles {
+    /// Canonical root directory.
+    root: PathBuf,
+    /// The checked segments of the URL prefix.
+    prefix: Vec<String>,
+    directory_listing: bool,
+    follow_symlinks: bool,
+}
+
+impl StaticFiles {
+    /// Checks `options` and canonicalises the root once.
+    ///
+    /// Fails with [`io::ErrorKind::NotFound`] if the root does not exist, and with
+    /// [`io::ErrorKind::InvalidInput`] if it is not a directory or the prefix is not `""` or a
+    /// path starting with `/` made of servable segments. The messages name the culprit.
+    pub fn new(options: StaticOptions) -> io::Result<StaticFiles> {
+        let root = fs::canonicalize(&options.root)
+            .map_err(|e| io::Error::new(e.kind(), format!("static file root {}: {e}", options.root.display())))?;
+        if !fs::metadata(&root)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("static file root {} is not a directory", options.root.display()),
+            ));
+        }
+        let prefix = parse_prefix(&options.url_prefix).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "static file URL prefix {:?} must be empty or a path like \"/app\" without `..`, `\\` or `:`",
+                    options.url_prefix
+                ),
+            )
+        })?;
+        Ok(StaticFiles {
+            root,
+            prefix,
+            directory_listing: options.directory_listing,
+            follow_symlinks: options.follow_symlinks,
+        })
+    }
+
+    /// The canonical root directory being served.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn respond(&self, request: &Request) -> Response {
+        let mut target = match parse_request_path(request.path()) {
+            Ok(target) => target,
+            Err(PathRefusal::Malformed) => return plain(400),
+            Err(PathRefusal::NotServable) => return plain(404),
+        };
+        if !target.segments.starts_with(&self.prefix) {
+            return plain(404);
+        }
+        target.segments.drain(..self.prefix.len());
+        if !matches!(request.method(), "GET" | "HEAD") {
+            return plain(405).with_header("Allow", "GET, HEAD");
+        }
+
+        let mut joined = self.root.clone();
+        joined.extend(&target.segments);
+        let (path, metadata) = match self.resolve(&joined) {
+            Ok(found) => found,
+            Err(status) => return plain(status),
+        };
+        if metadata.is_dir() {
+            self.serve_directory(request, &target, &path)
+        } else if !metadata.is_file() || target.trailing_slash {
+            plain(404)
+        } else {
+            serve_file(request, &path, content_type(&joined))
+        }
+    }
+
+    /// Canonicalises `joined` and checks it stays under the root (unless symlinks may leave
+    /// it). An error is the status to answer.
+    fn resolve(&self, joined: &Path) -> Result<(PathBuf, Metadata), u16> {
+        let canonical = fs::canonicalize(joined).map_err(|e| lookup_status(&e))?;
+        if !self.follow_symlinks && !canonical.starts_with(&self.root) {
+            log::debug!("refused {}: resolves outside the root", joined.display());
+            return Err(404);
+        }
+        let metadata = fs::metadata(&canonical).map_err(|e| lookup_status(&e))?;
+        Ok((canonical, metadata))
+    }
+
+    fn serve_directory(&self, request: &Request, target: &RequestPath, dir: &Path) -> Response {
+        if !target.trailing_slash {
+            let mut location = self.url_of(&target.segments);
+            if let Some(query) = request.query() {
+                location.push('?');
+                location.push_str(query);
+            }
+            return plain(301).with_header("Location", location);
+        }
+        let index = dir.join("index.html");
+        if let Ok((path, metadata)) = self.resolve(&index) {
+            if metadata.is_file() {
+                return serve_file(request, &path, content_type(&index));
+            }
+        }
+        if !self.directory_listing {
+            return plain(404);
+        }
+        match self.listing(dir, &target.segments) {
+            Ok(html) => with_nosniff(Response::html(200, html)),
+            Err(e) => {
+                log::warn!("cannot list {}: {e}", dir.display());
+                plain(if e.kind() == io::ErrorKind::PermissionDenied { 403 } else { 500 })
+            }
+        }
+    }
+
+    /// The URL of the directory made of `segments` under the prefix, percent-encoded, with a
+    /// trailing slash.
+    fn url_of(&self, segments: &[String]) -> String {
+        let mut url = String::from("/");
+        for segment in self.prefix.iter().chain(segments) {
+            url.push_str(&percent_encode(segment));
+            url.push('/');
+        }
+        url
+    }
+
+    /// An HTML listing of `dir`, reached by `segments` under the prefix: directories first,
+    /// then files, each group sorted by name. Links are relative and percent-encoded; every
+    /// name shown is HTML-escaped.
+    fn listing(&self, dir: &Path, segments: &[String]) -> io::Result<String> {
+        let mut entries: Vec<(bool, String)> = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if !is_servable_name(&name) {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_type()?.is_symlink() && !self.follow_symlinks {
+                match fs::canonicalize(&path) {
+                    Ok(target) if target.starts_with(&self.root) => {}
+                    _ => continue,
+                }
+            }
+            match fs::metadata(&path) {
+                Ok(m) if m.is_dir() => entries.push((true, name)),
+                Ok(m) if m.is_file() => entries.push((false, name)),
+                _ => {}
+            }
+        }
+        entries.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+
+        let mut shown = String::from("/");
+        for segment in self.prefix.iter().chain(segments) {
+            shown.push_str(segment);
+            shown.push('/');
+        }
+        let title = html_escape(&shown);
+        let mut html = format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n\
+             <body>\n<h1>Index of {title}</h1>\n<ul>\n"
+        );
+        if !segments.is_empty() {
+            html.push_str("<li><a href=\"../\">../</a></li>\n");
+        }
+        for (is_dir, name) in &entries {
+            let slash = if *is_dir { "/" } else { "" };
+            let _ =
+                writeln!(html, "<li><a href=\"{}{slash}\">{}{slash}</a></li>", percent_encode(name), html_escape(name));
+        }
+        html.push_str("</ul>\n</body>\n</html>\n");
+        Ok(html)
+    }
+}
+
+impl Handler for StaticFiles {
+    fn handle(&self, request: Request) -> Response {
+        self.respond(&request)
+    }
+}
+
+/// The status for a failed lookup: 403 for a permission error, else 404 (missing, not a
+/// directory on the way, a loop of symlinks, a name too long: nothing to serve).
+fn lookup_status(error: &io::Error) -> u16 {
+    if error.kind() == io::ErrorKind::PermissionDenied {
+        403
+    } else {
+        404
+    }
+}
+
+/// The content type for `path`'s extension.
+fn content_type(path: &Path) -> &'static str {
+    let extension = path.extension().and_then(OsStr::to_str).unwrap_or("").to_ascii_lowercase();
+    match extension.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "md" => "text/markdown; charset=utf-8",
+        "xml" => "text/xml; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        "pdf" => "application/pdf",
+        "wasm" => "application/wasm",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A response with a short text body naming the status.
+fn plain(status: u16) -> Response {
+    let reason = match status {
+        301 => "Moved Permanently",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        412 => "Precondition Failed",
+        416 => "Range Not Satisfiable",
+        _ => "Internal Server Error",
+    };
+    with_nosniff(Response::text(status, format!("{status} {reason}\n")))
+}
+
+fn with_nosniff(response: Response) -> Response {
+    response.with_header("X-Content-Type-Options", "nosniff")
+}
+
+/// Serves the regular file at the canonical `path`, honouring preconditions and ranges.
+fn serve_file(request: &Request, path: &Path, content_type: &'static str) -> Response {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) => return plain(lookup_status(&e)),
+    };
+    let metadata = match file.metadata() {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            log::warn!("cannot read metadata of {}: {e}", path.display());
+            return plain(500);
+        }
+    };
+    if !metadata.is_file() {
+        return plain(404);
+    }
+    let len = metadata.len();
+    let validators = Validators::of(&metadata);
+
+    let mut response = match evaluate_preconditions(request, validators.as_ref()) {
+        Precondition::Failed => return plain(412),
+        Precondition::NotModified => Response::new(304),
+        Precondition::Proceed => {
+            let range = match request.header("range") {
+                Some(value)
+                    if request.method() == "GET"
+                        && request.header_values("range").count() == 1
+                        && if_range_allows(request, validators.as_ref()) =>
+                {
+                    parse_range(value, len)
+                }
+                _ => RangeRequest::Whole,
+            };
+            match range {
+                RangeRequest::Whole => Response::new(200).with_body(Body::File { file, len }),
+                RangeRequest::Unsatisfiable => {
+                    return plain(416)
+                        .with_header("Content-Range", format!("bytes */{len}"))
+                        .with_header("Accept-Ranges", "bytes");
+                }
+                RangeRequest::Part { start, end } => {
+                    if let Err(e) = file.seek(SeekFrom::Start(start)) {
+                        log::warn!("cannot seek in {}: {e}", path.display());
+                        return plain(500);
+                    }
+                    Response::new(206)
+                        .with_header("Content-Range", format!("bytes {start}-{end}/{len}"))
+                        .with_body(Body::File { file, len: end - start + 1 })
+                }
+            }
+        }
+    };
+    if response.status() != 304 {
+        response.add_header("Content-Type", content_type);
+        response.add_header("Accept-Ranges", "bytes");
+    }
+    if let Some(validators) = &validators {
+        response.add_header("ETag", validators.etag.clone());
+        response.add_header("Last-Modified", validators.last_modified());
+    }
+    with_nosniff(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type(Path::new("a/INDEX.HTML")), "text/html; charset=utf-8");
+        assert_eq!(content_type(Path::new("x.tar.gz")), "application/gzip");
+        assert_eq!(content_type(Path::new("x.mjs")), "text/javascript; charset=utf-8");
+        assert_eq!(content_type(Path::new("Makefile")), "application/octet-stream");
+        assert_eq!(content_type(Path::new(".bashrc")), "application/octet-stream");
+    }
+}

@@ -1,0 +1,60 @@
+//! The built-in answers: the health path and the metrics path, served by the I/O loop itself.
+//!
+//! Owns deciding that a request is for one of them and building its response. Never takes a
+//! request with a body or a method other than GET and HEAD (those go to the handler), and
+//! never needs a worker, so health checks answer even when every worker is busy.
+
+use std::time::Instant;
+
+use super::{Connection, LoopCtx, Phase, Step};
+use crate::http1::parse::{BodyFraming, Head};
+use crate::http1::response::{encode, Response, ResponseContext};
+use crate::ops::metrics::Gauges;
+
+impl Connection {
+    /// Answers the health and metrics paths from the loop itself, without a worker. Only
+    /// bodiless GET and HEAD requests are taken; anything else goes to the handler.
+    pub(super) fn answer_builtin(&mut self, ctx: &mut LoopCtx, head: &Head, now: Instant) -> Option<Step> {
+        let path = &head.target[head.path.clone()];
+        let config = &ctx.config;
+        let is_health = !config.health_path.is_empty() && path == config.health_path;
+        let is_metrics = !config.metrics_path.is_empty() && path == config.metrics_path;
+        if !(is_health || is_metrics)
+            || head.body != BodyFraming::None
+            || !matches!(head.method.as_str(), "GET" | "HEAD")
+        {
+            return None;
+        }
+        let shutting_down = ctx.shutting_down.load(std::sync::atomic::Ordering::Relaxed);
+        let response = if is_health {
+            let (status, text) = if shutting_down { (503, "draining\n") } else { (200, "ok\n") };
+            Response::text(status, text).with_header("Cache-Control", "no-store")
+        } else {
+            let gauges = Gauges {
+                open_connections: ctx.open_connections,
+                queue_depth: ctx.jobs.len(),
+                queue_capacity: config.queue_capacity(),
+                threads: config.threads,
+                draining: shutting_down,
+            };
+            Response::new(200)
+                .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                .with_header("Cache-Control", "no-store")
+                .with_body(ctx.metrics.render(&gauges))
+        };
+        let keep_alive = head.keep_alive
+            && !shutting_down
+            && !(self.peer_closed && self.inbuf.is_empty())
+            && self.served + 1 < config.max_requests_per_connection;
+        let rctx = ResponseContext {
+            head_request: head.method == "HEAD",
+            version: head.version,
+            keep_alive,
+            server_header: &config.server_header,
+        };
+        let encoded = encode(response, &rctx, Vec::new()).ok()?;
+        self.phase = Phase::Handling;
+        self.start_writing(encoded.bytes, None, None, None, encoded.close, false, now);
+        Some(self.flush(ctx, now))
+    }
+}

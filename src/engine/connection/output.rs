@@ -1,0 +1,227 @@
+//! Writing one response: the head and body bytes in order, a file in pieces, a streamed body
+//! through the output gate, and what happens once it is all sent.
+//!
+//! Owns the write side of a connection while it is in `Phase::Writing`, the gate accounting
+//! that holds a streaming worker at the high-water mark, and the write deadlines' bookkeeping.
+//! Never reads a request and never encodes one: it sends bytes the encoder produced.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::warn;
+
+use super::{rate_allowance, Connection, LoopCtx, Phase, Step, CONTINUE, FILE_PIECE};
+use crate::config::Config;
+use crate::engine::handoff::Gate;
+
+pub(super) struct Writing {
+    out: Vec<u8>,
+    pos: usize,
+    /// Leading bytes of `out[pos..]` not counted by the stream gate (head, file data).
+    ungated: usize,
+    /// A large in-memory body, written after `out` without having been copied into it.
+    body: Option<Vec<u8>>,
+    file: Option<(File, u64)>,
+    stream: Option<Arc<Gate>>,
+    stream_done: bool,
+    complete: bool,
+    close: bool,
+    linger: bool,
+    /// Since when bytes have been waiting for the client (`None` while the response waits
+    /// for the handler's next piece: that time is not the client's).
+    pending_since: Option<Instant>,
+    /// Time bytes spent waiting for the client before `pending_since`.
+    busy: Duration,
+    last_progress: Instant,
+    written: u64,
+}
+
+impl Writing {
+    /// Bytes are waiting to be written.
+    pub(super) fn has_unsent(&self) -> bool {
+        self.pos < self.out.len()
+    }
+
+    /// The write deadline, `None` while the response waits for the handler's next piece.
+    pub(super) fn deadline(&self, config: &Config) -> Option<Instant> {
+        // The client must take what it is sent: no write may stall for write_timeout,
+        // and over the time it has had bytes waiting, it must average min_transfer_rate
+        // (after a grace of write_timeout).
+        let pending_since = self.pending_since?;
+        let stalled = self.last_progress + config.write_timeout;
+        let allowed = config.write_timeout + rate_allowance(self.written, config.min_transfer_rate);
+        let slow = pending_since + allowed.saturating_sub(self.busy);
+        Some(stalled.min(slow))
+    }
+
+    /// Releases a streaming worker waiting at the gate, for good.
+    pub(super) fn release_worker(&self) {
+        if let Some(gate) = &self.stream {
+            gate.close();
+        }
+    }
+}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_writing(
+        &mut self,
+        mut out: Vec<u8>,
+        body: Option<Vec<u8>>,
+        file: Option<(File, u64)>,
+        stream: Option<Arc<Gate>>,
+        close: bool,
+        linger: bool,
+        now: Instant,
+    ) {
+        // A `100 Continue` cut short must be finished before anything else is written; one not
+        // begun is no longer needed.
+        let interim = std::mem::take(&mut self.interim);
+        if !interim.is_empty() && interim.len() < CONTINUE.len() {
+            out.splice(0..0, interim.iter().copied());
+        }
+        let ungated = out.len();
+        self.phase = Phase::Writing(Box::new(Writing {
+            out,
+            pos: 0,
+            ungated,
+            body,
+            file,
+            stream_done: stream.is_none(),
+            stream,
+            complete: true,
+            close,
+            linger,
+            pending_since: Some(now),
+            busy: Duration::ZERO,
+            last_progress: now,
+            written: 0,
+        }));
+    }
+
+    /// A worker's response for this connection's request.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_response(
+        &mut self,
+        ctx: &mut LoopCtx,
+        bytes: Vec<u8>,
+        body: Option<Vec<u8>>,
+        file: Option<(File, u64)>,
+        stream: Option<Arc<Gate>>,
+        close: bool,
+        now: Instant,
+    ) -> Step {
+        if !matches!(self.phase, Phase::Handling) {
+            if let Some(gate) = stream {
+                gate.close();
+            }
+            return Step::Close;
+        }
+        self.start_writing(bytes, body, file, stream, close, false, now);
+        self.flush(ctx, now)
+    }
+
+    /// The next piece of a streamed body.
+    pub(crate) fn on_chunk(&mut self, ctx: &mut LoopCtx, bytes: Vec<u8>, now: Instant) -> Step {
+        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
+        if w.pending_since.is_none() {
+            // The client was waiting on the handler, not the other way round: its clock
+            // starts again now.
+            w.out.clear();
+            w.pos = 0;
+            w.pending_since = Some(now);
+            w.last_progress = now;
+        }
+        w.out.extend_from_slice(&bytes);
+        self.flush(ctx, now)
+    }
+
+    /// The end of a streamed body.
+    pub(crate) fn on_stream_end(&mut self, ctx: &mut LoopCtx, complete: bool, now: Instant) -> Step {
+        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
+        w.stream_done = true;
+        w.complete &= complete;
+        self.flush(ctx, now)
+    }
+
+    /// Writes what can be written without blocking; finishes the response when all is sent.
+    pub(super) fn flush(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        let Phase::Writing(w) = &mut self.phase else { return Step::Open };
+        loop {
+            if w.pos < w.out.len() {
+                match self.io.get().write(&w.out[w.pos..]) {
+                    Ok(0) => return Step::Close,
+                    Ok(n) => {
+                        ctx.metrics.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        w.pos += n;
+                        w.written += n as u64;
+                        w.last_progress = now;
+                        let from_ungated = n.min(w.ungated);
+                        w.ungated -= from_ungated;
+                        if let Some(gate) = &w.stream {
+                            if n > from_ungated {
+                                gate.release(n - from_ungated);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Open,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Step::Close,
+                }
+                continue;
+            }
+            w.pos = 0;
+            if let Some(body) = w.body.take() {
+                w.out = body;
+                w.ungated = w.out.len();
+                continue;
+            }
+            w.out.clear();
+            if let Some((file, remaining)) = &mut w.file {
+                if *remaining > 0 {
+                    let piece = (*remaining).min(FILE_PIECE as u64) as usize;
+                    w.out.resize(piece, 0);
+                    match file.read(&mut w.out) {
+                        Ok(0) | Err(_) => {
+                            warn!(target: "maitred::io", "file body for {} ended early; connection closed", self.peer);
+                            return Step::Close;
+                        }
+                        Ok(n) => {
+                            w.out.truncate(n);
+                            w.ungated = n;
+                            *remaining -= n as u64;
+                        }
+                    }
+                    continue;
+                }
+                w.file = None;
+            }
+            if !w.stream_done {
+                if let Some(since) = w.pending_since.take() {
+                    w.busy += now.saturating_duration_since(since);
+                }
+                return Step::Open;
+            }
+            break;
+        }
+        self.finish_response(ctx, now)
+    }
+
+    fn finish_response(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        let Phase::Writing(w) = std::mem::replace(&mut self.phase, Phase::Handling) else { unreachable!() };
+        self.served += 1;
+        if w.linger {
+            let _ = self.io.get().shutdown(Shutdown::Write);
+            self.phase = Phase::Lingering { until: now + ctx.config.linger_timeout, discarded: 0 };
+            return if self.peer_closed { Step::Close } else { Step::Open };
+        }
+        if w.close || !w.complete || ctx.draining || self.served >= ctx.config.max_requests_per_connection {
+            return Step::Close;
+        }
+        self.phase = Phase::Idle { since: now, fresh: false };
+        self.process_input(ctx, now)
+    }
+}
