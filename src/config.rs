@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use crate::engine::net::ListenAddr;
 use crate::http1::parse::Limits;
 use crate::ops::access_log::AccessLogFormat;
+use crate::ops::proxy::TrustedProxies;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -410,6 +411,12 @@ impl Config {
 
     /// Checks every value and their combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map(drop)
+    }
+
+    /// Validates every setting and returns the trusted proxy list, parsed: the one parse a
+    /// running server uses ([`crate::Server::bind`] keeps it).
+    pub(crate) fn check(&self) -> Result<TrustedProxies, ConfigError> {
         fn err<T>(text: String) -> Result<T, ConfigError> {
             Err(ConfigError(text))
         }
@@ -486,7 +493,7 @@ impl Config {
         if !["error", "warn", "info", "debug", "trace", "off"].contains(&self.log_level.as_str()) {
             return err(format!("log_level: {:?} is not one of error, warn, info, debug, trace, off", self.log_level));
         }
-        crate::ops::proxy::TrustedProxies::parse(&self.trusted_proxies, self.trusted_proxy_hops)
+        let trusted = TrustedProxies::parse(&self.trusted_proxies, self.trusted_proxy_hops)
             .map_err(|e| ConfigError(format!("trusted_proxies: {e}")))?;
         if self.proxy_protocol && self.trusted_proxies.trim().is_empty() {
             return err("proxy_protocol needs trusted_proxies: the header is only accepted from them".into());
@@ -494,7 +501,7 @@ impl Config {
         if self.drain_delay > Duration::from_secs(3600) {
             return err("drain_delay: must be at most an hour".into());
         }
-        Ok(())
+        Ok(trusted)
     }
 }
 

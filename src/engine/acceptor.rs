@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
-use crate::engine::handoff::{LoopWaker, ToLoop};
+use crate::engine::handoff::ToLoop;
 use crate::engine::net::{ListenAddr, Listener};
 use crate::engine::sys::Registered;
-use crate::ops::metrics::Metrics;
+use crate::engine::Shared;
 
 /// Counts open connections, shared by the acceptor (who adds) and the loop (who removes).
 #[derive(Default)]
@@ -53,13 +53,8 @@ impl Gauge {
 pub(crate) struct Acceptor {
     pub(crate) listeners: Vec<Listener>,
     pub(crate) poller: Arc<Poller>,
-    pub(crate) waker: Arc<LoopWaker>,
-    pub(crate) gauge: Arc<Gauge>,
-    pub(crate) limit: usize,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Arc<AtomicBool>,
-    /// Time between the stop request and closing the listeners.
-    pub(crate) drain_delay: Duration,
-    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Errors after which accepting again at once is right: the failure was the client's.
@@ -76,7 +71,9 @@ fn is_transient(e: &io::Error) -> bool {
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
-        let Acceptor { listeners, poller, waker, gauge, limit, stop, drain_delay, metrics } = self;
+        let Acceptor { listeners, poller, shared, stop } = self;
+        let (waker, gauge, metrics) = (&shared.waker, &shared.gauge, &shared.metrics);
+        let (limit, drain_delay) = (shared.config.connection_limit, shared.config.drain_delay);
         let mut registered = Vec::with_capacity(listeners.len());
         for (key, listener) in listeners.into_iter().enumerate() {
             let addr = listener.local_addr().ok();

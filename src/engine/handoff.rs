@@ -14,7 +14,8 @@ use crossbeam_channel::Sender;
 use polling::Poller;
 
 use crate::engine::net::Stream;
-use crate::http1::request::{Request, Version};
+use crate::http1::parse::Head;
+use crate::http1::request::RequestBody;
 
 /// Names one connection for as long as it lives: a slot, and the generation of the slot so a
 /// late message for a closed connection never reaches its successor.
@@ -24,16 +25,62 @@ pub(crate) struct ConnRef {
     pub(crate) generation: u64,
 }
 
-/// A complete request on its way to a worker.
+/// A complete request on its way to a worker, which builds the [`crate::Request`] from it
+/// (once, after resolving the client through trusted proxies).
 pub(crate) struct Job {
     pub(crate) conn: ConnRef,
     /// When the request became complete (for the request duration).
     pub(crate) received: std::time::Instant,
-    pub(crate) request: Request,
-    pub(crate) head_request: bool,
-    pub(crate) version: Version,
+    pub(crate) head: Head,
+    pub(crate) body: RequestBody,
+    /// The socket's peer and local addresses (or what a PROXY protocol header said).
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
     /// The server is willing to keep the connection open after the response.
     pub(crate) keep_alive: bool,
+}
+
+/// A response on its way out, as data: its head, where its body comes from, and what becomes
+/// of the connection once it is sent. Built by a worker (or by the loop for its own answers),
+/// written by the connection.
+pub(crate) struct Outgoing {
+    /// The head, with a small in-memory body already copied behind it.
+    pub(crate) head: Vec<u8>,
+    pub(crate) source: Source,
+    pub(crate) after: After,
+}
+
+/// Where the rest of a response's body comes from, after the head.
+pub(crate) enum Source {
+    /// Nothing more: the head (with any small body) is the whole response.
+    None,
+    /// A large in-memory body, sent after the head without being copied into it.
+    Bytes(Vec<u8>),
+    /// The next `len` bytes of an open file, read and sent by the loop in pieces.
+    File(File, u64),
+    /// A body the worker streams piece by piece (`ToLoop::Chunk`), held at the gate.
+    Stream(Arc<Gate>),
+}
+
+/// What becomes of the connection once a response is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Read the next request (the response said so: no `Connection: close`).
+    KeepAlive,
+    /// Close (the response said `Connection: close`, or was delimited by the close).
+    Close,
+    /// An error the server answered by itself: half-close, discard what still arrives for a
+    /// moment, then close.
+    Linger,
+}
+
+impl Outgoing {
+    /// The response will never be written (its connection has gone): release its worker.
+    pub(crate) fn abandon(self) {
+        if let Source::Stream(gate) = self.source {
+            gate.close();
+        }
+    }
 }
 
 /// Everything the I/O loop is told.
@@ -42,15 +89,8 @@ pub(crate) enum ToLoop {
     Accepted(Stream, SocketAddr),
     /// The acceptor is at the connection cap: close the longest-idle keep-alive connection.
     Evict,
-    /// A worker's response: head (and in-memory body), and what follows.
-    Response {
-        conn: ConnRef,
-        bytes: Vec<u8>,
-        body: Option<Vec<u8>>,
-        file: Option<(File, u64)>,
-        stream: Option<Arc<Gate>>,
-        close: bool,
-    },
+    /// A worker's response.
+    Response { conn: ConnRef, response: Outgoing },
     /// The next piece of a streamed body, already framed.
     Chunk { conn: ConnRef, bytes: Vec<u8> },
     /// The end of a streamed body. `complete` is false when it failed or fell short: the

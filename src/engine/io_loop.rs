@@ -16,14 +16,12 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{debug, error, info, warn};
 use polling::{Event, Events, Poller};
 
-use crate::config::Config;
-use crate::engine::acceptor::Gauge;
 use crate::engine::buffer::BufferPool;
 use crate::engine::connection::{Connection, Interest, LoopCtx, Step};
-use crate::engine::handoff::{ConnRef, Job, LoopWaker, ToLoop};
+use crate::engine::handoff::{ConnRef, Job, ToLoop};
 use crate::engine::net::Stream;
 use crate::engine::sys::Registered;
-use crate::ops::metrics::Metrics;
+use crate::engine::Shared;
 
 /// Messages handled at most per pass before sockets get their turn.
 const MESSAGES_PER_PASS: usize = 4096;
@@ -76,54 +74,41 @@ impl Slab {
 /// The loop's state.
 pub(crate) struct IoLoop {
     poller: Arc<Poller>,
-    waker: Arc<LoopWaker>,
     rx: Receiver<ToLoop>,
     /// Kept to discard jobs left in the queue if the drain deadline forces a stop.
     jobs_rx: Receiver<Job>,
     conns: Slab,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     ctx: LoopCtx,
-    gauge: Arc<Gauge>,
     next_generation: u64,
     drain_deadline: Option<Instant>,
 }
 
 impl IoLoop {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        config: Arc<Config>,
+        shared: Arc<Shared>,
         poller: Arc<Poller>,
-        waker: Arc<LoopWaker>,
         rx: Receiver<ToLoop>,
         jobs: Sender<Job>,
         jobs_rx: Receiver<Job>,
-        gauge: Arc<Gauge>,
-        metrics: Arc<Metrics>,
-        shutting_down: Arc<std::sync::atomic::AtomicBool>,
-        trusted: Arc<crate::ops::proxy::TrustedProxies>,
     ) -> Self {
-        let limits = config.limits();
+        let limits = shared.config.limits();
         IoLoop {
             poller,
-            waker,
             rx,
             jobs_rx,
             conns: Slab::default(),
             timers: BinaryHeap::new(),
             ctx: LoopCtx {
-                config,
+                shared,
                 limits,
                 jobs,
-                draining: false,
+                closing: false,
                 buffers: BufferPool::default(),
                 scratch: Vec::new(),
                 last_queue_warning: None,
-                metrics,
-                shutting_down,
                 open_connections: 0,
-                trusted,
             },
-            gauge,
             next_generation: 0,
             drain_deadline: None,
         }
@@ -153,7 +138,7 @@ impl IoLoop {
                 let left = deadline.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
-            self.waker.going_to_sleep();
+            self.ctx.shared.waker.going_to_sleep();
             if !self.rx.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
@@ -164,7 +149,7 @@ impl IoLoop {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
-            self.waker.awake();
+            self.ctx.shared.waker.awake();
             let now = Instant::now();
             for event in events.iter() {
                 self.on_event(event, now);
@@ -204,7 +189,7 @@ impl IoLoop {
             }
             conn.armed = want;
         }
-        let deadline = conn.compute_deadline(&self.ctx.config);
+        let deadline = conn.compute_deadline(&self.ctx.shared.config);
         conn.deadline = deadline;
         if let Some(d) = deadline {
             // Only an earlier deadline needs a new heap entry; a later one is found when the
@@ -247,16 +232,12 @@ impl IoLoop {
                 ToLoop::Accepted(stream, peer) => self.accept(stream, peer, now),
                 ToLoop::Evict => self.evict(),
                 ToLoop::Drain => self.begin_drain(now),
-                ToLoop::Response { conn, bytes, body, file, stream, close } => match self.conns.lookup(conn) {
+                ToLoop::Response { conn, response } => match self.conns.lookup(conn) {
                     Some(c) => {
-                        let step = c.on_response(&mut self.ctx, bytes, body, file, stream, close, now);
+                        let step = c.on_response(&mut self.ctx, response, now);
                         self.settle(conn.slot, step);
                     }
-                    None => {
-                        if let Some(gate) = stream {
-                            gate.close();
-                        }
-                    }
+                    None => response.abandon(),
                 },
                 ToLoop::Chunk { conn, bytes } => {
                     if let Some(c) = self.conns.lookup(conn) {
@@ -281,20 +262,20 @@ impl IoLoop {
             Ok(io) => io,
             Err(e) => {
                 warn!(target: "maitred::io", "cannot watch connection from {peer}: {e}");
-                self.gauge.remove();
+                self.ctx.shared.gauge.remove();
                 return;
             }
         };
         let id = ConnRef { slot, generation: self.next_generation };
         self.next_generation += 1;
         let mut conn = Connection::new(io, peer, local, id, now);
-        if self.ctx.config.proxy_protocol && self.ctx.trusted.contains(peer.ip()) {
+        if self.ctx.shared.config.proxy_protocol && self.ctx.shared.trusted.contains(peer.ip()) {
             conn.expect_proxy_header();
         }
         let inserted = self.conns.insert(conn);
         debug_assert_eq!(inserted, slot);
         self.ctx.open_connections = self.conns.len;
-        self.ctx.metrics.connections_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ctx.shared.metrics.connections_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.settle(slot, Step::Open);
     }
 
@@ -304,7 +285,7 @@ impl IoLoop {
             self.conns.entries.iter().enumerate().filter_map(|(slot, c)| Some((c.as_ref()?.idle_since()?, slot))).min();
         if let Some((_, slot)) = oldest {
             debug!(target: "maitred::io", "connection limit reached; closing the longest-idle connection");
-            self.ctx.metrics.connections_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.ctx.shared.metrics.connections_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.close(slot);
         }
     }
@@ -313,8 +294,8 @@ impl IoLoop {
         if self.drain_deadline.is_some() {
             return;
         }
-        self.ctx.draining = true;
-        self.drain_deadline = Some(now + self.ctx.config.graceful_timeout);
+        self.ctx.closing = true;
+        self.drain_deadline = Some(now + self.ctx.shared.config.graceful_timeout);
         info!(target: "maitred::server", "draining {} connection(s)", self.conns.len);
         for slot in self.conns.slots() {
             let Some(conn) = self.conns.get_mut(slot) else { continue };
@@ -327,7 +308,7 @@ impl IoLoop {
         if let Some(mut conn) = self.conns.remove(slot) {
             conn.release_worker();
             drop(conn);
-            self.gauge.remove();
+            self.ctx.shared.gauge.remove();
             self.ctx.open_connections = self.conns.len;
         }
     }

@@ -16,3 +16,28 @@ pub(crate) mod pool;
 pub(crate) mod server;
 pub(crate) mod sys;
 pub(crate) mod worker;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::ops::metrics::Metrics;
+use crate::ops::proxy::TrustedProxies;
+use acceptor::Gauge;
+use handoff::LoopWaker;
+
+/// What the acceptor, the I/O loop and the workers share for the server's whole life: built
+/// once by [`server::Server::start`], passed to each thread as one `Arc`.
+pub(crate) struct Shared {
+    pub(crate) config: Arc<Config>,
+    /// `config.trusted_proxies`, parsed once, when the server was bound.
+    pub(crate) trusted: TrustedProxies,
+    pub(crate) metrics: Metrics,
+    /// The drain flag: set the moment a stop is requested, before the listeners close. From
+    /// then on the health path answers 503 and every response says `Connection: close`.
+    pub(crate) draining: AtomicBool,
+    /// Messages to the I/O loop, and its wake-up.
+    pub(crate) waker: LoopWaker,
+    /// Open connections, counted against `connection_limit`.
+    pub(crate) gauge: Gauge,
+}

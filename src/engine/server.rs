@@ -16,9 +16,11 @@ use crate::engine::io_loop::IoLoop;
 use crate::engine::net::{ListenAddr, Listener};
 use crate::engine::pool::Pool;
 use crate::engine::worker::WorkerShared;
+use crate::engine::Shared;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::ops::metrics::Metrics;
+use crate::ops::proxy::TrustedProxies;
 
 /// A server whose listeners are bound but whose threads have not started.
 ///
@@ -36,6 +38,7 @@ use crate::ops::metrics::Metrics;
 /// ```
 pub struct Server {
     config: Arc<Config>,
+    trusted: TrustedProxies,
     listeners: Vec<Listener>,
     addrs: Vec<ListenAddr>,
     handler: Arc<dyn Handler>,
@@ -45,7 +48,7 @@ impl Server {
     /// Validates `config` and binds every address in `config.listen` (port 0 picks a free port;
     /// [`Server::local_addrs`] reports it).
     pub fn bind(config: Config, handler: impl Handler) -> Result<Server, Error> {
-        config.validate()?;
+        let trusted = config.check()?;
         let mut listeners = Vec::with_capacity(config.listen.len());
         let mut addrs = Vec::with_capacity(config.listen.len());
         for addr in &config.listen {
@@ -54,7 +57,7 @@ impl Server {
             addrs.push(listener.local_addr().map_err(bind_error)?);
             listeners.push(listener);
         }
-        Ok(Server { config: Arc::new(config), listeners, addrs, handler: Arc::new(handler) })
+        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler: Arc::new(handler) })
     }
 
     /// The bound addresses, in the order of `config.listen`.
@@ -69,62 +72,39 @@ impl Server {
 
     /// Starts the acceptor, the I/O loop and the workers; returns at once.
     pub fn start(self) -> Result<ServerHandle, Error> {
-        let Server { config, listeners, addrs, handler } = self;
+        let Server { config, trusted, listeners, addrs, handler } = self;
         let loop_poller = Arc::new(Poller::new()?);
         let acceptor_poller = Arc::new(Poller::new()?);
         let (to_loop, loop_rx) = unbounded();
-        let waker = Arc::new(LoopWaker::new(Arc::clone(&loop_poller), to_loop));
         let (jobs_tx, jobs_rx) = bounded(config.queue_capacity());
-        let draining = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let gauge = Arc::new(Gauge::default());
-        let metrics = Arc::new(Metrics::default());
-        let trusted = crate::ops::proxy::TrustedProxies::parse(&config.trusted_proxies, config.trusted_proxy_hops)
-            .map_err(|e| Error::Config(crate::config::ConfigError(format!("trusted_proxies: {e}"))))?;
-        let trusted = Arc::new(trusted);
-
-        let shared = Arc::new(WorkerShared {
-            handler,
-            waker: Arc::clone(&waker),
-            server_header: config.server_header.clone(),
-            high_water: config.max_buffered_output,
-            draining: Arc::clone(&draining),
-            metrics: Arc::clone(&metrics),
-            trusted: Arc::clone(&trusted),
-            access_log: config.access_log,
-            expose_tracebacks: config.expose_tracebacks,
-        });
-        let pool = Pool::start(config.threads, shared, jobs_rx.clone())?;
-
-        let io_loop = IoLoop::new(
-            Arc::clone(&config),
-            loop_poller,
-            Arc::clone(&waker),
-            loop_rx,
-            jobs_tx,
-            jobs_rx,
-            Arc::clone(&gauge),
-            Arc::clone(&metrics),
-            Arc::clone(&draining),
+        let threads = config.threads;
+        let shared = Arc::new(Shared {
+            config,
             trusted,
-        );
+            metrics: Metrics::default(),
+            draining: AtomicBool::new(false),
+            waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
+            gauge: Gauge::default(),
+        });
+
+        let pool =
+            Pool::start(threads, Arc::new(WorkerShared { handler, shared: Arc::clone(&shared) }), jobs_rx.clone())?;
+
+        let io_loop = IoLoop::new(Arc::clone(&shared), loop_poller, loop_rx, jobs_tx, jobs_rx);
         let io_thread = thread::Builder::new().name("maitred-io".into()).spawn(move || io_loop.run())?;
 
         let acceptor = Acceptor {
             listeners,
             poller: Arc::clone(&acceptor_poller),
-            waker,
-            gauge,
-            limit: config.connection_limit,
+            shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),
-            drain_delay: config.drain_delay,
-            metrics,
         };
         let acceptor_thread = thread::Builder::new().name("maitred-acceptor".into()).spawn(move || acceptor.run())?;
 
         Ok(ServerHandle {
             addrs,
-            stopper: Stopper { control: Arc::new(Control { stop, draining, acceptor_poller }) },
+            stopper: Stopper { control: Arc::new(Control { stop, shared, acceptor_poller }) },
             acceptor: Some(acceptor_thread),
             io_loop: Some(io_thread),
             pool: Some(pool),
@@ -134,7 +114,7 @@ impl Server {
 
 struct Control {
     stop: Arc<AtomicBool>,
-    draining: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     acceptor_poller: Arc<Poller>,
 }
 
@@ -150,7 +130,7 @@ impl Stopper {
     /// left after `graceful_timeout`. Returns at once; calling it again does nothing.
     pub fn shutdown(&self) {
         let c = &self.control;
-        c.draining.store(true, Ordering::SeqCst);
+        c.shared.draining.store(true, Ordering::SeqCst);
         if !c.stop.swap(true, Ordering::SeqCst) {
             let _ = c.acceptor_poller.notify();
         }

@@ -5,28 +5,23 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use log::{error, warn};
 
-use crate::engine::handoff::{ConnRef, Gate, Job, LoopWaker, ToLoop};
+use crate::engine::handoff::{After, ConnRef, Gate, Job, Outgoing, Source, ToLoop};
+use crate::engine::Shared;
 use crate::handler::Handler;
-use crate::http1::response::{encode, Response, ResponseContext, StreamPlan};
+use crate::http1::encode::{encode, frame_chunk, Payload, ResponseContext, StreamPlan, LAST_CHUNK};
+use crate::http1::request::{Origin, Request};
+use crate::http1::response::Response;
 use crate::ops::access_log::{format_line, AccessLogFormat, AccessRecord};
-use crate::ops::metrics::Metrics;
 
 /// What every worker shares.
 pub(crate) struct WorkerShared {
     pub(crate) handler: Arc<dyn Handler>,
-    pub(crate) waker: Arc<LoopWaker>,
-    pub(crate) server_header: String,
-    pub(crate) high_water: usize,
-    pub(crate) draining: Arc<AtomicBool>,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) trusted: Arc<crate::ops::proxy::TrustedProxies>,
-    pub(crate) access_log: AccessLogFormat,
-    pub(crate) expose_tracebacks: bool,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// Per-worker buffers reused from one request to the next.
@@ -57,16 +52,16 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 impl WorkerShared {
     /// Serves one job, start to finish, reusing this worker's `scratch` buffers.
     pub(crate) fn serve(&self, job: Job, scratch: &mut Scratch) {
-        let Job { conn, received, mut request, head_request, version, keep_alive } = job;
-        self.metrics.worker_busy();
+        let Job { conn, received, mut head, body, peer, local, keep_alive } = job;
+        self.shared.metrics.worker_busy();
+        let (head_request, version) = (head.method == "HEAD", head.version);
         // Forwarding headers are believed from trusted proxies and removed from everyone else.
-        let client = crate::ops::proxy::resolve(&self.trusted, request.peer, &mut request.headers);
-        request.client = client.addr;
-        request.scheme = client.scheme;
-        request.forwarded_host = client.host;
+        let client = crate::ops::proxy::resolve(&self.shared.trusted, peer, &mut head.headers);
+        let origin = Origin { peer, local, client: client.addr, scheme: client.scheme, forwarded_host: client.host };
+        let request = Request::new(head, body, origin);
         scratch.target.clear();
         scratch.target.push_str(request.target());
-        let seen = if self.access_log == AccessLogFormat::Off {
+        let seen = if self.shared.config.access_log == AccessLogFormat::Off {
             None
         } else {
             scratch.method.clear();
@@ -81,7 +76,7 @@ impl WorkerShared {
             Err(payload) => {
                 error!(target: "maitred::worker", "handler panicked on {target}: {}", panic_message(&*payload));
                 // Like every error the server produces itself, this one closes the connection.
-                let body = if self.expose_tracebacks {
+                let body = if self.shared.config.expose_tracebacks {
                     format!("500 Internal Server Error\n\nhandler panicked: {}\n", panic_message(&*payload))
                 } else {
                     "500 Internal Server Error\n".to_string()
@@ -90,8 +85,9 @@ impl WorkerShared {
             }
         };
         // Read after the handler: a request in flight when the drain began still says close.
-        let keep_alive = keep_alive && !self.draining.load(Ordering::Relaxed);
-        let ctx = ResponseContext { head_request, version, keep_alive, server_header: &self.server_header };
+        let keep_alive = keep_alive && !self.shared.draining.load(Ordering::Relaxed);
+        let ctx =
+            ResponseContext { head_request, version, keep_alive, server_header: &self.shared.config.server_header };
         let encoded = match catch_unwind(AssertUnwindSafe(|| encode(response, &ctx, Vec::with_capacity(512)))) {
             Ok(Ok(encoded)) => encoded,
             failed => {
@@ -112,40 +108,33 @@ impl WorkerShared {
             }
         };
         let status = encoded.status;
+        let after = if encoded.close { After::Close } else { After::KeepAlive };
         let body_len_hint = encoded.body_len;
-        match encoded.stream {
-            None => {
+        match encoded.payload {
+            Payload::Stream(plan) => {
+                let gate = Arc::new(Gate::new(self.shared.config.max_buffered_output));
+                let response = Outgoing { head: encoded.bytes, source: Source::Stream(Arc::clone(&gate)), after };
+                self.shared.waker.send(ToLoop::Response { conn, response });
+                let (complete, sent) = self.stream(conn, plan, &gate, target);
+                self.shared.metrics.record_response(status, received.elapsed());
+                self.log_access(&seen, scratch, status, Some(sent), received);
+                self.shared.waker.send(ToLoop::StreamEnd { conn, complete });
+            }
+            payload => {
                 // Counted and logged before the handover, so a client never sees a response
                 // the metrics or the log do not know about yet.
-                self.metrics.record_response(status, received.elapsed());
-                let bytes = encoded.file.as_ref().map(|(_, len)| *len).or(body_len_hint);
+                self.shared.metrics.record_response(status, received.elapsed());
+                let (source, bytes) = match payload {
+                    Payload::Bytes(body) => (Source::Bytes(body), body_len_hint),
+                    Payload::File(file, len) => (Source::File(file, len), Some(len)),
+                    Payload::None | Payload::Stream(_) => (Source::None, body_len_hint),
+                };
                 self.log_access(&seen, scratch, status, bytes, received);
-                self.waker.send(ToLoop::Response {
-                    conn,
-                    bytes: encoded.bytes,
-                    body: encoded.body,
-                    file: encoded.file,
-                    stream: None,
-                    close: encoded.close,
-                });
-            }
-            Some(plan) => {
-                let gate = Arc::new(Gate::new(self.high_water));
-                self.waker.send(ToLoop::Response {
-                    conn,
-                    bytes: encoded.bytes,
-                    body: None,
-                    file: None,
-                    stream: Some(Arc::clone(&gate)),
-                    close: encoded.close,
-                });
-                let (complete, sent) = self.stream(conn, plan, &gate, target);
-                self.metrics.record_response(status, received.elapsed());
-                self.log_access(&seen, scratch, status, Some(sent), received);
-                self.waker.send(ToLoop::StreamEnd { conn, complete });
+                let response = Outgoing { head: encoded.bytes, source, after };
+                self.shared.waker.send(ToLoop::Response { conn, response });
             }
         }
-        self.metrics.worker_idle();
+        self.shared.metrics.worker_idle();
     }
 
     /// Writes the access log line for a response, if the access log is on.
@@ -173,7 +162,7 @@ impl WorkerShared {
         };
         let mut line = std::mem::take(&mut scratch.line);
         line.clear();
-        format_line(self.access_log, &record, &mut line);
+        format_line(self.shared.config.access_log, &record, &mut line);
         log::info!(target: crate::ops::access_log::TARGET, "{line}");
         scratch.line = line;
     }
@@ -213,22 +202,14 @@ impl WorkerShared {
                 }
             }
             let data_len = data.len() as u64;
-            let bytes = if chunked {
-                let mut framed = Vec::with_capacity(data.len() + 20);
-                framed.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
-                framed.extend_from_slice(&data);
-                framed.extend_from_slice(b"\r\n");
-                framed
-            } else {
-                data
-            };
+            let bytes = if chunked { frame_chunk(&data) } else { data };
             sent += data_len;
             if !bytes.is_empty() {
                 if !gate.reserve(bytes.len()) {
                     complete = false;
                     break;
                 }
-                self.waker.send(ToLoop::Chunk { conn, bytes });
+                self.shared.waker.send(ToLoop::Chunk { conn, bytes });
             }
             if overran {
                 complete = false;
@@ -245,7 +226,7 @@ impl WorkerShared {
             }
         }
         if complete && chunked && !gate.is_closed() {
-            self.waker.send(ToLoop::Chunk { conn, bytes: b"0\r\n\r\n".to_vec() });
+            self.shared.waker.send(ToLoop::Chunk { conn, bytes: LAST_CHUNK.to_vec() });
         }
         (complete, sent)
     }

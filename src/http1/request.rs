@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 
+use crate::http1::parse::Head;
+
 /// The HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -137,7 +139,35 @@ pub struct Request {
     pub(crate) forwarded_host: Option<String>,
 }
 
+/// Where a request came from: the socket's two ends, and the client behind any trusted proxy.
+pub(crate) struct Origin {
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) client: SocketAddr,
+    pub(crate) scheme: &'static str,
+    pub(crate) forwarded_host: Option<String>,
+}
+
 impl Request {
+    /// The request of a parsed `head` and its complete `body`.
+    pub(crate) fn new(head: Head, body: RequestBody, origin: Origin) -> Request {
+        let Origin { peer, local, client, scheme, forwarded_host } = origin;
+        Request {
+            method: head.method,
+            target: head.target,
+            path: head.path,
+            authority: head.authority,
+            version: head.version,
+            headers: head.headers,
+            peer,
+            local,
+            body,
+            client,
+            scheme,
+            forwarded_host,
+        }
+    }
+
     /// The method, e.g. `GET` (case as sent; methods are case-sensitive).
     pub fn method(&self) -> &str {
         &self.method

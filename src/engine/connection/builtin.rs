@@ -7,8 +7,10 @@
 use std::time::Instant;
 
 use super::{Connection, LoopCtx, Phase, Step};
+use crate::engine::handoff::{After, Outgoing, Source};
+use crate::http1::encode::{encode, ResponseContext};
 use crate::http1::parse::{BodyFraming, Head};
-use crate::http1::response::{encode, Response, ResponseContext};
+use crate::http1::response::Response;
 use crate::ops::metrics::Gauges;
 
 impl Connection {
@@ -16,7 +18,7 @@ impl Connection {
     /// bodiless GET and HEAD requests are taken; anything else goes to the handler.
     pub(super) fn answer_builtin(&mut self, ctx: &mut LoopCtx, head: &Head, now: Instant) -> Option<Step> {
         let path = &head.target[head.path.clone()];
-        let config = &ctx.config;
+        let config = &ctx.shared.config;
         let is_health = !config.health_path.is_empty() && path == config.health_path;
         let is_metrics = !config.metrics_path.is_empty() && path == config.metrics_path;
         if !(is_health || is_metrics)
@@ -25,7 +27,7 @@ impl Connection {
         {
             return None;
         }
-        let shutting_down = ctx.shutting_down.load(std::sync::atomic::Ordering::Relaxed);
+        let shutting_down = ctx.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
         let response = if is_health {
             let (status, text) = if shutting_down { (503, "draining\n") } else { (200, "ok\n") };
             Response::text(status, text).with_header("Cache-Control", "no-store")
@@ -40,12 +42,9 @@ impl Connection {
             Response::new(200)
                 .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
                 .with_header("Cache-Control", "no-store")
-                .with_body(ctx.metrics.render(&gauges))
+                .with_body(ctx.shared.metrics.render(&gauges))
         };
-        let keep_alive = head.keep_alive
-            && !shutting_down
-            && !(self.peer_closed && self.inbuf.is_empty())
-            && self.served + 1 < config.max_requests_per_connection;
+        let keep_alive = self.keep_alive_offer(ctx, head.keep_alive);
         let rctx = ResponseContext {
             head_request: head.method == "HEAD",
             version: head.version,
@@ -54,7 +53,8 @@ impl Connection {
         };
         let encoded = encode(response, &rctx, Vec::new()).ok()?;
         self.phase = Phase::Handling;
-        self.start_writing(encoded.bytes, None, None, None, encoded.close, false, now);
+        let after = if encoded.close { After::Close } else { After::KeepAlive };
+        self.start_writing(Outgoing { head: encoded.bytes, source: Source::None, after }, now);
         Some(self.flush(ctx, now))
     }
 }

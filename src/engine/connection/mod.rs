@@ -18,15 +18,15 @@ use polling::Event;
 
 use crate::config::Config;
 use crate::engine::buffer::{BufferPool, InBuf};
-use crate::engine::handoff::{ConnRef, Job};
+use crate::engine::handoff::{After, ConnRef, Job, Outgoing, Source};
 use crate::engine::net::Stream;
 use crate::engine::sys::Registered;
+use crate::engine::Shared;
 use crate::http1::body::{BodyReader, SpoolBuffer};
+use crate::http1::encode::encode_error;
 use crate::http1::parse::{parse_head, BodyFraming, Head, HeadScanner, Limits};
-use crate::http1::request::{Request, RequestBody};
-use crate::http1::response::encode_error;
+use crate::http1::request::RequestBody;
 use crate::http1::status::Rejection;
-use crate::ops::metrics::Metrics;
 use crate::ops::proxy_protocol::{ProxyHeader, ProxyParse};
 
 /// Bytes read from a file body per step.
@@ -49,20 +49,18 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// What the loop shares with every connection.
 pub(crate) struct LoopCtx {
-    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) limits: Limits,
     pub(crate) jobs: Sender<Job>,
-    pub(crate) draining: bool,
+    /// The loop has begun closing connections (the drain reached it after `drain_delay`):
+    /// a connection closes after its current response.
+    pub(crate) closing: bool,
     pub(crate) buffers: BufferPool,
     pub(crate) scratch: Vec<u8>,
     /// When the queue-full warning was last logged (it is logged at most once a second).
     pub(crate) last_queue_warning: Option<Instant>,
-    pub(crate) metrics: Arc<Metrics>,
-    /// Set the moment shutdown begins (before the listeners close): the health path says 503.
-    pub(crate) shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// Open connections, kept by the loop.
     pub(crate) open_connections: usize,
-    pub(crate) trusted: Arc<crate::ops::proxy::TrustedProxies>,
 }
 
 /// Whether a connection stays open after a step.
@@ -232,7 +230,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     self.inbuf.filled_more(n);
-                    ctx.metrics.bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    ctx.shared.metrics.bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     reads += 1;
                     if n < room || reads >= MAX_READS_PER_EVENT {
                         break;
@@ -357,7 +355,7 @@ impl Connection {
                     self.phase = Phase::Body(Box::new(BodyState {
                         head,
                         reader,
-                        spool: SpoolBuffer::new(ctx.config.body_spool_threshold, expected),
+                        spool: SpoolBuffer::new(ctx.shared.config.body_spool_threshold, expected),
                         started: now,
                         last_progress: now,
                     }));
@@ -396,44 +394,41 @@ impl Connection {
         }
     }
 
+    /// Whether the response to the request now complete may leave the connection open: the one
+    /// place that decides keep-alive. The client asked for it (`wants`: HTTP/1.1 without
+    /// `Connection: close`, or HTTP/1.0 with `keep-alive`), another request fits under
+    /// `max_requests_per_connection`, the server is not draining, and the client has not shut
+    /// its side with nothing more buffered (it still gets every complete request it pipelined
+    /// answered; the last one with `Connection: close`).
+    ///
+    /// The encoder turns the answer into the `Connection` header and may only lower it (the
+    /// handler said `close`, or the body is delimited by the close); a worker lowers it when
+    /// the drain began while the handler ran. Whatever the head says then rules the
+    /// connection ([`handoff::After`](crate::engine::handoff::After)).
+    fn keep_alive_offer(&self, ctx: &LoopCtx, wants: bool) -> bool {
+        wants
+            && self.served + 1 < ctx.shared.config.max_requests_per_connection
+            && !ctx.shared.draining.load(std::sync::atomic::Ordering::Relaxed)
+            && !(self.peer_closed && self.inbuf.is_empty())
+    }
+
     /// Hands a complete request to the workers; a full queue gets 503 from here.
     fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
-        // A client that shut its side after pipelining still gets every complete request
-        // answered; the last one it sent is answered with `Connection: close`.
-        let keep_alive = head.keep_alive
-            && self.served + 1 < ctx.config.max_requests_per_connection
-            && !ctx.draining
-            && !(self.peer_closed && self.inbuf.is_empty());
-        let version = head.version;
-        let head_request = head.method == "HEAD";
-        let request = Request {
-            method: head.method,
-            target: head.target,
-            path: head.path,
-            authority: head.authority,
-            version,
-            headers: head.headers,
-            peer: self.peer,
-            local: self.local,
-            body,
-            client: self.peer,
-            scheme: "http",
-            forwarded_host: None,
-        };
-        let job = Job { conn: self.id, received: now, request, head_request, version, keep_alive };
+        let keep_alive = self.keep_alive_offer(ctx, head.keep_alive);
+        let job = Job { conn: self.id, received: now, head, body, peer: self.peer, local: self.local, keep_alive };
         match ctx.jobs.try_send(job) {
             Ok(()) => {
                 self.phase = Phase::Handling;
                 // Requests are waiting for a worker: say so, at most every 10 seconds.
                 let depth = ctx.jobs.len();
-                if depth > ctx.config.threads
+                if depth > ctx.shared.config.threads
                     && ctx.last_queue_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
                 {
                     warn!(
                         target: "maitred::queue",
                         "{depth} requests are waiting for a worker (threads = {}, queue capacity {})",
-                        ctx.config.threads,
-                        ctx.config.queue_capacity()
+                        ctx.shared.config.threads,
+                        ctx.shared.config.queue_capacity()
                     );
                     ctx.last_queue_warning = Some(now);
                 }
@@ -454,11 +449,11 @@ impl Connection {
     fn reject(&mut self, ctx: &mut LoopCtx, rejection: Rejection, now: Instant) -> Step {
         let status = rejection.status();
         debug!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
-        ctx.metrics.record_rejection(status);
-        let retry = (status == 503).then(|| ctx.config.retry_after.as_secs().max(1));
-        let out = encode_error(status, &ctx.config.server_header, retry);
+        ctx.shared.metrics.record_rejection(status);
+        let retry = (status == 503).then(|| ctx.shared.config.retry_after.as_secs().max(1));
+        let out = encode_error(status, &ctx.shared.config.server_header, retry);
         self.inbuf.clear();
-        self.start_writing(out, None, None, None, true, true, now);
+        self.start_writing(Outgoing { head: out, source: Source::None, after: After::Linger }, now);
         self.flush(ctx, now)
     }
 

@@ -5,31 +5,30 @@
 //! that holds a streaming worker at the high-water mark, and the write deadlines' bookkeeping.
 //! Never reads a request and never encodes one: it sends bytes the encoder produced.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::warn;
 
 use super::{rate_allowance, Connection, LoopCtx, Phase, Step, CONTINUE, FILE_PIECE};
 use crate::config::Config;
-use crate::engine::handoff::Gate;
+use crate::engine::handoff::{After, Outgoing, Source};
 
+/// A response being written: what is left of it, and the clocks of the write deadline.
 pub(super) struct Writing {
+    /// The bytes being written now: the head first, then each piece of the body.
     out: Vec<u8>,
     pos: usize,
     /// Leading bytes of `out[pos..]` not counted by the stream gate (head, file data).
     ungated: usize,
-    /// A large in-memory body, written after `out` without having been copied into it.
-    body: Option<Vec<u8>>,
-    file: Option<(File, u64)>,
-    stream: Option<Arc<Gate>>,
+    /// Where the rest of the body comes from once `out` is sent.
+    source: Source,
+    /// A streamed body has ended (always true for other sources).
     stream_done: bool,
+    /// False when a streamed body failed or fell short: the connection then closes.
     complete: bool,
-    close: bool,
-    linger: bool,
+    after: After,
     /// Since when bytes have been waiting for the client (`None` while the response waits
     /// for the handler's next piece: that time is not the client's).
     pending_since: Option<Instant>,
@@ -59,24 +58,15 @@ impl Writing {
 
     /// Releases a streaming worker waiting at the gate, for good.
     pub(super) fn release_worker(&self) {
-        if let Some(gate) = &self.stream {
+        if let Source::Stream(gate) = &self.source {
             gate.close();
         }
     }
 }
 
 impl Connection {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn start_writing(
-        &mut self,
-        mut out: Vec<u8>,
-        body: Option<Vec<u8>>,
-        file: Option<(File, u64)>,
-        stream: Option<Arc<Gate>>,
-        close: bool,
-        linger: bool,
-        now: Instant,
-    ) {
+    pub(super) fn start_writing(&mut self, response: Outgoing, now: Instant) {
+        let Outgoing { head: mut out, source, after } = response;
         // A `100 Continue` cut short must be finished before anything else is written; one not
         // begun is no longer needed.
         let interim = std::mem::take(&mut self.interim);
@@ -88,13 +78,10 @@ impl Connection {
             out,
             pos: 0,
             ungated,
-            body,
-            file,
-            stream_done: stream.is_none(),
-            stream,
+            stream_done: !matches!(source, Source::Stream(_)),
+            source,
             complete: true,
-            close,
-            linger,
+            after,
             pending_since: Some(now),
             busy: Duration::ZERO,
             last_progress: now,
@@ -103,24 +90,12 @@ impl Connection {
     }
 
     /// A worker's response for this connection's request.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn on_response(
-        &mut self,
-        ctx: &mut LoopCtx,
-        bytes: Vec<u8>,
-        body: Option<Vec<u8>>,
-        file: Option<(File, u64)>,
-        stream: Option<Arc<Gate>>,
-        close: bool,
-        now: Instant,
-    ) -> Step {
+    pub(crate) fn on_response(&mut self, ctx: &mut LoopCtx, response: Outgoing, now: Instant) -> Step {
         if !matches!(self.phase, Phase::Handling) {
-            if let Some(gate) = stream {
-                gate.close();
-            }
+            response.abandon();
             return Step::Close;
         }
-        self.start_writing(bytes, body, file, stream, close, false, now);
+        self.start_writing(response, now);
         self.flush(ctx, now)
     }
 
@@ -155,13 +130,13 @@ impl Connection {
                 match self.io.get().write(&w.out[w.pos..]) {
                     Ok(0) => return Step::Close,
                     Ok(n) => {
-                        ctx.metrics.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        ctx.shared.metrics.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                         w.pos += n;
                         w.written += n as u64;
                         w.last_progress = now;
                         let from_ungated = n.min(w.ungated);
                         w.ungated -= from_ungated;
-                        if let Some(gate) = &w.stream {
+                        if let Source::Stream(gate) = &w.source {
                             if n > from_ungated {
                                 gate.release(n - from_ungated);
                             }
@@ -174,13 +149,15 @@ impl Connection {
                 continue;
             }
             w.pos = 0;
-            if let Some(body) = w.body.take() {
-                w.out = body;
-                w.ungated = w.out.len();
+            if matches!(w.source, Source::Bytes(_)) {
+                if let Source::Bytes(body) = std::mem::replace(&mut w.source, Source::None) {
+                    w.out = body;
+                    w.ungated = w.out.len();
+                }
                 continue;
             }
             w.out.clear();
-            if let Some((file, remaining)) = &mut w.file {
+            if let Source::File(file, remaining) = &mut w.source {
                 if *remaining > 0 {
                     let piece = (*remaining).min(FILE_PIECE as u64) as usize;
                     w.out.resize(piece, 0);
@@ -197,7 +174,7 @@ impl Connection {
                     }
                     continue;
                 }
-                w.file = None;
+                w.source = Source::None;
             }
             if !w.stream_done {
                 if let Some(since) = w.pending_since.take() {
@@ -213,13 +190,16 @@ impl Connection {
     fn finish_response(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
         let Phase::Writing(w) = std::mem::replace(&mut self.phase, Phase::Handling) else { unreachable!() };
         self.served += 1;
-        if w.linger {
-            let _ = self.io.get().shutdown(Shutdown::Write);
-            self.phase = Phase::Lingering { until: now + ctx.config.linger_timeout, discarded: 0 };
-            return if self.peer_closed { Step::Close } else { Step::Open };
-        }
-        if w.close || !w.complete || ctx.draining || self.served >= ctx.config.max_requests_per_connection {
-            return Step::Close;
+        match w.after {
+            After::Linger => {
+                let _ = self.io.get().shutdown(Shutdown::Write);
+                self.phase = Phase::Lingering { until: now + ctx.shared.config.linger_timeout, discarded: 0 };
+                return if self.peer_closed { Step::Close } else { Step::Open };
+            }
+            // The response was sent as kept alive, but the stream behind it broke, or the loop
+            // began closing connections (the drain) while it was written.
+            After::KeepAlive if w.complete && !ctx.closing => {}
+            After::KeepAlive | After::Close => return Step::Close,
         }
         self.phase = Phase::Idle { since: now, fresh: false };
         self.process_input(ctx, now)
