@@ -163,28 +163,7 @@ pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString>
 
 /// Decodes every `%XX` once; a `%` not followed by two hex digits is kept as it is.
 pub(crate) fn percent_decode(raw: &[u8]) -> Vec<u8> {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' && i + 2 < raw.len() {
-            if let (Some(high), Some(low)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
-                out.push(high << 4 | low);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(raw[i]);
-        i += 1;
-    }
-    out
+    percent_encoding::percent_decode(raw).collect()
 }
 
 /// `PATH_INFO` for `path` (still percent-encoded) under `prefix` (`""` or like `/app`): the

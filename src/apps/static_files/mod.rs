@@ -64,7 +64,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use crate::handler::Handler;
-use crate::http1::date::format_http_date;
+use crate::http1::date;
 use crate::http1::request::Request;
 use crate::http1::response::{Body, Response};
 
@@ -409,7 +409,9 @@ fn serve_file(request: &Request, path: &Path, content_type: &'static str) -> Res
     }
     if let Some(validators) = &validators {
         response.add_header("ETag", validators.etag.clone());
-        response.add_header("Last-Modified", validators.last_modified());
+        if let Some(last_modified) = validators.last_modified() {
+            response.add_header("Last-Modified", last_modified);
+        }
     }
     with_nosniff(response)
 }

@@ -3,6 +3,8 @@
 //!
 //! Owns the path rules in the table of [`super`]. Never touches the file system.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use super::*;
 
 /// Why a request path maps to no file.
@@ -77,44 +79,22 @@ pub(super) fn is_servable_name(name: &str) -> bool {
     )
 }
 
-/// Decodes every `%XX` once; `None` if a `%` is not followed by two hex digits.
+/// Decodes `raw` once, strictly: `None` when a `%` is not followed by two hex digits. (The
+/// `percent-encoding` crate decodes; it leaves malformed escapes as they are, so the check that
+/// refuses them is ours.)
 pub(super) fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' {
-            let high = hex_value(*raw.get(i + 1)?)?;
-            let low = hex_value(*raw.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(raw[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    let mut escapes = raw.iter().enumerate().filter(|(_, &b)| b == b'%');
+    let well_formed =
+        escapes.all(|(i, _)| raw.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)));
+    well_formed.then(|| percent_encoding::percent_decode(raw).collect())
 }
 
-pub(super) fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+/// Every byte but the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - . _ ~`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Percent-encodes every byte of `segment` but the unreserved characters (RFC 3986).
 pub(super) fn percent_encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for &b in segment.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 pub(super) fn html_escape(text: &str) -> String {

@@ -68,7 +68,7 @@ pub(super) fn if_range_allows(request: &Request, validators: Option<&Validators>
         matches!(split_entity_tag(value), Some((ListedTag::Tag { weak: false, opaque }, ""))
             if opaque == validators.etag)
     } else {
-        parse_http_date(value) == Some(validators.modified_secs)
+        date::parse_imf_fixdate(value) == Some(validators.modified_secs)
     }
 }
 

@@ -35,6 +35,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::http1::date;
+
 /// The `log` target of access log records. The logger set up by [`crate::launch`] writes
 /// them, unprefixed, to standard output.
 pub const TARGET: &str = "maitred::access";
@@ -138,9 +140,8 @@ pub fn format_line(format: AccessLogFormat, record: &AccessRecord<'_>, out: &mut
 
 /// `%h - - %t "%r" %>s %b`
 fn push_common(record: &AccessRecord<'_>, out: &mut String) {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let t = Civil::from_system_time(record.time);
-    let month = MONTHS.get(t.month.wrapping_sub(1) as usize).copied().unwrap_or("???");
+    let month = date::MONTHS.get(t.month.wrapping_sub(1) as usize).copied().unwrap_or("???");
     let _ = write!(
         out,
         "{} - - [{:02}/{month}/{:04}:{:02}:{:02}:{:02} +0000] \"",
@@ -254,7 +255,7 @@ impl Civil {
         let seconds = micros.div_euclid(1_000_000);
         let days = i64::try_from(seconds.div_euclid(86_400)).unwrap_or(0);
         let second_of_day = seconds.rem_euclid(86_400) as u32;
-        let (year, month, day) = civil_from_days(days);
+        let (year, month, day) = date::civil_from_days(days);
         Civil {
             year,
             month,
@@ -265,27 +266,6 @@ impl Civil {
             micros: micros.rem_euclid(1_000_000) as u32,
         }
     }
-}
-
-/// Converts a count of days since 1970-01-01 to a (year, month 1–12, day 1–31).
-///
-/// Counts in 400-year eras (146 097 days each) of years that start on 1 March, so that the
-/// leap day is the last day of its year and month lengths repeat in a five-month pattern.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    // Days from 0000-03-01 to 1970-01-01.
-    const EPOCH_SHIFT: i64 = 719_468;
-    const DAYS_PER_ERA: i64 = 146_097;
-    // Saturating, so no input overflows; a `SystemTime` is at most about 2^48 days away.
-    let shifted = days.saturating_add(EPOCH_SHIFT);
-    let era = shifted.div_euclid(DAYS_PER_ERA);
-    let day_of_era = shifted.rem_euclid(DAYS_PER_ERA); // 0..=146_096
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // from 1 March
-    let month_from_march = (5 * day_of_year + 2) / 153; // 0 = March .. 11 = February
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
-    let year = era * 400 + year_of_era + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

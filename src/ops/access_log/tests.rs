@@ -3,6 +3,7 @@
 //! Never part of the build outside `cargo test`.
 
 use super::*;
+use crate::http1::date::civil_from_days;
 
 fn at(seconds: i64, micros: u32) -> SystemTime {
     let offset = Duration::new(seconds.unsigned_abs(), 0);
