@@ -186,6 +186,12 @@ impl Gate {
         self.ready.notify_all();
     }
 
+    /// Bytes reserved by the worker and not yet written by the loop.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).pending
+    }
+
     /// Whether the loop has closed the gate.
     pub(crate) fn is_closed(&self) -> bool {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).closed

@@ -6,14 +6,14 @@
 
 use std::time::Instant;
 
-use super::{Connection, LoopCtx, Phase, Step};
+use super::{Connection, LoopCtx, Phase, Step, Transport};
 use crate::engine::handoff::{After, Outgoing, Source};
 use crate::http1::encode::{encode, ResponseContext};
 use crate::http1::parse::{BodyFraming, Head};
 use crate::http1::response::Response;
 use crate::ops::metrics::Gauges;
 
-impl Connection {
+impl<S: Transport> Connection<S> {
     /// Answers the health and metrics paths from the loop itself, without a worker. Only
     /// bodiless GET and HEAD requests are taken; anything else goes to the handler.
     pub(super) fn answer_builtin(&mut self, ctx: &mut LoopCtx, head: &Head, now: Instant) -> Option<Step> {

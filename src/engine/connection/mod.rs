@@ -8,7 +8,7 @@
 //! answered strictly in order.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,8 @@ const MAX_READS_PER_EVENT: usize = 16;
 
 mod builtin;
 mod output;
+#[cfg(test)]
+mod tests;
 
 use output::Writing;
 
@@ -96,9 +98,32 @@ struct BodyState {
     last_progress: Instant,
 }
 
-/// One client connection.
-pub(crate) struct Connection {
-    io: Registered<Stream>,
+/// The byte stream under a connection: a socket registered with the poller in the server, an
+/// in-memory script in the unit tests. Non-blocking: `WouldBlock` when nothing can move now.
+pub(crate) trait Transport {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Shuts the write side (the client then reads end-of-file).
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl Transport for Registered<Stream> {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.get().read(buf)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.get().write(buf)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.get().shutdown(Shutdown::Write)
+    }
+}
+
+/// One client connection, over a socket (`S`) in the server and over a script in the tests.
+pub(crate) struct Connection<S: Transport = Registered<Stream>> {
+    io: S,
     peer: SocketAddr,
     local: SocketAddr,
     pub(crate) id: ConnRef,
@@ -149,8 +174,8 @@ pub(super) fn rate_allowance(bytes: u64, rate: u64) -> Duration {
     }
 }
 
-impl Connection {
-    pub(crate) fn new(io: Registered<Stream>, peer: SocketAddr, local: SocketAddr, id: ConnRef, now: Instant) -> Self {
+impl<S: Transport> Connection<S> {
+    pub(crate) fn new(io: S, peer: SocketAddr, local: SocketAddr, id: ConnRef, now: Instant) -> Self {
         Connection {
             io,
             peer,
@@ -168,7 +193,7 @@ impl Connection {
         }
     }
 
-    pub(crate) fn registration(&self) -> &Registered<Stream> {
+    pub(crate) fn registration(&self) -> &S {
         &self.io
     }
 
@@ -223,7 +248,7 @@ impl Connection {
             let in_body = matches!(self.phase, Phase::Body(_));
             let spare = self.inbuf.spare(&mut ctx.buffers, if in_body { BODY_READ_ROOM } else { READ_ROOM });
             let room = spare.len();
-            match self.io.get().read(spare) {
+            match self.io.read(spare) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -258,7 +283,7 @@ impl Connection {
     /// The socket is writable.
     pub(crate) fn on_writable(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
         match &mut self.phase {
-            Phase::Body(_) if !self.interim.is_empty() => match self.io.get().write(self.interim) {
+            Phase::Body(_) if !self.interim.is_empty() => match self.io.write(self.interim) {
                 Ok(n) => {
                     self.interim = &self.interim[n..];
                     Step::Open
@@ -346,7 +371,7 @@ impl Connection {
                     };
                     if head.expect_continue && self.inbuf.is_empty() {
                         self.interim = CONTINUE;
-                        match self.io.get().write(self.interim) {
+                        match self.io.write(self.interim) {
                             Ok(n) => self.interim = &self.interim[n..],
                             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                             Err(_) => return Step::Close,
@@ -479,7 +504,7 @@ impl Connection {
             ctx.scratch.resize(16 * 1024, 0);
         }
         loop {
-            match self.io.get().read(&mut ctx.scratch) {
+            match self.io.read(&mut ctx.scratch) {
                 Ok(0) => return Step::Close,
                 Ok(n) => {
                     *discarded += n;
@@ -530,7 +555,7 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
+impl<S: Transport> Drop for Connection<S> {
     fn drop(&mut self) {
         self.release_worker();
     }

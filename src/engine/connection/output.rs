@@ -5,13 +5,12 @@
 //! that holds a streaming worker at the high-water mark, and the write deadlines' bookkeeping.
 //! Never reads a request and never encodes one: it sends bytes the encoder produced.
 
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use log::warn;
 
-use super::{rate_allowance, Connection, LoopCtx, Phase, Step, CONTINUE, FILE_PIECE};
+use super::{rate_allowance, Connection, LoopCtx, Phase, Step, Transport, CONTINUE, FILE_PIECE};
 use crate::config::Config;
 use crate::engine::handoff::{After, Outgoing, Source};
 
@@ -64,7 +63,7 @@ impl Writing {
     }
 }
 
-impl Connection {
+impl<S: Transport> Connection<S> {
     pub(super) fn start_writing(&mut self, response: Outgoing, now: Instant) {
         let Outgoing { head: mut out, source, after } = response;
         // A `100 Continue` cut short must be finished before anything else is written; one not
@@ -127,7 +126,7 @@ impl Connection {
         let Phase::Writing(w) = &mut self.phase else { return Step::Open };
         loop {
             if w.pos < w.out.len() {
-                match self.io.get().write(&w.out[w.pos..]) {
+                match self.io.write(&w.out[w.pos..]) {
                     Ok(0) => return Step::Close,
                     Ok(n) => {
                         ctx.shared.metrics.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -192,7 +191,7 @@ impl Connection {
         self.served += 1;
         match w.after {
             After::Linger => {
-                let _ = self.io.get().shutdown(Shutdown::Write);
+                let _ = self.io.shutdown_write();
                 self.phase = Phase::Lingering { until: now + ctx.shared.config.linger_timeout, discarded: 0 };
                 return if self.peer_closed { Step::Close } else { Step::Open };
             }

@@ -1,0 +1,285 @@
+//! The connection without a socket: a scripted [`Transport`] feeds it bytes and takes what it
+//! writes, so the state machine, the keep-alive offer, the output gate and the deadlines are
+//! tested one step at a time, with no thread and no timing.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, TryRecvError};
+use polling::Poller;
+
+use super::*;
+use crate::engine::acceptor::Gauge;
+use crate::engine::handoff::{Gate, LoopWaker};
+use crate::engine::Shared;
+use crate::ops::metrics::Metrics;
+use crate::ops::proxy::TrustedProxies;
+
+/// What the client side of the script has sent and received.
+#[derive(Default)]
+struct ScriptState {
+    input: VecDeque<u8>,
+    eof: bool,
+    output: Vec<u8>,
+    /// Bytes the client will take before the socket would block; `None`: no limit.
+    write_room: Option<usize>,
+    write_shut: bool,
+}
+
+#[derive(Clone, Default)]
+struct Script(Rc<RefCell<ScriptState>>);
+
+impl Script {
+    fn send(&self, bytes: &[u8]) {
+        self.0.borrow_mut().input.extend(bytes);
+    }
+
+    fn take_output(&self) -> String {
+        String::from_utf8(std::mem::take(&mut self.0.borrow_mut().output)).unwrap()
+    }
+
+    fn set_write_room(&self, room: Option<usize>) {
+        self.0.borrow_mut().write_room = room;
+    }
+}
+
+impl Transport for Script {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut s = self.0.borrow_mut();
+        if s.input.is_empty() {
+            return if s.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+        }
+        let n = buf.len().min(s.input.len());
+        for (slot, byte) in buf.iter_mut().zip(s.input.drain(..n)) {
+            *slot = byte;
+        }
+        Ok(n)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut s = self.0.borrow_mut();
+        let n = s.write_room.map_or(buf.len(), |room| room.min(buf.len()));
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        s.output.extend_from_slice(&buf[..n]);
+        if let Some(room) = &mut s.write_room {
+            *room -= n;
+        }
+        Ok(n)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.0.borrow_mut().write_shut = true;
+        Ok(())
+    }
+}
+
+/// A loop context of `config`, with the receiving end of its job queue.
+fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
+    let (to_loop, _) = unbounded();
+    let (jobs, jobs_rx) = bounded(4);
+    let shared = Arc::new(Shared {
+        config: Arc::new(config),
+        trusted: TrustedProxies::none(),
+        metrics: Metrics::default(),
+        draining: AtomicBool::new(false),
+        waker: LoopWaker::new(Arc::new(Poller::new().unwrap()), to_loop),
+        gauge: Gauge::default(),
+    });
+    let ctx = LoopCtx {
+        limits: shared.config.limits(),
+        shared,
+        jobs,
+        closing: false,
+        buffers: BufferPool::default(),
+        scratch: Vec::new(),
+        last_queue_warning: None,
+        open_connections: 1,
+    };
+    (ctx, jobs_rx)
+}
+
+fn connection(script: &Script, now: Instant) -> Connection<Script> {
+    let addr = "127.0.0.1:1".parse().unwrap();
+    Connection::new(script.clone(), addr, addr, ConnRef { slot: 0, generation: 0 }, now)
+}
+
+fn ok_response(after: After) -> Outgoing {
+    Outgoing { head: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(), source: Source::None, after }
+}
+
+const GET_A: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+const GET_B: &[u8] = b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn pipelined_requests_go_to_workers_one_at_a_time_and_are_answered_in_order() {
+    let (mut ctx, jobs) = context(Config::default());
+    let script = Script::default();
+    let now = Instant::now();
+    let mut conn = connection(&script, now);
+    script.send(&[GET_A, GET_B].concat());
+
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    let first = jobs.try_recv().unwrap();
+    assert_eq!(first.head.target, "/a");
+    assert!(first.keep_alive);
+    assert!(matches!(jobs.try_recv(), Err(TryRecvError::Empty)), "the second waits for the first answer");
+    assert_eq!(conn.interest(), Interest::NONE, "a connection at a worker waits for nothing");
+
+    assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Open);
+    assert_eq!(script.take_output(), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert_eq!(jobs.try_recv().unwrap().head.target, "/b", "the pipelined request goes next");
+
+    assert_eq!(conn.on_response(&mut ctx, ok_response(After::Close), now), Step::Close);
+    assert!(script.take_output().ends_with("ok"));
+}
+
+#[test]
+fn keep_alive_is_offered_only_within_the_request_cap_and_outside_a_drain() {
+    let config = Config { max_requests_per_connection: 2, ..Config::default() };
+    let (mut ctx, jobs) = context(config);
+    let script = Script::default();
+    let now = Instant::now();
+    let mut conn = connection(&script, now);
+
+    script.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    assert!(jobs.try_recv().unwrap().keep_alive, "first of two");
+    assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Open);
+    script.send(GET_B);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    assert!(!jobs.try_recv().unwrap().keep_alive, "the last request the cap allows");
+
+    let (mut ctx, jobs) = context(Config::default());
+    let mut conn = connection(&script, now);
+    script.send(b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    assert!(!jobs.try_recv().unwrap().keep_alive, "HTTP/1.0 without keep-alive");
+
+    let (mut ctx, jobs) = context(Config::default());
+    ctx.shared.draining.store(true, Ordering::Relaxed);
+    let mut conn = connection(&script, now);
+    script.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    assert!(!jobs.try_recv().unwrap().keep_alive, "draining");
+}
+
+#[test]
+fn the_output_gate_counts_only_streamed_bytes_the_client_has_taken() {
+    let (mut ctx, jobs) = context(Config::default());
+    let script = Script::default();
+    let now = Instant::now();
+    let mut conn = connection(&script, now);
+    script.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    jobs.try_recv().unwrap();
+
+    let gate = Arc::new(Gate::new(8));
+    let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let head_len = head.len();
+    script.set_write_room(Some(head_len + 2));
+    let response = Outgoing { head, source: Source::Stream(Arc::clone(&gate)), after: After::KeepAlive };
+    assert_eq!(conn.on_response(&mut ctx, response, now), Step::Open);
+    assert_eq!(gate.pending(), 0, "the head is never counted");
+
+    assert!(gate.reserve(7));
+    assert_eq!(conn.on_chunk(&mut ctx, b"2\r\nok\r\n".to_vec(), now), Step::Open);
+    assert_eq!(gate.pending(), 5, "two of seven bytes were taken");
+    assert_eq!(conn.interest(), Interest::WRITE);
+
+    script.set_write_room(None);
+    assert_eq!(conn.on_writable(&mut ctx, now), Step::Open);
+    assert_eq!(gate.pending(), 0);
+    assert_eq!(conn.interest(), Interest::NONE, "waiting for the worker's next piece");
+
+    assert!(gate.reserve(5));
+    assert_eq!(conn.on_chunk(&mut ctx, b"0\r\n\r\n".to_vec(), now), Step::Open);
+    assert_eq!(conn.on_stream_end(&mut ctx, true, now), Step::Open, "a complete stream keeps the connection");
+    assert!(script.take_output().ends_with("2\r\nok\r\n0\r\n\r\n"));
+    assert_eq!(conn.interest(), Interest::READ, "idle again");
+    assert!(!gate.is_closed());
+    drop(conn);
+}
+
+#[test]
+fn a_stream_that_breaks_closes_the_connection_and_releases_the_worker() {
+    let (mut ctx, jobs) = context(Config::default());
+    let script = Script::default();
+    let now = Instant::now();
+    let mut conn = connection(&script, now);
+    script.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    jobs.try_recv().unwrap();
+    let gate = Arc::new(Gate::new(8));
+    let response = Outgoing {
+        head: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+        source: Source::Stream(Arc::clone(&gate)),
+        after: After::KeepAlive,
+    };
+    assert_eq!(conn.on_response(&mut ctx, response, now), Step::Open);
+    assert_eq!(conn.on_stream_end(&mut ctx, false, now), Step::Close);
+
+    // A connection dropped mid-stream (the loop closed it) lets the worker go.
+    let gate = Arc::new(Gate::new(8));
+    let mut conn = connection(&script, now);
+    script.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    jobs.try_recv().unwrap();
+    let response = Outgoing {
+        head: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+        source: Source::Stream(Arc::clone(&gate)),
+        after: After::KeepAlive,
+    };
+    assert_eq!(conn.on_response(&mut ctx, response, now), Step::Open);
+    assert!(!gate.is_closed());
+    drop(conn);
+    assert!(gate.is_closed());
+    assert!(!gate.reserve(1), "the worker stops producing");
+}
+
+#[test]
+fn deadlines_follow_the_phase() {
+    let config = Config::default();
+    let (header, keepalive, write) = (config.header_timeout, config.keepalive_timeout, config.write_timeout);
+    let (mut ctx, jobs) = context(config);
+    let script = Script::default();
+    let t0 = Instant::now();
+    let mut conn = connection(&script, t0);
+    let deadline = |conn: &Connection<Script>, ctx: &LoopCtx| conn.compute_deadline(&ctx.shared.config);
+
+    assert_eq!(deadline(&conn, &ctx), Some(t0 + header), "a new connection: the head deadline runs from accept");
+    let t1 = t0 + Duration::from_secs(1);
+    script.send(b"GET /a HT");
+    assert_eq!(conn.on_readable(&mut ctx, t1), Step::Open);
+    assert_eq!(deadline(&conn, &ctx), Some(t0 + header), "dribbling does not extend it");
+    script.send(b"TP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.on_readable(&mut ctx, t1), Step::Open);
+    jobs.try_recv().unwrap();
+    assert_eq!(deadline(&conn, &ctx), None, "the handler's time is not the client's");
+
+    let t2 = t0 + Duration::from_secs(2);
+    script.set_write_room(Some(0));
+    assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), t2), Step::Open);
+    assert_eq!(deadline(&conn, &ctx), Some(t2 + write), "a response the client does not take");
+
+    let t3 = t0 + Duration::from_secs(3);
+    script.set_write_room(None);
+    assert_eq!(conn.on_writable(&mut ctx, t3), Step::Open);
+    assert_eq!(deadline(&conn, &ctx), Some(t3 + keepalive), "kept alive: idle from the end of the response");
+
+    // The next head's deadline runs from its first byte, and its expiry answers 408 and lingers.
+    let t4 = t0 + Duration::from_secs(4);
+    script.take_output();
+    script.send(b"GET /b");
+    assert_eq!(conn.on_readable(&mut ctx, t4), Step::Open);
+    assert_eq!(deadline(&conn, &ctx), Some(t4 + header));
+    assert_eq!(conn.on_deadline(&mut ctx, t4 + header), Step::Open);
+    assert!(script.take_output().starts_with("HTTP/1.1 408 Request Timeout\r\n"));
+    assert!(script.0.borrow().write_shut, "half-closed while lingering");
+    assert_eq!(conn.interest(), Interest::READ, "draining what the client still sends");
+}
