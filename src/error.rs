@@ -24,6 +24,9 @@ pub enum Error {
     },
     /// Another operating-system failure at start-up (creating the poller, spawning threads).
     Io(io::Error),
+    /// The signal handler could not be installed (for example, one is installed already:
+    /// there can be one per process).
+    Signals(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl fmt::Display for Error {
@@ -35,6 +38,7 @@ impl fmt::Display for Error {
             }
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Io(e) => write!(f, "cannot start the server: {e}"),
+            Error::Signals(e) => write!(f, "cannot install the signal handler: {e}"),
         }
     }
 }
@@ -45,6 +49,7 @@ impl std::error::Error for Error {
             Error::Config(e) => Some(e),
             Error::Bind { source, .. } => Some(source),
             Error::Io(e) => Some(e),
+            Error::Signals(e) => Some(&**e),
         }
     }
 }

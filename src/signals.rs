@@ -7,9 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use log::{info, warn};
 
 use crate::engine::server::Stopper;
+use crate::error::Error;
 
 /// Installs the process-wide handler; it can be installed once per process.
-pub fn drain_on_signals(stopper: Stopper) -> Result<(), String> {
+///
+/// # Errors
+///
+/// [`Error::Signals`] when the handler cannot be installed (one is installed already).
+pub fn drain_on_signals(stopper: Stopper) -> Result<(), Error> {
     let received = AtomicUsize::new(0);
     ctrlc::set_handler(move || {
         if received.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -20,5 +25,5 @@ pub fn drain_on_signals(stopper: Stopper) -> Result<(), String> {
             std::process::exit(1);
         }
     })
-    .map_err(|e| format!("cannot install the signal handler: {e}"))
+    .map_err(|e| Error::Signals(Box::new(e)))
 }
