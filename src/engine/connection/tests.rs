@@ -1,6 +1,6 @@
 //! The connection without a socket: a scripted [`Transport`] feeds it bytes and takes what it
 //! writes, so the state machine, the keep-alive offer, the output gate and the deadlines are
-//! tested one step at a time, with no thread and no timing.
+//! tested one step at a time, with no thread and no timing. Never opens a socket.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
