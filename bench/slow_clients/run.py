@@ -401,22 +401,31 @@ def run_case(mode, conns, args, binary, site, outdir):
     sampler.start()
     client = NormalClient(server.addr, SMALL_PATH, t0 + 0.5, args.request_timeout)
     cmd = slowhttptest_cmd(mode, conns, args, url_base, prefix)
-    with open(prefix + ".slowhttptest.log", "wb") as out:
-        attack = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        client.start()
-        try:
-            attack.wait(args.duration + 60)
-            attack_rc = attack.returncode
-        except subprocess.TimeoutExpired:
+    attack = None
+    try:
+        with open(prefix + ".slowhttptest.log", "wb") as out:
+            attack = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            client.start()
+            try:
+                attack.wait(args.duration + 60)
+                attack_rc = attack.returncode
+            except subprocess.TimeoutExpired:
+                attack.kill()
+                attack.wait()
+                attack_rc = "killed (overran duration + 60 s)"
+        attack_secs = time.monotonic() - t0
+        # slowhttptest stops early once the server has closed all its connections; the normal
+        # client still runs for the whole duration.
+        left = t0 + args.duration - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): stop what this case started, by PID, and pass it on.
+        if attack is not None and attack.poll() is None:
             attack.kill()
             attack.wait()
-            attack_rc = "killed (overran duration + 60 s)"
-    attack_secs = time.monotonic() - t0
-    # slowhttptest stops early once the server has closed all its connections; the normal
-    # client still runs for the whole duration.
-    left = t0 + args.duration - time.monotonic()
-    if left > 0:
-        time.sleep(left)
+        server.stop(grace=2.0)
+        raise
     results = client.finish()
     sampler.stopping.set()
     sampler.join()
@@ -522,7 +531,7 @@ def print_case(r):
     print(f"   latency (all requests) p50 {fmt_ms(r['p50_ms'])} ms, p99 {fmt_ms(r['p99_ms'])} ms, max {fmt_ms(r['max_ms'])} ms;"
           f" answered only: p99 {fmt_ms(r['answered_p99_ms'])}, max {fmt_ms(r['answered_max_ms'])}")
     if r["normal_failures"]:
-        print(f"   failures (t s since start: kind, ms): "
+        print(f"   failures (t = s after the first normal request: kind, ms): "
               + ", ".join(f"{f['t']:.0f}: {f['error']} {f['ms']:.0f}" for f in r["normal_failures"][:20]))
     if r["slow_requests"]:
         print(f"   answered >= {P99_LIMIT_MS:.0f} ms: " + ", ".join(f"{s['t']:.0f}: {s['ms']:.0f}" for s in r["slow_requests"][:20]))
@@ -557,7 +566,12 @@ def markdown_table(results):
     return "\n".join(lines)
 
 
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_sigterm)
     p = argparse.ArgumentParser(description="slowhttptest against maitred at its defaults (issue 11 acceptance)")
     p.add_argument("--binary", help="maitred binary (default: cargo build --release, then target/release/maitred)")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build; use the existing binary")
@@ -640,4 +654,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        print(f"slow_clients: interrupted ({e or 'Ctrl-C'}); stopped the server and slowhttptest", file=sys.stderr)
+        sys.exit(130)
