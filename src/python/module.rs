@@ -252,7 +252,18 @@ pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> Py
             Ok(0)
         }
         Command::PrintConfig { .. } => {
-            emit(py, "stdout", &cli::print_config(&config));
+            // Without the static file app's settings, which the command refuses.
+            let printed = cli::print_config(&config);
+            let text: String = printed
+                .lines()
+                .filter(|line| {
+                    !STATIC_FILE_SETTINGS
+                        .iter()
+                        .any(|name| line.strip_prefix(name).is_some_and(|rest| rest.starts_with(" = ")))
+                })
+                .map(|line| format!("{line}\n"))
+                .collect();
+            emit(py, "stdout", &text);
             Ok(0)
         }
         _ => match serve_blocking(py, config, app.unbind()) {

@@ -355,7 +355,15 @@ def test_check_config(apps):
 def test_print_config_shows_wsgi_default_threads(apps):
     out = run("--print-config", "--app-dir", str(apps), "plain")
     assert out.returncode == 0, out
-    assert "threads = 4" in out.stdout.decode()
+    text = out.stdout.decode()
+    assert "threads = 4" in text
+    # Only settings the command accepts, so the file reads back with --config.
+    for name in ("root", "directory_listing", "follow_symlinks"):
+        assert f"\n{name} = " not in text, name
+    saved = apps / "printed.toml"
+    saved.write_text(text)
+    out = run("--check-config", "--config", str(saved), "--app-dir", str(apps), "plain")
+    assert out.returncode == 0, out
 
 
 def test_serves_module_attribute(apps):
