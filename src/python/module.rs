@@ -155,15 +155,16 @@ fn serve_blocking(py: Python<'_>, config: Config, app: Py<PyAny>) -> Result<(), 
 /// the program name; `load_app(spec, log_level)` imports and returns the application named by
 /// the one positional argument `MODULE:APP`; `log_level` is the Python `logging` level the
 /// server logs at (`--log-level`, or `RUST_LOG` when it is a bare level; 100 for `off`), so
-/// the loader can keep tracebacks for debug level. Returns the exit status: 0 after a drain, `--help`,
-/// `--version`, `--check-config`, `--print-config` or a healthy `--healthcheck`; 1 when the
-/// server cannot start or the health check fails; 2 for a usage error or an application that
-/// cannot be loaded. Messages are one line on stderr, prefixed `maitred: `.
+/// the loader can keep tracebacks for debug level. Returns the exit status: 0 after a drain,
+/// `--help`, `--version`, `--check-config`, `--print-config` or a healthy `--healthcheck`; 1
+/// when the server cannot start or the health check fails; 2 for a usage error or an
+/// application that cannot be loaded. Messages are one line on stderr, prefixed `maitred: `.
 ///
 /// Settings come from flags, `MAITRED_*` variables and `--config` as for the `maitred`
 /// binary, over [`wsgi_defaults`]; the static file app's settings ([`STATIC_FILE_SETTINGS`])
-/// are refused as flags and ignored, with a warning, as variables. While serving, the GIL is released and SIGINT and SIGTERM
-/// start the drain (the server's handler replaces Python's `KeyboardInterrupt` one).
+/// are refused as flags and ignored, with a warning, as variables. While serving, the GIL is
+/// released and SIGINT and SIGTERM start the drain (the server's handler replaces Python's
+/// `KeyboardInterrupt` one).
 #[pyfunction]
 pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> PyResult<i32> {
     if let Some(message) = inapplicable_flag(&argv) {
