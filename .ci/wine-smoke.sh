@@ -5,8 +5,9 @@
 # A pass under Wine exercises the Windows code paths (cfg(windows), Winsock, IOCP polling); it is
 # a smoke test, not proof of correctness on real Windows.
 #
-# Needs: the x86_64-pc-windows-gnu rustup target, gcc-mingw-w64-x86-64, wine (64-bit), python3,
-# and ../shared/windows/processprng_shim.c beside the repository (override with PRNG_SHIM=...).
+# Needs: the x86_64-pc-windows-gnu rustup target, gcc-mingw-w64-x86-64, wine (64-bit) and python3.
+# The ProcessPrng shim Wine needs is built from .ci/windows/processprng_shim.c (override with
+# PRNG_SHIM=...).
 # Wine runs in a dedicated prefix under target/ so nothing else is disturbed; the first start in
 # a fresh prefix is slow (it is created once and reused).
 #
@@ -22,7 +23,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 EXE_DIR="$TARGET_DIR/$TRIPLE/release/examples"
 EXE="$EXE_DIR/echo.exe"
-PRNG_SHIM="${PRNG_SHIM:-$ROOT/../shared/windows/processprng_shim.c}"
+PRNG_SHIM="${PRNG_SHIM:-$ROOT/.ci/windows/processprng_shim.c}"
 START_TIMEOUT="${SMOKE_START_TIMEOUT:-60}"   # seconds to wait for the "listening on" line
 WORK="$TARGET_DIR/wine-smoke"
 LOG="$WORK/echo-server.log"

@@ -19,8 +19,13 @@ From Python::
 
     import maitred
     maitred.serve(app, listen="127.0.0.1:8080", threads=8)
+    maitred.serve(app, host="127.0.0.1", port=8080)   # Waitress's names work too
 
-blocks until SIGINT or SIGTERM has drained the server.
+blocks until SIGINT or SIGTERM has drained the server; ``help(maitred.serve)`` lists the
+settings.
+
+An application that cannot be loaded is one line on stderr (exit status 2); the traceback
+of an error inside the application is logged at debug level (``--log-level debug``).
 
 The application spec (``MODULE:APP``) is resolved by :func:`load_app`; see
 ``maitred._loader`` for the accepted forms.
@@ -31,9 +36,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import textwrap
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from ._loader import AppLoadError, load_app
+from ._loader import AppLoadError, describe_failure, load_app, wsgi_call_problem
 
 __all__ = ["AppLoadError", "load_app", "main", "serve", "__version__"]
 
@@ -184,18 +190,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if cwd not in sys.path and "" not in sys.path:
             sys.path.insert(0, cwd)
 
-    configure_logging()
+    configured = configure_logging()
 
-    def loader(spec: str) -> Callable:
+    def loader(spec: str, log_level: int = logging.INFO) -> Callable:
+        if configured:
+            # --log-level (or RUST_LOG) decides what maitred's Python loggers show, as it
+            # decides what the server sends them.
+            logging.getLogger("maitred").setLevel(log_level)
         try:
             return load_app(spec, call=call)
         except AppLoadError:
             raise  # a one-line message says it all
-        except Exception:
+        except Exception as e:
             # A failure inside the application's own code (a syntax error, a missing
-            # dependency): its traceback matters; the server then prints the one-line summary.
-            logging.getLogger("maitred.app").exception("importing the application %s failed", spec)
-            raise
+            # dependency): one line says what and where; the traceback is for debug level.
+            app_log = logging.getLogger("maitred.app")
+            app_log.debug("importing the application %s failed", spec, exc_info=True)
+            note = None if app_log.isEnabledFor(logging.DEBUG) else "--log-level debug shows the traceback"
+            raise AppLoadError(describe_failure(e, note)) from None
 
     code = _native().run(list(args), loader)
     if _wants_help(args):
@@ -207,12 +219,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def serve(app: Callable, **settings: Any) -> None:
     """Serve the WSGI callable ``app``; block until SIGINT or SIGTERM has drained the server.
 
-    Settings are the server's (``maitred --help``) with underscores or dashes:
-    ``serve(app, listen="0.0.0.0:8080", threads=8, max_body_size="16MiB")``. Logging is
-    set up as for the command line unless it is already configured.
+    Settings are keyword arguments with the names of ``maitred --help`` (underscores or
+    dashes), or Waitress's names for the same thing::
+
+        serve(app, listen="0.0.0.0:8080", threads=8, max_body_size="16MiB")
+        serve(app, host="0.0.0.0", port=8080, channel_timeout=60)   # as waitress.serve
+
+    ``host`` and ``port`` combine into ``listen`` (the host defaults to 127.0.0.1, not
+    Waitress's 0.0.0.0; the port to 8080); ``listen`` also takes Waitress's space-separated
+    list. Values are text (``"16MiB"``, ``"30s"``), numbers, booleans, or a list for
+    ``listen``. An unknown or invalid setting raises ``ValueError``; an address that cannot
+    be bound raises ``OSError``. Logging is set up as for the command line unless it is
+    already configured. No ``MAITRED_*`` variable or flag is read.
     """
     if not callable(app):
         raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
+    problem = wsgi_call_problem(app)
+    if problem is not None:
+        raise TypeError(
+            f"app {problem}, so it is not a WSGI application (called as app(environ, "
+            "start_response)); if it is a factory, serve what it returns: serve(create_app())"
+        )
     configure_logging()
     normalized = {key.replace("-", "_"): value for key, value in settings.items()}
     _native().serve(app, normalized)
+
+
+def _settings_doc() -> str:
+    """The settings part of ``serve.__doc__``, from the server's own table."""
+    try:
+        native = _native()
+        settings = native.wsgi_settings()
+        waitress = native.waitress_names()
+    except (ImportError, AttributeError):
+        return "\n    (The list of settings needs the compiled extension: ``pip install .``.)\n"
+    lines = ["", "    Settings (name, unit, default for WSGI):", ""]
+    for name, unit, default, summary in settings:
+        lines.append(f"    {name} ({unit}, default {default or 'empty'})")
+        lines.extend(textwrap.wrap(summary, width=92, initial_indent=" " * 8, subsequent_indent=" " * 8))
+    lines += ["", "    Waitress's names accepted:", ""]
+    lines += [f"    {alias} = {setting}" for alias, setting in waitress]
+    return "\n".join(lines) + "\n"
+
+
+serve.__doc__ = (serve.__doc__ or "") + _settings_doc()

@@ -81,11 +81,7 @@ fn python_level(level: Level) -> i32 {
 /// installed once per process, unless another `log` logger already is; a later call only
 /// changes the levels.
 pub fn install_logging(config: &Config) {
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
-        .or_else(|| config.log_level.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::Info);
+    let level = effective_level(config);
     let access = config.access_log != AccessLogFormat::Off;
     BRIDGE.level.store(filter_to_u8(level), Ordering::Relaxed);
     BRIDGE.access.store(access, Ordering::Relaxed);
@@ -95,6 +91,21 @@ pub fn install_logging(config: &Config) {
     if INSTALLED.load(Ordering::Relaxed) {
         log::set_max_level(level.max(if access { LevelFilter::Info } else { LevelFilter::Off }));
     }
+}
+
+/// The level the server logs at: `RUST_LOG` when it is a bare level such as `debug`, else
+/// `config.log_level`.
+pub(crate) fn effective_level(config: &Config) -> LevelFilter {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
+        .or_else(|| config.log_level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::Info)
+}
+
+/// The Python `logging` level matching `filter` (`off` is above `CRITICAL`).
+pub(crate) fn python_level_of(filter: LevelFilter) -> i32 {
+    filter.to_level().map_or(100, python_level)
 }
 
 impl Bridge {

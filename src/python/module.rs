@@ -9,9 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::handler::WsgiHandler;
-use super::logging::install_logging;
+use super::logging::{effective_level, install_logging, python_level_of};
 use crate::cli::{self, Command};
-use crate::config::Config;
+use crate::config::{Config, Setting, SETTINGS};
 
 /// The `--help` text's first paragraph.
 const ABOUT: &str = "maitred: serve a Python WSGI application (PEP 3333) over HTTP/1.1.
@@ -22,6 +22,88 @@ myproject.wsgi:application.";
 /// The settings WSGI applications start from: `Config::default()` with 4 worker threads.
 pub fn wsgi_defaults() -> Config {
     Config { threads: 4, ..Config::default() }
+}
+
+/// Settings of the `maitred` binary's static file app. A WSGI application never reads them,
+/// so the Python front end neither lists nor accepts them.
+pub const STATIC_FILE_SETTINGS: &[&str] = &["root", "directory_listing", "follow_symlinks"];
+
+/// Whether `setting` means anything to a WSGI application.
+pub fn applies_to_wsgi(setting: &Setting) -> bool {
+    !STATIC_FILE_SETTINGS.contains(&setting.name)
+}
+
+/// The settings a WSGI application can use, in the order of [`SETTINGS`].
+fn wsgi_settings_iter() -> impl Iterator<Item = &'static Setting> {
+    SETTINGS.iter().filter(|s| applies_to_wsgi(s))
+}
+
+fn is_bool(setting: &Setting) -> bool {
+    setting.unit == "true/false"
+}
+
+/// The setting a flag or keyword names: a setting name (`-` or `_`) or one of Waitress's names
+/// in [`cli::ALIASES`].
+fn lookup(name: &str) -> Option<&'static Setting> {
+    let dashed = name.replace('_', "-");
+    let canonical = cli::ALIASES.iter().find(|(alias, _)| *alias == dashed).map_or(name, |(_, setting)| setting);
+    Config::setting(canonical)
+}
+
+/// The `--help` text of the Python command: the settings that apply to WSGI with their WSGI
+/// defaults, then the other flags and Waitress's names as the binary lists them.
+fn wsgi_help() -> String {
+    let defaults = wsgi_defaults();
+    let mut text = format!(
+        "{ABOUT}\n\nUsage: maitred [OPTIONS] MODULE:APP\n\n\
+         Settings (flag > environment > config file > default; the defaults for WSGI):\n"
+    );
+    for setting in wsgi_settings_iter() {
+        let value = if is_bool(setting) { String::new() } else { format!(" <{}>", setting.unit) };
+        text.push_str(&format!(
+            "  {}{value}\n      env {}, default {}\n      {}\n",
+            setting.flag(),
+            setting.env_var(),
+            setting.show(&defaults),
+            setting.summary()
+        ));
+    }
+    let full = cli::help("maitred", ABOUT, " MODULE:APP");
+    if let Some(at) = full.find("\nOther flags:\n") {
+        text.push_str(&full[at..]);
+    }
+    text
+}
+
+/// A one-line refusal for the first flag in `argv` that sets a static-file setting, which a
+/// WSGI application would silently ignore. Values of other flags are skipped, so
+/// `--server-header --root` is not mistaken for one.
+fn inapplicable_flag(argv: &[String]) -> Option<String> {
+    let mut args = argv.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        let Some(flag) = arg.strip_prefix("--") else { continue };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (flag, false),
+        };
+        let takes_value = match lookup(name) {
+            Some(setting) if !applies_to_wsgi(setting) => {
+                return Some(format!(
+                    "--{name} does not apply to WSGI applications: it configures the static file server \
+                     (the Rust maitred binary); see maitred --help"
+                ));
+            }
+            Some(setting) => !is_bool(setting),
+            None => matches!(name, "config" | "healthcheck" | "host" | "port"),
+        };
+        if takes_value && !inline {
+            args.next();
+        }
+    }
+    None
 }
 
 /// Writes `text` to Python's `sys.stdout` or `sys.stderr` (so it interleaves with what Python
@@ -70,17 +152,25 @@ fn serve_blocking(py: Python<'_>, config: Config, app: Py<PyAny>) -> Result<(), 
 }
 
 /// `run(argv, load_app) -> int`: the `maitred` command. `argv` is the command line without
-/// the program name; `load_app(spec)` imports and returns the application named by the one
-/// positional argument `MODULE:APP`. Returns the exit status: 0 after a drain, `--help`,
-/// `--version`, `--check-config`, `--print-config` or a healthy `--healthcheck`; 1 when the
-/// server cannot start or the health check fails; 2 for a usage error or an application that
-/// cannot be loaded. Messages are one line on stderr, prefixed `maitred: `.
+/// the program name; `load_app(spec, log_level)` imports and returns the application named by
+/// the one positional argument `MODULE:APP`; `log_level` is the Python `logging` level the
+/// server logs at (`--log-level`, or `RUST_LOG` when it is a bare level; 100 for `off`), so
+/// the loader can keep tracebacks for debug level. Returns the exit status: 0 after a drain,
+/// `--help`, `--version`, `--check-config`, `--print-config` or a healthy `--healthcheck`; 1
+/// when the server cannot start or the health check fails; 2 for a usage error or an
+/// application that cannot be loaded. Messages are one line on stderr, prefixed `maitred: `.
 ///
 /// Settings come from flags, `MAITRED_*` variables and `--config` as for the `maitred`
-/// binary, over [`wsgi_defaults`]. While serving, the GIL is released and SIGINT and SIGTERM
-/// start the drain (the server's handler replaces Python's `KeyboardInterrupt` one).
+/// binary, over [`wsgi_defaults`]; the static file app's settings ([`STATIC_FILE_SETTINGS`])
+/// are refused as flags and ignored, with a warning, as variables. While serving, the GIL is
+/// released and SIGINT and SIGTERM start the drain (the server's handler replaces Python's
+/// `KeyboardInterrupt` one).
 #[pyfunction]
 pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> PyResult<i32> {
+    if let Some(message) = inapplicable_flag(&argv) {
+        error_line(py, &message);
+        return Ok(2);
+    }
     let command = match cli::parse_from(wsgi_defaults(), argv, |k| std::env::var(k).ok()) {
         Ok(command) => command,
         Err(e) => {
@@ -90,7 +180,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> Py
     };
     let (config, args) = match &command {
         Command::Help => {
-            emit(py, "stdout", &cli::help("maitred", ABOUT, " MODULE:APP"));
+            emit(py, "stdout", &wsgi_help());
             return Ok(0);
         }
         Command::Version => {
@@ -127,11 +217,25 @@ pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> Py
             return Ok(2);
         }
     };
-    let app = match load_app.call1((spec,)) {
+    for setting in SETTINGS.iter().filter(|s| !applies_to_wsgi(s)) {
+        let var = setting.env_var();
+        if std::env::var_os(&var).is_some() {
+            emit(py, "stderr", &format!("maitred: warning: {var} is ignored: it configures the static file server\n"));
+        }
+    }
+    let log_level = python_level_of(effective_level(&config));
+    let app = match load_app.call1((spec, log_level)) {
         Ok(app) => app,
         Err(e) if e.is_instance_of::<PyKeyboardInterrupt>(py) => return Err(e),
         Err(e) => {
-            error_line(py, &format!("cannot load {spec}: {}", one_line(py, &e)));
+            // The loader's own errors are one sentence already; anything else gets its type.
+            let own = e.get_type(py).name().is_ok_and(|n| n == "AppLoadError");
+            let message = if own {
+                e.value(py).str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            } else {
+                one_line(py, &e)
+            };
+            error_line(py, &format!("cannot load {spec}: {message}"));
             return Ok(2);
         }
     };
@@ -149,7 +253,18 @@ pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> Py
             Ok(0)
         }
         Command::PrintConfig { .. } => {
-            emit(py, "stdout", &cli::print_config(&config));
+            // Without the static file app's settings, which the command refuses.
+            let printed = cli::print_config(&config);
+            let text: String = printed
+                .lines()
+                .filter(|line| {
+                    !STATIC_FILE_SETTINGS
+                        .iter()
+                        .any(|name| line.strip_prefix(name).is_some_and(|rest| rest.starts_with(" = ")))
+                })
+                .map(|line| format!("{line}\n"))
+                .collect();
+            emit(py, "stdout", &text);
             Ok(0)
         }
         _ => match serve_blocking(py, config, app.unbind()) {
@@ -181,9 +296,13 @@ fn setting_text(key: &str, value: &Bound<'_, PyAny>, nested: bool) -> PyResult<S
     Err(PyTypeError::new_err(format!("setting {key}: expected str, int, float, bool or a list of them, not {what}")))
 }
 
-/// The configuration `serve` runs with: [`wsgi_defaults`] and then each of `settings`.
+/// The configuration `serve` runs with: [`wsgi_defaults`] and then each of `settings`, named
+/// as settings or with Waitress's names, as on the command line: `host` and `port` combine
+/// into `listen` (the host defaults to 127.0.0.1, the port to 8080), and `listen` may also be
+/// Waitress's space-separated list.
 fn config_from(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
     let mut config = wsgi_defaults();
+    let (mut host, mut port, mut listen) = (None, None, None);
     if let Some(settings) = settings {
         for (key, value) in settings.iter() {
             let key = key
@@ -191,20 +310,71 @@ fn config_from(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
                 .map_err(|_| PyTypeError::new_err("setting names must be str"))?
                 .to_cow()?
                 .into_owned();
-            let setting =
-                Config::setting(&key).ok_or_else(|| PyValueError::new_err(format!("unknown setting {key:?}")))?;
             let text = setting_text(&key, &value, false)?;
-            setting.apply(&mut config, &text).map_err(PyValueError::new_err)?;
+            match key.replace('-', "_").as_str() {
+                "host" => host = Some(text),
+                "port" => port = Some(text),
+                _ => {
+                    let setting = lookup(&key).ok_or_else(|| {
+                        PyValueError::new_err(format!("unknown setting {key:?} (help(maitred.serve) lists them)"))
+                    })?;
+                    if !applies_to_wsgi(setting) {
+                        return Err(PyValueError::new_err(format!(
+                            "setting {key:?} does not apply to WSGI applications: it configures the static file server"
+                        )));
+                    }
+                    if setting.name == "listen" {
+                        let parts: Vec<&str> =
+                            text.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()).collect();
+                        listen = Some(parts.join(","));
+                    } else {
+                        setting.apply(&mut config, &text).map_err(PyValueError::new_err)?;
+                    }
+                }
+            }
         }
+    }
+    if host.is_some() || port.is_some() {
+        if listen.is_some() {
+            return Err(PyValueError::new_err("conflicting settings: give listen or host/port, not both"));
+        }
+        let host = host.unwrap_or_else(|| "127.0.0.1".into());
+        let port = port.unwrap_or_else(|| "8080".into());
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+        listen = Some(format!("{host}:{port}"));
+    }
+    if let Some(listen) = listen {
+        let setting = Config::setting("listen").expect("listen is a setting");
+        setting.apply(&mut config, &listen).map_err(PyValueError::new_err)?;
     }
     config.validate().map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(config)
 }
 
+/// `wsgi_settings() -> list[tuple[str, str, str, str]]`: `(name, unit, default, summary)` of
+/// every setting a WSGI application can use, with the WSGI defaults, in `--help` order. The
+/// Python package builds `help(maitred.serve)` from it.
+#[pyfunction]
+pub fn wsgi_settings() -> Vec<(String, String, String, String)> {
+    let defaults = wsgi_defaults();
+    wsgi_settings_iter().map(|s| (s.name.to_string(), s.unit.to_string(), s.show(&defaults), s.summary())).collect()
+}
+
+/// `waitress_names() -> list[tuple[str, str]]`: Waitress's setting names that `serve` and the
+/// command line accept, each with the setting it sets (`host` and `port` combine into
+/// `listen`).
+#[pyfunction]
+pub fn waitress_names() -> Vec<(String, String)> {
+    let mut names = vec![("host".to_string(), "listen".to_string()), ("port".to_string(), "listen".to_string())];
+    names.extend(cli::ALIASES.iter().map(|(alias, setting)| (alias.replace('-', "_"), setting.to_string())));
+    names
+}
+
 /// `serve(app, settings={})`: serves the WSGI application `app` until SIGINT or SIGTERM has
 /// drained the server, with the GIL released meanwhile. `settings` maps setting names
-/// (`"listen"`, `"threads"`, `"url_prefix"`, ... as in `--print-config`; `-` or `_`) to
-/// values: text, numbers, booleans, or lists (joined with `,`, for `listen`). Defaults are
+/// (`"listen"`, `"threads"`, `"url_prefix"`, ... as in `--print-config`; `-` or `_`, or
+/// Waitress's names from [`waitress_names`]) to values: text, numbers, booleans, or lists
+/// (joined with `,`, for `listen`). Defaults are
 /// [`wsgi_defaults`]; no flags or environment variables are read. An invalid setting raises
 /// `ValueError` (`TypeError` for a value of the wrong type); a server that cannot start (an
 /// address in use) raises `OSError`.
@@ -219,7 +389,7 @@ pub fn serve(py: Python<'_>, app: Py<PyAny>, settings: Option<&Bound<'_, PyDict>
 #[pymodule(name = "_maitred")]
 pub mod extension {
     #[pymodule_export]
-    use super::{run, serve};
+    use super::{run, serve, waitress_names, wsgi_settings};
 
     #[pymodule_export]
     use crate::python::response::FileWrapper;
@@ -227,4 +397,74 @@ pub mod extension {
     #[pymodule_export]
     #[allow(non_upper_case_globals)]
     const __version__: &str = env!("CARGO_PKG_VERSION");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn static_file_flags_are_refused_by_name() {
+        for argv in [
+            &["--check-config", "--root", "/nonexistent", "app:app"][..],
+            &["--root=/srv", "app:app"],
+            &["--directory-listing", "app:app"],
+            &["--threads", "2", "--follow-symlinks=false", "app:app"],
+        ] {
+            let message = inapplicable_flag(&args(argv)).unwrap_or_else(|| panic!("{argv:?} accepted"));
+            assert!(message.contains("does not apply to WSGI") && !message.contains('\n'), "{message}");
+        }
+    }
+
+    #[test]
+    fn values_and_arguments_that_look_like_static_flags_are_not_refused() {
+        for argv in [
+            &["--server-header", "--root", "app:app"][..],
+            &["--host", "--root", "app:app"],
+            &["--", "--root"],
+            &["--threads=2", "--access-log", "json", "app:app"],
+        ] {
+            assert_eq!(inapplicable_flag(&args(argv)), None, "{argv:?}");
+        }
+    }
+
+    /// A setting added for the static file app (its help says so) must be listed in
+    /// `STATIC_FILE_SETTINGS`, or the Python command would list it and accept it silently.
+    #[test]
+    fn every_static_file_setting_is_kept_from_wsgi() {
+        for setting in SETTINGS {
+            if setting.help.contains("static file") {
+                assert!(!applies_to_wsgi(setting), "{} is a static file setting", setting.name);
+            }
+        }
+        for name in STATIC_FILE_SETTINGS {
+            assert!(Config::setting(name).is_some(), "{name} is not a setting any more");
+        }
+    }
+
+    #[test]
+    fn help_shows_wsgi_defaults_and_only_wsgi_settings() {
+        let text = wsgi_help();
+        let threads = text.find("  --threads <threads>\n").expect("--threads listed");
+        assert!(text[threads..].lines().nth(1).unwrap().ends_with("default 4"), "{text}");
+        assert!(!text.contains("CPUs"), "the binary's thread rule leaked into the WSGI help");
+        for name in STATIC_FILE_SETTINGS {
+            let flag = format!("--{}", name.replace('_', "-"));
+            assert!(!text.contains(&flag), "{flag} listed");
+        }
+        assert!(text.contains("--max-body-size <bytes>") && text.contains("Other flags:"), "{text}");
+        assert!(text.contains("--channel-timeout = --keepalive-timeout"), "{text}");
+    }
+
+    #[test]
+    fn waitress_names_are_settings() {
+        for (alias, setting) in waitress_names() {
+            assert!(Config::setting(&setting).is_some(), "{alias} = {setting}");
+            assert!(alias == "host" || alias == "port" || lookup(&alias).is_some(), "{alias}");
+        }
+    }
 }

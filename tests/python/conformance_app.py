@@ -4,6 +4,7 @@ It is plain WSGI (no framework) so that what a test sees is what the server did.
 request header ``X-Mode`` picks a behaviour (default ``environ``):
 
 environ         200, JSON describing the environ; ``X-Read`` picks how wsgi.input is read
+body-length     reads wsgi.input to its end in 64 KiB pieces; JSON {"body_length": N}
 write           the ``write()`` callable from start_response, then a returned item
 generator       start_response called lazily, inside the iterable, with an empty item in between
 close           an iterable with close(); ``closes`` reports how many close() calls were seen
@@ -111,6 +112,17 @@ def _read_body(environ):
     if how == "iter":
         return how, b"|".join(line for line in stream)
     raise ValueError(f"unknown X-Read {how!r}")
+
+
+def _body_length(environ, start_response):
+    stream = environ["wsgi.input"]
+    total = 0
+    while True:
+        piece = stream.read(65536)
+        if not piece:
+            break
+        total += len(piece)
+    return _json(start_response, {"body_length": total})
 
 
 def _environ(environ, start_response):
@@ -297,6 +309,7 @@ MODES = {
     "status": _status,
     "content-length": _content_length,
     "cl-long": _cl_long,
+    "body-length": _body_length,
     "empty": _empty,
     "no-content": _no_content,
     "error-before": _error_before,

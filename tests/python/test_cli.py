@@ -3,6 +3,7 @@ and `maitred.serve()` from Python."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -72,6 +73,12 @@ def apps(tmp_path):
 
             def returns_none():
                 return None
+
+            def create_app():
+                return make_app("created")
+
+            def returns_factory():
+                return create_app
             """
         )
     )
@@ -85,6 +92,13 @@ def apps(tmp_path):
         )
     )
     (tmp_path / "broken_import.py").write_text("import no_such_dependency_xyz\n")
+    (tmp_path / "broken_syntax.py").write_text("x = 1\ndef app(environ, start_response)\n    pass\n")
+    (tmp_path / "side_effect.py").write_text(
+        "print('side_effect.py was imported', flush=True)\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'x']\n"
+    )
     (tmp_path / "nothing.py").write_text("x = 1\n")
     pkg = tmp_path / "pkg"
     pkg.mkdir()
@@ -97,7 +111,7 @@ def apps(tmp_path):
     sys.path.insert(0, str(tmp_path))
     yield tmp_path
     sys.path.remove(str(tmp_path))
-    for name in ("plain", "only_app", "broken_import", "nothing", "pkg", "pkg.wsgi"):
+    for name in ("plain", "only_app", "broken_import", "broken_syntax", "side_effect", "nothing", "pkg", "pkg.wsgi"):
         sys.modules.pop(name, None)
 
 
@@ -157,6 +171,11 @@ def test_load_factory_call(apps):
         ("plain:not_callable", "is an int, not a WSGI application"),
         ("nothing", "has no 'application' or 'app' attribute"),
         ("plain:returns_none()", "returned None"),
+        ("plain:create_app", "takes no arguments, so it is not a WSGI application"),
+        ("plain:make_app", "cannot be called with (environ, start_response)"),
+        ("plain:returns_factory()", "result takes no arguments, so it is not a WSGI application"),
+        ("side_effect.py", "is a file name, not a module"),
+        (".", "is a directory, not a module"),
         ("plain:make_app(open('x'))", "must be Python literals"),
         ("plain:1+", "is not an attribute name or a call"),
         (":app", "module part before ':' is empty"),
@@ -192,6 +211,29 @@ def test_version():
     out = run("--version")
     assert out.returncode == 0, out
     assert out.stdout.decode().strip().startswith("maitred ")
+
+
+def test_help_shows_wsgi_defaults_and_only_wsgi_settings():
+    out = run("--help")
+    assert out.returncode == 0, out
+    text = out.stdout.decode()
+    assert "  --threads <threads>\n      env MAITRED_THREADS, default 4\n" in text, text
+    assert "CPUs" not in text, text
+    for flag in ("--root", "--directory-listing", "--follow-symlinks"):
+        assert flag not in text, flag
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [("--root", "/nonexistent"), ("--root=/nonexistent",), ("--directory-listing",), ("--follow-symlinks=true",)],
+    ids=["root", "root-inline", "directory-listing", "follow-symlinks"],
+)
+def test_static_file_flags_are_refused(apps, flag):
+    out = run("--check-config", *flag, "--app-dir", str(apps), "plain:application")
+    assert out.returncode == 2, out
+    err = one_line_error(out)
+    assert flag[0].split("=")[0] in err and "does not apply to WSGI" in err, err
+    assert "configuration ok" not in out.stdout.decode()
 
 
 def test_help_lists_server_and_python_flags():
@@ -231,12 +273,68 @@ def test_application_not_found_is_one_line(apps):
     assert "Traceback" not in err
 
 
-def test_error_inside_the_application_shows_its_traceback(apps):
+def one_line_error(out) -> str:
+    """The command's stderr, checked to be exactly one line and no traceback."""
+    err = out.stderr.decode()
+    assert "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def test_error_inside_the_application_is_one_line_with_the_traceback_at_debug_level(apps):
     out = run("--listen", "127.0.0.1:0", "--app-dir", str(apps), "broken_import:app")
     assert out.returncode == 2, out
+    err = one_line_error(out)
+    assert err.startswith("maitred: cannot load broken_import:app: ModuleNotFoundError"), err
+    assert "no_such_dependency_xyz" in err and "broken_import.py, line 1" in err, err
+    assert "--log-level debug" in err, err
+
+    out = run("--log-level", "debug", "--listen", "127.0.0.1:0", "--app-dir", str(apps), "broken_import:app")
+    assert out.returncode == 2, out
     err = out.stderr.decode()
-    assert "Traceback" in err and "no_such_dependency_xyz" in err
-    assert err.strip().splitlines()[-1].startswith("maitred: cannot load broken_import:app")
+    assert "Traceback" in err and "no_such_dependency_xyz" in err, err
+    assert err.strip().splitlines()[-1].startswith("maitred: cannot load broken_import:app"), err
+
+
+def test_syntax_error_is_one_line_with_file_and_line(apps):
+    out = run("--listen", "127.0.0.1:0", "broken_syntax:app", cwd=apps)
+    assert out.returncode == 2, out
+    err = one_line_error(out)
+    assert err.startswith("maitred: cannot load broken_syntax:app: SyntaxError"), err
+    assert "broken_syntax.py, line 2" in err, err
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("side_effect.py", ["'side_effect.py' is a file name", "MODULE:APP", "as in side_effect:app"]),
+        ("side_effect.py:app", ["'side_effect.py' is a file name", "as in side_effect:app"]),
+        ("pkg/wsgi.py", ["is a file name", "as in --app-dir pkg wsgi:app"]),
+        (".", ["'.' is a directory, not a module", "MODULE:APP"]),
+        ("pkg/", ["'pkg/' is a directory", "as in --app-dir pkg/ wsgi:app"]),
+    ],
+    ids=["file", "file-with-app", "file-in-directory", "dot", "directory"],
+)
+def test_a_path_instead_of_a_module_is_one_line(apps, spec, expected):
+    out = run("--listen", "127.0.0.1:0", spec, cwd=apps)
+    assert out.returncode == 2, out
+    err = one_line_error(out)
+    for part in expected:
+        assert part in err, (part, err)
+    # The file is not imported (that would run its top-level code) just to say it is a file.
+    assert b"was imported" not in out.stdout, out
+
+
+def test_factory_without_call_is_refused_at_start_up(apps):
+    out = run("--check-config", "--app-dir", str(apps), "plain:create_app")
+    assert out.returncode == 2, out
+    err = one_line_error(out)
+    assert "plain:create_app takes no arguments" in err, err
+    assert "--call" in err and "plain:create_app()" in err, err
+    assert "configuration ok" not in out.stdout.decode()
+    # Both ways the message suggests work.
+    assert run("--check-config", "--app-dir", str(apps), "plain:create_app()").returncode == 0
+    assert run("--check-config", "--app-dir", str(apps), "--call", "plain:create_app").returncode == 0
 
 
 def test_port_in_use_exits_1():
@@ -257,7 +355,15 @@ def test_check_config(apps):
 def test_print_config_shows_wsgi_default_threads(apps):
     out = run("--print-config", "--app-dir", str(apps), "plain")
     assert out.returncode == 0, out
-    assert "threads = 4" in out.stdout.decode()
+    text = out.stdout.decode()
+    assert "threads = 4" in text
+    # Only settings the command accepts, so the file reads back with --config.
+    for name in ("root", "directory_listing", "follow_symlinks"):
+        assert f"\n{name} = " not in text, name
+    saved = apps / "printed.toml"
+    saved.write_text(text)
+    out = run("--check-config", "--config", str(saved), "--app-dir", str(apps), "plain")
+    assert out.returncode == 0, out
 
 
 def test_serves_module_attribute(apps):
@@ -329,3 +435,79 @@ def test_serve_from_python(apps):
 def test_serve_rejects_a_non_callable():
     with pytest.raises(TypeError):
         maitred.serve(42)
+
+
+def serve_script(apps, call: str) -> str:
+    return textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(apps)!r})
+        import maitred, plain
+        {call}
+        print("serve returned", flush=True)
+        """
+    )
+
+
+def test_serve_takes_waitress_keyword_names(apps):
+    script = serve_script(apps, 'maitred.serve(plain.application, host="127.0.0.1", port=0, ident="tested", '
+                                'channel_timeout=30, max_request_body_size=1024, threads=2)')
+    server = ServerProcess([sys.executable, "-c", script]).start()
+    try:
+        server.wait_listening()
+        resp, _ = exchange(server.addr, build_request("GET", "/"))
+        assert resp.body == b"plain application" and resp.header("Server") == "tested", resp
+        # max_request_body_size is max_body_size: 2 KiB is over it.
+        resp, _ = exchange(server.addr, build_request("POST", "/", body=b"x" * 2048))
+        assert resp.status == 413, resp
+        assert server.stop(signal.SIGTERM) == 0, server.output()
+    finally:
+        server.kill_if_running()
+
+
+def test_serve_takes_waitress_listen_list(apps):
+    script = serve_script(apps, 'maitred.serve(plain.application, listen="127.0.0.1:0 127.0.0.1:0")')
+    server = ServerProcess([sys.executable, "-c", script]).start()
+    try:
+        server.wait_listening()
+        server.wait_for(re.compile(rb"listening on http://127\.0\.0\.1:(?!%d\b)\d+" % server.port))
+        assert server.stop(signal.SIGTERM) == 0, server.output()
+    finally:
+        server.kill_if_running()
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        ('maitred.serve(plain.application, host="127.0.0.1", listen="127.0.0.1:0")', "conflicting settings"),
+        ('maitred.serve(plain.application, port=0, root="/nonexistent")', "does not apply to WSGI"),
+        ('maitred.serve(plain.application, port=0, directory_listing=True)', "does not apply to WSGI"),
+        ('maitred.serve(plain.application, port=0, asyncore_use_poll=True)', "unknown setting"),
+        ("maitred.serve(plain.create_app, port=0)", "takes no arguments"),
+    ],
+    ids=["host-and-listen", "root", "directory-listing", "unknown", "factory"],
+)
+def test_serve_refuses_settings_and_apps_it_cannot_honour(apps, call, message):
+    # In a child process: a setting wrongly accepted would start a server, not hang the suite.
+    out = run(argv=[sys.executable, "-c", serve_script(apps, call)])
+    assert out.returncode != 0, out
+    err = out.stderr.decode()
+    assert message in err, err
+    assert "serve returned" not in out.stdout.decode()
+
+
+def test_help_of_serve_lists_the_settings_and_waitress_names():
+    import pydoc
+
+    from maitred import _maitred
+
+    text = pydoc.render_doc(maitred.serve, renderer=pydoc.plaintext)
+    settings = _maitred.wsgi_settings()
+    assert len(settings) > 20
+    for name, unit, default, _summary in settings:
+        assert f"    {name} ({unit}, default " in text, name
+    assert "    threads (threads, default 4)" in text, text
+    assert "    max_body_size (bytes, default 8MiB)" in text, text
+    for name in ("host", "port", "channel_timeout", "max_request_body_size", "ident", "trusted_proxy"):
+        assert f"    {name} = " in text, name
+    assert "    root (" not in text and "directory_listing" not in text, text

@@ -404,6 +404,41 @@ def test_expect_100_continue(server):
 # -- connections ---------------------------------------------------------------------------
 
 
+BIG_BODY = 9 * 1024 * 1024  # past maitred's default max_body_size (8 MiB), far below Waitress's 1 GiB
+
+
+@differs(
+    "Request body of 9 MiB with the default settings",
+    waitress="200: read in full (max_request_body_size defaults to 1 GiB)",
+    maitred="413 from Content-Length, before 100 Continue and before any body byte is read (max_body_size defaults to 8 MiB)",
+    why="a body past body_spool_threshold (512 KiB) goes to a temporary file: disk, or memory where /tmp is a tmpfs "
+    "(Debian 13, Fedora, Arch, many containers); at the default connection_limit of 1024, 1 GiB bodies let clients "
+    "park up to 1 TiB there, 8 MiB bodies 8 GiB. Applications that take large uploads say so: "
+    "--max-body-size 1GiB, or Waitress's --max-request-body-size",
+)
+def test_default_body_size_limit(server):
+    head = build_request(
+        "POST",
+        "/",
+        [("X-Mode", "body-length"), ("Content-Length", str(BIG_BODY)), ("Expect", "100-continue")],
+    )
+    with Connection(server.addr, timeout=30) as conn:
+        conn.send(head)
+        first = conn.reader.line()
+        if first.startswith(b"HTTP/1.1 100"):
+            assert conn.reader.line() == b"\r\n"
+            conn.send(b"a" * BIG_BODY)
+        else:
+            conn.reader.buf = first + conn.reader.buf  # the final response: read it whole
+        resp = conn.response()
+    if server.kind == "maitred":
+        assert first.startswith(b"HTTP/1.1 413"), first
+        assert resp.status == 413 and resp.interim == []
+    else:
+        assert resp.status == 200, resp
+        assert resp.json() == {"body_length": BIG_BODY}
+
+
 def test_keep_alive_and_pipelining(server):
     with Connection(server.addr) as conn:
         conn.send(build_request("GET", "/first", [("X-Mode", "environ")]))
