@@ -59,8 +59,9 @@ pub(crate) fn detach_worker_thread() {
 
 /// A new, independent descriptor for the open file behind `fd` (close-on-exec), as a `File`.
 ///
-/// The caller must hold the GIL and keep the Python object that owns `fd` alive for the
-/// duration of the call, so `fd` stays open: no Python code runs while this executes.
+/// The caller must keep the Python object that owns `fd` alive and hold what stops it from
+/// being closed for the duration of the call, so `fd` stays open: the GIL, or on free-threaded
+/// Python a critical section on the file object (its `close()` takes the same one).
 #[cfg(unix)]
 pub(crate) fn duplicate_fd(fd: i32) -> std::io::Result<std::fs::File> {
     use std::os::fd::BorrowedFd;
@@ -68,7 +69,8 @@ pub(crate) fn duplicate_fd(fd: i32) -> std::io::Result<std::fs::File> {
         return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
     }
     // SAFETY: `fd` is open for the whole borrow: it belongs to a live Python file object, and
-    // the caller holds the GIL, so no other thread can close it before the duplicate exists.
+    // the caller holds the GIL or the object's critical section, so no other thread can close
+    // it through that object before the duplicate exists.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     Ok(std::fs::File::from(borrowed.try_clone_to_owned()?))
 }

@@ -62,7 +62,7 @@ impl Context<'_> {
 /// whose `close()` closes `filelike`. Returned by an application, a wrapper around a regular
 /// file with a `fileno()` is sent by the server straight from the file (Unix), starting at the
 /// file's current position (`tell()`) and ending at its end or at the `Content-Length`.
-#[pyclass(module = "maitred._maitred", name = "FileWrapper")]
+#[pyclass(module = "maitred._maitred", name = "FileWrapper", frozen)]
 pub(crate) struct FileWrapper {
     filelike: Py<PyAny>,
     block_size: usize,
@@ -280,10 +280,15 @@ fn file_response(
         }
         state.head.clone()?
     };
-    let filelike = wrapper.borrow().filelike.clone_ref(py).into_bound(py);
-    let fd: i32 = filelike.call_method0(intern!(py, "fileno")).ok()?.extract().ok()?;
+    let filelike = wrapper.get().filelike.clone_ref(py).into_bound(py);
     let position: u64 = filelike.call_method0(intern!(py, "tell")).ok()?.extract().ok()?;
-    let mut file = super::raw::duplicate_fd(fd).ok()?;
+    // The descriptor is duplicated under the file object's critical section, which its
+    // `close()` also takes: on free-threaded Python another thread cannot close the file
+    // between `fileno()` and the duplicate (with the GIL, the GIL already ensures that).
+    let mut file = pyo3::sync::critical_section::with_critical_section(&filelike, || {
+        let fd: i32 = filelike.call_method0(intern!(py, "fileno")).ok()?.extract().ok()?;
+        super::raw::duplicate_fd(fd).ok()
+    })?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
         return None;
