@@ -13,7 +13,9 @@ the ratio within a round); the server's CPU time per request (utime + stime from
 /proc/PID/stat); and how busy the machine was with other work during each measured run
 ((all CPU time from /proc/stat) - server - wrk), in cores, so contention is visible.
 
-Environment: DURATION (default 10), WARMUP (2), ROUNDS (3), CONNS (16), SERVER_CPUS and
+Environment: CASES (default cpu-t1,cpu-t4,hello-t4; also generic-t1,generic-t4, the CPU view
+with an operation CPython does not specialise, see ft_apps.py), DURATION (default 10), WARMUP
+(2), ROUNDS (3), CONNS (16), SERVER_CPUS and
 WRK_CPUS (taskset CPU lists; default: unpinned), JSON_OUT (raw results as JSON).
 """
 
@@ -38,12 +40,16 @@ CONNS = int(os.environ.get("CONNS", "16"))
 SERVER_CPUS = os.environ.get("SERVER_CPUS", "")
 WRK_CPUS = os.environ.get("WRK_CPUS", "")
 
-CASES = [
+ALL_CASES = [
     # name, app, threads
     ("cpu-t1", "ft_apps:flask_cpu", 1),
     ("cpu-t4", "ft_apps:flask_cpu", 4),
     ("hello-t4", "ft_apps:flask_hello", 4),
+    ("generic-t1", "ft_apps:flask_cpu_generic", 1),
+    ("generic-t4", "ft_apps:flask_cpu_generic", 4),
 ]
+_wanted = os.environ.get("CASES", "cpu-t1,cpu-t4,hello-t4").split(",")
+CASES = [case for case in ALL_CASES if case[0] in _wanted]
 
 
 def pinned(cpus: str, argv: list) -> list:
@@ -141,12 +147,12 @@ def measure(python: str, app: str, threads: int) -> dict:
     return res
 
 
-def burn_ms(python: str) -> float:
+def burn_ms(python: str, name: str = "burn") -> float:
     code = (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); import ft_apps; ft_apps.burn(); "
-        "t = time.thread_time(); [ft_apps.burn() for _ in range(100)]; print((time.thread_time() - t) * 10)"
+        "import sys, time; sys.path.insert(0, sys.argv[1]); import ft_apps; f = getattr(ft_apps, sys.argv[2]); "
+        "f(); t = time.thread_time(); [f() for _ in range(100)]; print((time.thread_time() - t) * 10)"
     )
-    return float(subprocess.check_output([python, "-c", code, HERE], text=True))
+    return float(subprocess.check_output([python, "-c", code, HERE, name], text=True))
 
 
 def load() -> str:
@@ -164,7 +170,8 @@ def main() -> int:
     print(f"# load average at start: {load()}")
     for label, python in pythons.items():
         version = subprocess.check_output([python, "-c", "import sys; print(sys.version.split(chr(10))[0])"], text=True)
-        print(f"# {label}: {python}: {version.strip()}; burn() = {burn_ms(python):.2f} ms of CPU on one thread")
+        print(f"# {label}: {python}: {version.strip()}; burn() = {burn_ms(python):.2f} ms, "
+              f"burn_generic() = {burn_ms(python, 'burn_generic'):.2f} ms of CPU on one thread")
     results: dict = {label: {case[0]: [] for case in CASES} for label in pythons}
     for rnd in range(ROUNDS):
         order = [(label, case) for label in pythons for case in CASES]
@@ -188,9 +195,13 @@ def main() -> int:
                   f"{sum(r['errors'] for r in runs)} |")
     print()
     for label in pythons:
-        ratios = [t4["rps"] / t1["rps"] for t1, t4 in zip(results[label]["cpu-t1"], results[label]["cpu-t4"])]
-        print(f"{label}: 2 ms CPU view, --threads 4 / --threads 1 = {statistics.median(ratios):.2f}x "
-              f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})")
+        for kind, title in (("cpu", "2 ms CPU view"), ("generic", "2 ms CPU view with %")):
+            if f"{kind}-t1" not in results[label] or f"{kind}-t4" not in results[label]:
+                continue
+            pairs = zip(results[label][f"{kind}-t1"], results[label][f"{kind}-t4"])
+            ratios = [t4["rps"] / t1["rps"] for t1, t4 in pairs]
+            print(f"{label}: {title}, --threads 4 / --threads 1 = {statistics.median(ratios):.2f}x "
+                  f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})")
     if os.environ.get("JSON_OUT"):
         with open(os.environ["JSON_OUT"], "w") as f:
             json.dump(results, f, indent=1)
