@@ -282,13 +282,7 @@ fn file_response(
     };
     let filelike = wrapper.get().filelike.clone_ref(py).into_bound(py);
     let position: u64 = filelike.call_method0(intern!(py, "tell")).ok()?.extract().ok()?;
-    // The descriptor is duplicated under the file object's critical section, which its
-    // `close()` also takes: on free-threaded Python another thread cannot close the file
-    // between `fileno()` and the duplicate (with the GIL, the GIL already ensures that).
-    let mut file = pyo3::sync::critical_section::with_critical_section(&filelike, || {
-        let fd: i32 = filelike.call_method0(intern!(py, "fileno")).ok()?.extract().ok()?;
-        super::raw::duplicate_fd(fd).ok()
-    })?;
+    let mut file = super::raw::duplicate_file(&filelike)?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
         return None;
