@@ -1,5 +1,5 @@
 //! The only `unsafe` code of the WSGI front end: a worker thread's interpreter thread state,
-//! and borrowing a file descriptor that a Python file object owns.
+//! and duplicating the file descriptor a Python file object owns.
 //!
 //! Each worker thread attaches to the interpreter once, in [`attach_worker_thread`]: that
 //! creates its Python thread state (`PyGILState_Ensure`) and at once releases the GIL again
@@ -14,6 +14,8 @@
 use std::cell::Cell;
 
 use pyo3::ffi;
+#[cfg(unix)]
+use pyo3::{intern, prelude::*, sync::critical_section::with_critical_section};
 
 thread_local! {
     /// What `attach_worker_thread` took on this thread, to give back in `detach_worker_thread`.
@@ -57,18 +59,26 @@ pub(crate) fn detach_worker_thread() {
     }
 }
 
-/// A new, independent descriptor for the open file behind `fd` (close-on-exec), as a `File`.
+/// A new, independent descriptor (close-on-exec) for the open file behind the Python file
+/// object `filelike`, as a `File`; `None` when its `fileno()` fails or the duplication does.
 ///
-/// The caller must hold the GIL and keep the Python object that owns `fd` alive for the
-/// duration of the call, so `fd` stays open: no Python code runs while this executes.
+/// Taking the owning object keeps the contract in one place: `fileno()` is called and its
+/// descriptor duplicated while no other thread can close the file through `filelike`. With the
+/// GIL, no Python code runs between the two; on free-threaded Python both happen inside the
+/// object's critical section, which the standard file objects' `close()` also takes.
 #[cfg(unix)]
-pub(crate) fn duplicate_fd(fd: i32) -> std::io::Result<std::fs::File> {
+pub(crate) fn duplicate_file(filelike: &Bound<'_, PyAny>) -> Option<std::fs::File> {
     use std::os::fd::BorrowedFd;
-    if fd < 0 {
-        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: `fd` is open for the whole borrow: it belongs to a live Python file object, and
-    // the caller holds the GIL, so no other thread can close it before the duplicate exists.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    Ok(std::fs::File::from(borrowed.try_clone_to_owned()?))
+    let py = filelike.py();
+    with_critical_section(filelike, || {
+        let fd: i32 = filelike.call_method0(intern!(py, "fileno")).ok()?.extract().ok()?;
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is open for the whole borrow: `filelike` just returned it as its own
+        // descriptor, the caller keeps `filelike` alive, and nothing can close it through
+        // `filelike` before the duplicate exists (the GIL, or the object's critical section).
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        borrowed.try_clone_to_owned().ok().map(std::fs::File::from)
+    })
 }

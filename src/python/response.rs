@@ -62,7 +62,7 @@ impl Context<'_> {
 /// whose `close()` closes `filelike`. Returned by an application, a wrapper around a regular
 /// file with a `fileno()` is sent by the server straight from the file (Unix), starting at the
 /// file's current position (`tell()`) and ending at its end or at the `Content-Length`.
-#[pyclass(module = "maitred._maitred", name = "FileWrapper")]
+#[pyclass(module = "maitred._maitred", name = "FileWrapper", frozen)]
 pub(crate) struct FileWrapper {
     filelike: Py<PyAny>,
     block_size: usize,
@@ -280,10 +280,9 @@ fn file_response(
         }
         state.head.clone()?
     };
-    let filelike = wrapper.borrow().filelike.clone_ref(py).into_bound(py);
-    let fd: i32 = filelike.call_method0(intern!(py, "fileno")).ok()?.extract().ok()?;
+    let filelike = wrapper.get().filelike.clone_ref(py).into_bound(py);
     let position: u64 = filelike.call_method0(intern!(py, "tell")).ok()?.extract().ok()?;
-    let mut file = super::raw::duplicate_fd(fd).ok()?;
+    let mut file = super::raw::duplicate_file(&filelike)?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
         return None;
