@@ -64,7 +64,7 @@ def wait_health(container: str, want: str = "healthy", timeout: float = 90) -> f
     raise CheckFailed(f"{container} not {want} within {timeout:.0f}s (status {status}):\n{logs(container)}")
 
 
-def logs(container: str, tail: int = 40) -> str:
+def logs(container: str, tail: int = 15) -> str:
     proc = subprocess.run(["docker", "logs", "--tail", str(tail), container], capture_output=True, timeout=30)
     return (proc.stdout + proc.stderr).decode(errors="replace")
 
