@@ -57,7 +57,7 @@ prepare() {
     if ! python3 -c 'import yaml' 2>/dev/null; then
         python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'pyyaml>=6'
     fi
-    $(compose_cmd) version | head -n 1
+    $(compose_cmd) version | sed -n 1p
 
     mkdir -p "$state" "$cache"
     "$root/docker/bases.sh" "$state/bases.env"   # as root (debootstrap), like CI
