@@ -180,7 +180,9 @@ def check_compose() -> Optional[float]:
             problem(where, f"`api` should override the command with Flask's dev server (exec form), not {command!r}")
         if api.get("profiles"):
             problem(where, "`api` (development) must run without a profile: plain `docker compose up`")
-        if not any(str(v).startswith("./examples/flask_app:") for v in api.get("volumes", [])):
+        # The source may be a variable with this default: ${MAITRED_DEV_APP_DIR:-./examples/flask_app}.
+        sources = [re.sub(r"^\$\{\w+:-([^}]*)\}", r"\1", str(v)) for v in api.get("volumes", [])]
+        if not any(v.startswith("./examples/flask_app:") for v in sources):
             problem(where, "`api` should mount ./examples/flask_app as the source")
         if api.get("build", {}).get("target") != "api":
             problem(where, "`api` should build the image's default target `api`")
