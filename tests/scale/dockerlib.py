@@ -60,6 +60,9 @@ def wait_health(container: str, want: str = "healthy", timeout: float = 90) -> f
             return time.time()
         if not state["Running"] and want == "healthy":
             raise CheckFailed(f"{container} exited ({state['ExitCode']}) before it was healthy:\n{logs(container)}")
+        if status == "unhealthy" and want == "healthy":
+            last = ((state.get("Health") or {}).get("Log") or [{}])[-1]
+            raise CheckFailed(f"{container} is unhealthy: the health check exited {last.get('ExitCode')}: {str(last.get('Output', '')).strip()[:300]}")
         time.sleep(0.2)
     raise CheckFailed(f"{container} not {want} within {timeout:.0f}s (status {status}):\n{logs(container)}")
 

@@ -12,9 +12,10 @@ ephemeral 127.0.0.1 port, and checks, failing (exit 1) when one does not hold:
   capabilities (CapEff 0), no_new_privs, as UID 10001, and /tmp is a tmpfs that works: a body
   past the 512 KiB spool threshold is spooled there (a /tmp file open in maitred while the
   body arrives) and echoed back intact, and the same upload through nginx answers 200;
-- phase 1: client threads do keep-alive GETs through nginx for at least --phase1-secs while
+- phase 1: client threads do keep-alive GETs and POSTs through nginx for at least --phase1-secs while
   every replica in turn gets `docker stop` (SIGTERM: drain) and `docker start`: ZERO failed
-  requests, every replica exits 0 within stop_grace_period, comes back healthy and gets
+  requests, every replica exits 0 within its stop_grace_period (`docker stop` uses the
+  container's own stop timeout), comes back healthy and gets
   requests from nginx again;
 - phase 2: GET and POST clients through nginx; one replica's process gets SIGKILL (from the
   host, like the OOM killer) and Docker's restart policy brings it back: failed GETs must be 0 (nginx retries them) and failed
@@ -55,7 +56,7 @@ from dockerlib import (  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPLICAS = 3
-STOP_GRACE = 30  # docker-compose.yml: stop_grace_period
+STOP_GRACE = 30  # for `docker-compose down` at the end (docker-compose.yml: stop_grace_period)
 UID = 10001
 SPOOL_BODY = 700 * 1024  # past maitred's 512 KiB spool threshold, below nginx's 1 MiB body limit
 REQUEST_TIMEOUT = 15.0
@@ -223,6 +224,14 @@ def check_hardening(replicas: List[str], nginx_port: int) -> None:
     for cid in replicas:
         info = inspect(cid)
         name = info["Name"].lstrip("/")
+        # What the process can do first (the spool needs a writable /tmp), then how it was set up.
+        out = docker("exec", "-e", f"TOTAL={SPOOL_BODY}", "-e", f"FIRST={SPOOL_BODY - 16 * 1024}", cid, "python3", "-c", PROBE, timeout=60)
+        probe = json.loads(out.strip().splitlines()[-1])
+        expect(probe["status"] == "200" and probe["echo_intact"],
+               f"{name}: {SPOOL_BODY}-byte upload answered {probe['status']}, echo intact: {probe['echo_intact']}")
+        expect(bool(probe["spool_files"]), f"{name}: no /tmp file open in maitred while a {SPOOL_BODY}-byte body arrived (not spooled)")
+        expect(probe["tmp_mount"] == ["tmpfs"], f"{name}: /tmp is mounted as {probe['tmp_mount']}, expected tmpfs")
+        expect(probe["rootfs_write"] == "EROFS", f"{name}: writing to /app gave {probe['rootfs_write']}, expected EROFS")
         host = info["HostConfig"]
         expect(host.get("ReadonlyRootfs") is True, f"{name}: root filesystem not read-only")
         expect(host.get("CapDrop") == ["ALL"], f"{name}: CapDrop is {host.get('CapDrop')}, expected ['ALL']")
@@ -231,13 +240,6 @@ def check_hardening(replicas: List[str], nginx_port: int) -> None:
         expect(int(status["CapEff"], 16) == 0, f"{name}: effective capabilities {status['CapEff']}")
         expect(status.get("NoNewPrivs") == "1", f"{name}: no_new_privs not set")
         expect(status["Uid"].split() == [str(UID)] * 4, f"{name}: runs as {status['Uid']}")
-        out = docker("exec", "-e", f"TOTAL={SPOOL_BODY}", "-e", f"FIRST={SPOOL_BODY - 16 * 1024}", cid, "python3", "-c", PROBE, timeout=60)
-        probe = json.loads(out.strip().splitlines()[-1])
-        expect(probe["rootfs_write"] == "EROFS", f"{name}: writing to /app gave {probe['rootfs_write']}, expected EROFS")
-        expect(probe["tmp_mount"] == ["tmpfs"], f"{name}: /tmp is mounted as {probe['tmp_mount']}, expected tmpfs")
-        expect(probe["status"] == "200" and probe["echo_intact"],
-               f"{name}: {SPOOL_BODY}-byte upload answered {probe['status']}, echo intact: {probe['echo_intact']}")
-        expect(bool(probe["spool_files"]), f"{name}: no /tmp file open in maitred while a {SPOOL_BODY}-byte body arrived (not spooled)")
         log(f"{name}: read-only root (EROFS), CapEff 0, no_new_privs, UID {UID}; /tmp tmpfs; "
             f"{SPOOL_BODY}-byte body spooled to {probe['spool_files'][0]} and echoed intact")
     body = os.urandom(SPOOL_BODY)
@@ -253,7 +255,7 @@ def main() -> int:
     parser.add_argument("--image", default="maitred-api:local", help="the api image (docker-compose.yml's name; built beforehand)")
     parser.add_argument("--nginx-image", default=None, help="NGINX_IMAGE for docker-compose.yml (default: its own)")
     parser.add_argument("--threads", type=int, default=8, help="GET client threads (default 8)")
-    parser.add_argument("--post-threads", type=int, default=2, help="POST client threads in phase 2 (default 2)")
+    parser.add_argument("--post-threads", type=int, default=2, help="POST client threads (default 2)")
     parser.add_argument("--phase1-secs", type=float, default=20.0, help="minimum load time of phase 1 (default 20)")
     parser.add_argument("--phase2-secs", type=float, default=15.0, help="load time of phase 2 (default 15)")
     parser.add_argument("--keep", action="store_true", help="leave the containers running at the end")
@@ -301,19 +303,21 @@ def main() -> int:
         check_hardening(replicas, nginx_port)
 
         # ------------------------------------------------------------ phase 1: restart each
-        log(f"phase 1: {args.threads} keep-alive GET clients through nginx; docker stop + start of each replica in turn")
+        log(f"phase 1: {args.threads} GET + {args.post_threads} POST keep-alive clients through nginx; docker stop + start of each replica in turn")
         p1_start = time.time()
-        load = Load(nginx_port, ["GET"] * args.threads, max_secs=args.phase1_secs + 180).start()
+        load = Load(nginx_port, ["GET"] * args.threads + ["POST"] * args.post_threads, max_secs=args.phase1_secs + 180).start()
         time.sleep(2.0)
         restarts = []
         for cid in replicas:
             before = addr(cid)
+            # The container's own stop timeout: docker-compose.yml's stop_grace_period.
+            grace = inspect(cid)["Config"].get("StopTimeout") or 10
             t_stop = time.time()
-            docker("stop", "-t", str(STOP_GRACE), cid, timeout=STOP_GRACE + 30)
+            docker("stop", cid, timeout=grace + 30)
             took = time.time() - t_stop
             code = inspect(cid)["State"]["ExitCode"]
-            expect(code == 0, f"{names[cid]} exited {code} after docker stop (expected 0)")
-            expect(took < STOP_GRACE, f"{names[cid]} took {took:.1f}s to stop (grace {STOP_GRACE}s)")
+            expect(code == 0, f"{names[cid]} exited {code} after docker stop (expected 0; SIGKILLed after the {grace}s stop_grace_period?)")
+            expect(took < grace, f"{names[cid]} took {took:.1f}s to stop (stop_grace_period {grace}s)")
             docker("start", cid)
             t_start = time.time()
             t_healthy = wait_health(cid)
@@ -325,12 +329,13 @@ def main() -> int:
         p1_secs = load.stop()
         p1 = load.group("")
         p1_end = time.time()
-        load = None
+        load_p1, load = load, None
         time.sleep(1.5)
         entries = read_access(nginx, p1_start)
         starved = [names[cid] for cid, _, _, a, t in restarts if per_upstream(entries, t, p1_end).get(a, 0) == 0]
         total1 = p1.ok + len(p1.failures)
-        log(f"phase 1: {total1} requests in {p1_secs:.1f}s ({total1 / p1_secs:.0f}/s), failed {len(p1.failures)}; "
+        p1_posts = load_p1.group("POST")
+        log(f"phase 1: {total1} requests ({p1_posts.ok + len(p1_posts.failures)} POSTs) in {p1_secs:.1f}s ({total1 / p1_secs:.0f}/s), failed {len(p1.failures)}; "
             f"nginx retried {retried(entries, p1_start, p1_end)} on another replica; 2xx by upstream {dict(sorted(per_upstream(entries, p1_start, p1_end).items()))}")
         expect(not p1.failures, f"phase 1: {len(p1.failures)} failed requests while replicas restarted in turn:\n{fmt_failures(p1.failures, p1_start)}")
         expect(not starved, f"phase 1: restarted replica(s) {starved} got no requests through nginx afterwards")
