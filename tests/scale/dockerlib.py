@@ -3,9 +3,11 @@ the docker CLI, health status, published ports, a process's /proc status, plain 
 
 from __future__ import annotations
 
+import calendar
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -60,11 +62,21 @@ def wait_health(container: str, want: str = "healthy", timeout: float = 90) -> f
             return time.time()
         if not state["Running"] and want == "healthy":
             raise CheckFailed(f"{container} exited ({state['ExitCode']}) before it was healthy:\n{logs(container)}")
-        if status == "unhealthy" and want == "healthy":
-            last = ((state.get("Health") or {}).get("Log") or [{}])[-1]
+        last = ((state.get("Health") or {}).get("Log") or [{}])[-1]
+        # Unhealthy by a check of this run of the container (a restarted one keeps the old log).
+        if status == "unhealthy" and want == "healthy" and docker_time(last.get("Start", "")) > docker_time(state["StartedAt"]):
             raise CheckFailed(f"{container} is unhealthy: the health check exited {last.get('ExitCode')}: {str(last.get('Output', '')).strip()[:300]}")
         time.sleep(0.2)
     raise CheckFailed(f"{container} not {want} within {timeout:.0f}s (status {status}):\n{logs(container)}")
+
+
+def docker_time(text: str) -> float:
+    """Seconds since the epoch of Docker's RFC 3339 times (nanoseconds, trailing zeros cut)."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?", text)
+    if not m:
+        return 0.0
+    whole = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+    return whole + float("0." + (m.group(2) or "0"))
 
 
 def logs(container: str, tail: int = 15) -> str:
