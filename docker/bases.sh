@@ -76,7 +76,7 @@ if ! have "$RUST_IMAGE"; then
         done
     fi
     say "building $RUST_IMAGE (toolchain $toolchain, $(du -sh "$ctx" | cut -f1))"
-    docker build -q -f "$here/bases/rust.Dockerfile" --build-arg DEBIAN_IMAGE="$DEBIAN_IMAGE" \
+    docker build -q --force-rm -f "$here/bases/rust.Dockerfile" --build-arg DEBIAN_IMAGE="$DEBIAN_IMAGE" \
         --label org.maitred.base-key="$key" -t "$RUST_IMAGE" "$ctx" >/dev/null
     rm -rf "$ctx"
     say "made $RUST_IMAGE"
@@ -86,7 +86,7 @@ for name in python nginx; do
     var="${name^^}_IMAGE"
     if ! have "${!var}"; then
         mkdir -p "$work/$name"
-        docker build -q -f "$here/bases/$name.Dockerfile" --build-arg DEBIAN_IMAGE="$DEBIAN_IMAGE" \
+        docker build -q --force-rm -f "$here/bases/$name.Dockerfile" --build-arg DEBIAN_IMAGE="$DEBIAN_IMAGE" \
             --label org.maitred.base-key="$key" -t "${!var}" "$work/$name" >/dev/null
         say "made ${!var}"
     fi

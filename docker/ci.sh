@@ -102,7 +102,7 @@ prepare() {
 build() {
     load_bases
     local args=(--build-arg "RUST_IMAGE=$RUST_IMAGE" --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE"
-                --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --label org.maitred.ci=1)
+                --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --label org.maitred.ci=1 --force-rm)
     local t0
     t0=$(date +%s)
     docker build "${args[@]}" --target static -t "$STATIC_IMAGE" .
