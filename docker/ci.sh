@@ -101,6 +101,10 @@ prepare() {
 
 build() {
     load_bases
+    # cache-deps.sh builds placeholders and then deletes src/: it must refuse to run in a checkout.
+    if docker/cache-deps.sh static 2>/dev/null; then
+        die "docker/cache-deps.sh ran in the checkout (it must refuse where src/ exists)"
+    fi
     local args=(--build-arg "RUST_IMAGE=$RUST_IMAGE" --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE"
                 --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --label org.maitred.ci=1 --force-rm)
     local t0
