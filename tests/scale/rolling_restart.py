@@ -236,11 +236,14 @@ def check_hardening(replicas: List[str], nginx_port: int) -> None:
         expect(host.get("ReadonlyRootfs") is True, f"{name}: root filesystem not read-only")
         expect(host.get("CapDrop") == ["ALL"], f"{name}: CapDrop is {host.get('CapDrop')}, expected ['ALL']")
         expect("/tmp" in (host.get("Tmpfs") or {}), f"{name}: no tmpfs on /tmp ({host.get('Tmpfs')})")
+        expect(host.get("NanoCpus", 0) > 0 and host.get("Memory", 0) > 0,
+               f"{name}: no CPU or memory limit (NanoCpus {host.get('NanoCpus')}, Memory {host.get('Memory')}): deploy.resources not applied")
         status = proc_status(info["State"]["Pid"])
         expect(int(status["CapEff"], 16) == 0, f"{name}: effective capabilities {status['CapEff']}")
         expect(status.get("NoNewPrivs") == "1", f"{name}: no_new_privs not set")
         expect(status["Uid"].split() == [str(UID)] * 4, f"{name}: runs as {status['Uid']}")
-        log(f"{name}: read-only root (EROFS), CapEff 0, no_new_privs, UID {UID}; /tmp tmpfs; "
+        log(f"{name}: read-only root (EROFS), CapEff 0, no_new_privs, UID {UID}, "
+            f"cpus {host['NanoCpus'] / 1e9:g}, memory {host['Memory'] >> 20} MiB; /tmp tmpfs; "
             f"{SPOOL_BODY}-byte body spooled to {probe['spool_files'][0]} and echoed intact")
     body = os.urandom(SPOOL_BODY)
     status, _, echoed = http_request("127.0.0.1", nginx_port, "POST", "/api/echo", body=body,
