@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Consistency checks of the deployment files, run by .ci/run (fast; no Docker, no cluster).
+"""Consistency checks of the deployment files, run by .ci/run (fast; no Docker, no cluster; the
+compose file and the nginx config also run for real in docker/ci.sh's prod step).
 
     python3 deploy/check.py [--binary PATH] [--nginx]
 
@@ -15,8 +16,7 @@
   Restart=on-failure, not root; `systemd-analyze verify` when available (ExecStart pointed at
   --binary, default target/release/maitred).
 - --nginx: `nginx -t` on deploy/nginx/default.conf inside a minimal nginx.conf, when nginx is
-  installed (the `resolve` parameter needs nginx 1.27.3+, so it is removed for older ones, and
-  the upstream host is replaced by 127.0.0.1, which this machine can resolve).
+  installed on the machine (the upstream host is replaced by 127.0.0.1, which it can resolve).
 
 Exits 0 when all pass, 1 listing the problems.
 """
@@ -180,7 +180,9 @@ def check_compose() -> Optional[float]:
             problem(where, f"`api` should override the command with Flask's dev server (exec form), not {command!r}")
         if api.get("profiles"):
             problem(where, "`api` (development) must run without a profile: plain `docker compose up`")
-        if not any(str(v).startswith("./examples/flask_app:") for v in api.get("volumes", [])):
+        # The source may be a variable with this default: ${MAITRED_DEV_APP_DIR:-./examples/flask_app}.
+        sources = [re.sub(r"^\$\{\w+:-([^}]*)\}", r"\1", str(v)) for v in api.get("volumes", [])]
+        if not any(v.startswith("./examples/flask_app:") for v in sources):
             problem(where, "`api` should mount ./examples/flask_app as the source")
         if api.get("build", {}).get("target") != "api":
             problem(where, "`api` should build the image's default target `api`")
@@ -245,11 +247,8 @@ def check_nginx_conf(maitred_keepalive: Optional[float], run_nginx: bool) -> Non
         print("deploy/check.py: nginx not installed; skipping nginx -t")
         return
     version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
-    m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", version)
-    snippet = text.replace("api-prod:8080", "127.0.0.1:8080")
-    if m and tuple(int(x) for x in m.groups()) < (1, 27, 3):
-        snippet = re.sub(r"(server\s+\S+)\s+resolve\b", r"\1", snippet)
     with tempfile.TemporaryDirectory() as tmp:
+        snippet = text.replace("api-prod:8080", "127.0.0.1:8080").replace("/var/log/nginx/", f"{tmp}/")
         with open(os.path.join(tmp, "default.conf"), "w") as f:
             f.write(snippet)
         with open(os.path.join(tmp, "nginx.conf"), "w") as f:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the static-file server (the `maitred` binary, no Python) from the current checkout and
-# copy it to OUT_DIR. The Dockerfile's `static` target runs this; `.ci/run` runs it too, outside
-# Docker, so the image build and CI build the same way.
+# copy it to OUT_DIR. The Dockerfile's `static-build` stage runs this (and docker/cache-deps.sh,
+# for the placeholder build); it works outside Docker too.
 #
 #   docker/build-static.sh OUT_DIR
 #

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the Python package (the `maitred` wheel: the Rust extension plus python/maitred) from the
 # current checkout into OUT_DIR with maturin. The Dockerfile's builder stage runs this and the
-# final `api` stage installs the wheel with plain pip (no Rust toolchain in the final image);
-# `.ci/run` runs it too, outside Docker.
+# `api-venv` stage installs the wheel with plain pip (no Rust toolchain in the final image); it
+# works outside Docker too.
 #
 #   docker/build-wheel.sh OUT_DIR
 #

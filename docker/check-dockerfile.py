@@ -14,6 +14,14 @@ Each final stage must have:
 - ``HEALTHCHECK CMD [...]`` in exec form (no shell or curl needed in the image); ``NONE`` fails;
 - ``STOPSIGNAL``.
 
+And the whole file must build without a registry when given local base images, with the
+classic builder as well as BuildKit:
+
+- every ``FROM`` names an earlier stage or a build argument (``FROM ${RUST_IMAGE}``), whose
+  default is the official image, so a machine with no registry can pass its own;
+- no ``# syntax=`` parser directive (BuildKit pulls that front-end image from a registry);
+- no ``RUN --mount`` (the classic builder does not know it).
+
 Exits 0 when every file passes, 1 with one line per problem otherwise, 2 on a usage error.
 Standard library only. Understands line continuations, comments, parser directives (including
 ``escape``), instructions in any case, ``FROM ... AS name`` with flags and numeric stage
@@ -221,11 +229,34 @@ def check_stage(stage: Stage) -> List[str]:
     return problems
 
 
+def check_portable(text: str, instructions: List[Instruction], stages: List[Stage]) -> List[str]:
+    """No registry needed beyond the base images, which are build arguments; classic builder."""
+    problems = []
+    for number, line in enumerate(text.splitlines(), 1):
+        m = DIRECTIVE.match(line)
+        if not m:
+            break
+        if m.group(1).lower() == "syntax":
+            problems.append(f"line {number}: `# syntax=` directive: BuildKit would pull the front-end image {m.group(2)}")
+    names = set()
+    for stage in stages:
+        if not (stage.base.startswith("$") or stage.base in names):
+            problems.append(f"line {stage.line}: FROM {stage.base}: use a build argument (ARG ...={stage.base}, FROM ${{...}}) so a machine without a registry can pass a local image")
+        if stage.name:
+            names.add(stage.name)
+    for ins in instructions:
+        flags = re.match(r"^((?:--\S+\s+)*)", ins.args + " ").group(1).split()
+        if ins.keyword == "RUN" and any(f.startswith("--mount") for f in flags):
+            problems.append(f"line {ins.line}: RUN --mount needs BuildKit; the classic builder fails on it")
+    return problems
+
+
 def check_text(text: str) -> List[str]:
     instructions = parse(text)
     stages, problems = split_stages(instructions)
     if not stages:
         return problems + ["no FROM: not a Dockerfile"]
+    problems.extend(check_portable(text, instructions, stages))
     used = referenced_stages(stages)
     finals = [s for s in stages if s.index == len(stages) - 1 or s.index not in used]
     for stage in finals:

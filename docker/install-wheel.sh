@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the maitred wheel from WHEEL_DIR (built by docker/build-wheel.sh) and an application's
 # requirements with plain pip: no Rust toolchain, no source build of maitred. The Dockerfile's
-# `api` stage runs this; `.ci/run` runs it into a virtual environment before the smoke test.
+# `api-venv` stage runs this, into the virtual environment the `api` image copies.
 #
 #   docker/install-wheel.sh WHEEL_DIR [REQUIREMENTS_FILE...]
 #

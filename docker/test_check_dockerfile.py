@@ -19,9 +19,10 @@ ROOT = os.path.dirname(HERE)
 CHECKER = os.path.join(HERE, "check-dockerfile.py")
 
 GOOD = """\
-# syntax=docker/dockerfile:1
+# escape=\\
 ARG BASE=debian:bookworm-slim
-FROM rust:1-slim-bookworm AS build
+ARG RUST_IMAGE=rust:1-slim-bookworm
+FROM ${RUST_IMAGE} AS build
 RUN cargo build --release
 FROM ${BASE} AS final
 COPY --from=build /out/app /usr/local/bin/app
@@ -136,10 +137,24 @@ class CheckDockerfile(unittest.TestCase):
             "RUN --mount=type=bind,from=build,source=/out,target=/tmp/out cp /tmp/out/app /usr/local/bin/app",
         )
         code, out = run_checker(text)
+        # The mount counts as a use of `build` (not a final stage), and is itself a problem.
+        self.assertEqual(code, 1, out)
+        self.assertNotIn("(build)", out)
+        self.assertIn("RUN --mount needs BuildKit", out)
+
+    def test_syntax_directive_fails(self):
+        self.assert_fails("# syntax=docker/dockerfile:1\n" + GOOD.split("\n", 1)[1], "BuildKit would pull the front-end image")
+
+    def test_literal_base_image_fails(self):
+        self.assert_fails(GOOD.replace("FROM ${RUST_IMAGE} AS build", "FROM rust:1-slim-bookworm AS build"),
+                          "FROM rust:1-slim-bookworm: use a build argument")
+        # A stage built on an earlier stage is fine.
+        code, out = run_checker(GOOD + "FROM build AS tools\nUSER 1\nSTOPSIGNAL SIGTERM\n"
+                                "HEALTHCHECK CMD [\"true\"]\nCMD [\"true\"]\n")
         self.assertEqual(code, 0, out)
 
     def test_escape_directive_and_continuations(self):
-        text = GOOD.replace("# syntax=docker/dockerfile:1\n", "# escape=`\n").replace(
+        text = GOOD.replace("# escape=\\\n", "# escape=`\n").replace(
             'HEALTHCHECK --interval=10s --timeout=3s \\\n', "HEALTHCHECK --interval=10s --timeout=3s `\n"
         )
         code, out = run_checker(text)
