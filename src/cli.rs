@@ -77,6 +77,28 @@ fn lookup(name: &str) -> Option<&'static Setting> {
     Config::setting(canonical)
 }
 
+/// Flags that take a value but are not settings.
+const ACTION_FLAGS_WITH_VALUE: &[&str] = &["config", "healthcheck", "host", "port"];
+
+/// Flags that take no value and are not settings.
+const ACTION_FLAGS_ALONE: &[&str] = &["help", "version", "check-config", "print-config"];
+
+/// "unknown flag --NAME", with the nearest known flag (setting, alias or action) when one is
+/// within a few edits.
+fn unknown_flag(name: &str) -> String {
+    let settings = SETTINGS.iter().map(|s| s.name.replace('_', "-"));
+    let others = ALIASES.iter().map(|(alias, _)| *alias).chain(ACTION_FLAGS_WITH_VALUE.iter().copied());
+    let known = settings.chain(others.chain(ACTION_FLAGS_ALONE.iter().copied()).map(str::to_string));
+    let nearest = known
+        .map(|flag| (strsim::osa_distance(name, &flag), flag))
+        .filter(|(distance, flag)| *distance <= 3 && *distance * 3 <= flag.len())
+        .min();
+    match nearest {
+        Some((_, flag)) => format!("unknown flag --{name} (did you mean --{flag}? see --help)"),
+        None => format!("unknown flag --{name} (see --help)"),
+    }
+}
+
 fn is_bool(setting: &Setting) -> bool {
     setting.unit == "true/false"
 }
@@ -141,6 +163,9 @@ where
             None => (flag, None),
         };
         let setting = lookup(name);
+        if setting.is_none() && !ACTION_FLAGS_WITH_VALUE.contains(&name) {
+            return Err(unknown_flag(name));
+        }
         let value = match (inline, setting) {
             (Some(v), _) => v,
             // A boolean flag alone means true; `--flag=false` turns it off.
@@ -154,7 +179,7 @@ where
             ("port", _) => port = Some(value),
             (_, Some(s)) if s.name == "listen" => listen.push(value),
             (_, Some(s)) => flags.push((s, value)),
-            (_, None) => return Err(format!("unknown flag --{name} (see --help)")),
+            (_, None) => return Err(unknown_flag(name)),
         }
     }
 
@@ -321,6 +346,20 @@ mod tests {
         assert!(run(&["--threads", "x"], &[]).unwrap_err().contains("threads"));
         assert!(run(&[], &[("MAITRED_THREADS", "x")]).unwrap_err().contains("MAITRED_THREADS"));
         assert!(run(&["--threads", "0"], &[]).unwrap_err().contains("threads"));
+    }
+
+    #[test]
+    fn an_unknown_flag_is_named_as_unknown_wherever_it_stands() {
+        for args in
+            [&["--directory-listng"][..], &["--directory-listng", "x"], &["--threads", "2", "--directory-listng"]]
+        {
+            let e = run(args, &[]).unwrap_err();
+            assert_eq!(e, "unknown flag --directory-listng (did you mean --directory-listing? see --help)", "{args:?}");
+        }
+        assert_eq!(run(&["--thread"], &[]).unwrap_err(), "unknown flag --thread (did you mean --threads? see --help)");
+        assert_eq!(run(&["--prot", "1"], &[]).unwrap_err(), "unknown flag --prot (did you mean --port? see --help)");
+        assert_eq!(run(&["--zzzzzzzz"], &[]).unwrap_err(), "unknown flag --zzzzzzzz (see --help)");
+        assert!(!run(&["--zzzzzzzz"], &[]).unwrap_err().contains("needs a value"));
     }
 
     #[test]

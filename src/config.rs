@@ -330,6 +330,9 @@ settings! {
     /// Let the static file app follow symbolic links that point outside the root. Defaults to
     /// false.
     follow_symlinks: bool = false, "true/false";
+    /// Let the static file app serve and list names starting with `.` (`.git`, `.env`); when
+    /// false they get 404, except `/.well-known/`. Defaults to false.
+    serve_dotfiles: bool = false, "true/false";
     /// Error log level (`error`, `warn`, `info`, `debug`, `trace`, `off`); `RUST_LOG`, when
     /// set, takes precedence. Defaults to `info`.
     log_level: String = "info".to_string(), "level";
@@ -342,9 +345,9 @@ settings! {
     /// On shutdown, time between the health path turning 503 and the listeners closing, so a
     /// load balancer stops routing first. Defaults to 0s.
     drain_delay: Duration = Duration::ZERO, "seconds";
-    /// Access log format, written to standard output one line per request: `off`, `common`,
-    /// `combined` or `json`, each ending with the request time in microseconds. Defaults to
-    /// `off`.
+    /// Access log format, written to standard output one line per request (also those the
+    /// server refuses itself, marked): `off`, `common`, `combined` or `json`, each with the
+    /// request time in microseconds. Defaults to `off`.
     access_log: AccessLogFormat = AccessLogFormat::Off, "format";
     /// Proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For/Proto/Host/Port`) are
     /// believed: addresses or CIDR nets, comma-separated (a Unix-socket peer is `0.0.0.0`).

@@ -26,7 +26,7 @@ pub fn wsgi_defaults() -> Config {
 
 /// Settings of the `maitred` binary's static file app. A WSGI application never reads them,
 /// so the Python front end neither lists nor accepts them.
-pub const STATIC_FILE_SETTINGS: &[&str] = &["root", "directory_listing", "follow_symlinks"];
+pub const STATIC_FILE_SETTINGS: &[&str] = &["root", "directory_listing", "follow_symlinks", "serve_dotfiles"];
 
 /// Whether `setting` means anything to a WSGI application.
 pub fn applies_to_wsgi(setting: &Setting) -> bool {

@@ -1,5 +1,5 @@
 //! The only `unsafe` code of the WSGI front end: a worker thread's interpreter thread state,
-//! and borrowing a file descriptor that a Python file object owns.
+//! and duplicating the file descriptor of a built-in Python file object ([`duplicate_file`]).
 //!
 //! Each worker thread attaches to the interpreter once, in [`attach_worker_thread`]: that
 //! creates its Python thread state (`PyGILState_Ensure`) and at once releases the GIL again
@@ -57,18 +57,48 @@ pub(crate) fn detach_worker_thread() {
     }
 }
 
-/// A new, independent descriptor for the open file behind `fd` (close-on-exec), as a `File`.
+/// A new, independent descriptor (close-on-exec) for the open file behind `filelike`, when
+/// it is exactly a built-in `io.FileIO`, or exactly an `io.BufferedReader` or
+/// `io.BufferedRandom` over one (what `open(path, "rb")` and `tempfile.TemporaryFile()`
+/// return); `None` for anything else, which the caller then reads through Python.
 ///
-/// The caller must hold the GIL and keep the Python object that owns `fd` alive for the
-/// duration of the call, so `fd` stays open: no Python code runs while this executes.
+/// Only those exact types are trusted, because only for them does `fileno()` run no Python
+/// code: it is CPython's C method, which fails on a closed file and otherwise returns the
+/// descriptor the object holds. The GIL is held from that call to the duplication and no
+/// Python code runs in between, so no thread can close the descriptor (and no other file can
+/// take its number) before the duplicate exists. A subclass or a file-like object of its own
+/// could return any number from `fileno()`, or close the file in a `tell()` or `__index__`.
 #[cfg(unix)]
-pub(crate) fn duplicate_fd(fd: i32) -> std::io::Result<std::fs::File> {
+pub(crate) fn duplicate_file(filelike: &pyo3::Bound<'_, pyo3::PyAny>) -> Option<std::io::Result<std::fs::File>> {
+    use pyo3::prelude::*;
+    use pyo3::types::PyInt;
     use std::os::fd::BorrowedFd;
+
+    let py = filelike.py();
+    let io = py.import(pyo3::intern!(py, "io")).ok()?;
+    let is_exactly =
+        |object: &Bound<'_, PyAny>, name: &str| io.getattr(name).is_ok_and(|class| object.get_type().is(&class));
+    let raw = if is_exactly(filelike, "FileIO") {
+        filelike.clone()
+    } else if is_exactly(filelike, "BufferedReader") || is_exactly(filelike, "BufferedRandom") {
+        // `raw` is a C getter of the buffered object.
+        let raw = filelike.getattr(pyo3::intern!(py, "raw")).ok()?;
+        if !is_exactly(&raw, "FileIO") {
+            return None;
+        }
+        raw
+    } else {
+        return None;
+    };
+    let fd = raw.call_method0(pyo3::intern!(py, "fileno")).ok()?;
+    // Exactly an `int` (FileIO's C `fileno` returns one): extracting it runs no Python code.
+    let fd: i32 = fd.cast_exact::<PyInt>().ok()?.extract().ok()?;
     if fd < 0 {
-        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+        return Some(Err(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
     }
-    // SAFETY: `fd` is open for the whole borrow: it belongs to a live Python file object, and
-    // the caller holds the GIL, so no other thread can close it before the duplicate exists.
+    // SAFETY: `fd` is open for the whole borrow: `FileIO.fileno()` (C code) just returned it
+    // from an open file object that `filelike` keeps alive, and this thread has held the GIL
+    // since, running no Python code, so nothing has closed it (see the function docs).
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    Ok(std::fs::File::from(borrowed.try_clone_to_owned()?))
+    Some(borrowed.try_clone_to_owned().map(std::fs::File::from))
 }
