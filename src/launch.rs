@@ -100,7 +100,7 @@ where
             };
         }
         Ok(Command::Help) => {
-            print!("{}", cli::help(&program, about, usage_args));
+            print!("{}", cli::help(&program, about, usage_args, None, &cli::accept_all));
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {

@@ -92,7 +92,7 @@ pub mod python;
 mod signals;
 
 pub use apps::static_files;
-pub use config::{Config, ConfigError, Setting, SETTINGS};
+pub use config::{Config, ConfigError, Scope, Setting, SETTINGS};
 pub use engine::net::ListenAddr;
 pub use engine::server::{Server, ServerHandle, Stopper};
 pub use error::Error;
