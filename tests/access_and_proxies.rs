@@ -126,7 +126,8 @@ fn requests_the_server_refuses_are_in_the_json_access_log_marked() {
     assert_eq!(fields(&records[2]), (413, "POST".into(), "/up".into(), server.clone()));
     assert_eq!(records[2]["user_agent"], "ua-413");
     assert_eq!(fields(&records[3]), (408, "GET".into(), "/slow".into(), server));
-    assert!(records[3]["duration_us"].as_u64().unwrap() >= 900_000, "{}", lines[3]);
+    // From the head's first byte to the 408 (the 1 s runs from accept): most of a second.
+    assert!(records[3]["duration_us"].as_u64().unwrap() >= 500_000, "{}", lines[3]);
     assert_eq!(records[4]["status"], 200);
     assert!(records[4].get("answered_by").is_none(), "{}", lines[4]);
 }
