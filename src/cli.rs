@@ -72,9 +72,52 @@ const ACTIONS: &str = "  --config <FILE>
       Print the version.
 ";
 
-fn lookup(name: &str) -> Option<&'static Setting> {
-    let canonical = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, setting)| setting);
+/// The setting a flag, keyword or file key names: a setting name (with `-` or `_`) or one of
+/// Waitress's names in [`ALIASES`] (either spelling too).
+pub(crate) fn lookup(name: &str) -> Option<&'static Setting> {
+    let dashed = name.replace('_', "-");
+    let canonical = ALIASES.iter().find(|(alias, _)| *alias == dashed).map_or(name, |(_, setting)| setting);
     Config::setting(canonical)
+}
+
+/// Waitress's `host` and `port` as one `listen` address: the host defaults to 127.0.0.1, the
+/// port to 8080, and an IPv6 host gets its brackets.
+pub(crate) fn host_port(host: Option<String>, port: Option<String>) -> String {
+    let host = host.unwrap_or_else(|| "127.0.0.1".into());
+    let port = port.unwrap_or_else(|| "8080".into());
+    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+    format!("{host}:{port}")
+}
+
+/// Which settings a front end takes: `None` for one it takes, else the reason it refuses it
+/// (a sentence fragment such as "does not apply to WSGI applications: ...").
+pub type Refusal<'a> = &'a dyn Fn(&Setting) -> Option<String>;
+
+/// Every setting is taken (the `maitred` binary, [`crate::launch`]).
+pub fn accept_all(_: &Setting) -> Option<String> {
+    None
+}
+
+/// Flags that take a value but are not settings.
+const ACTION_FLAGS_WITH_VALUE: &[&str] = &["config", "healthcheck", "host", "port"];
+
+/// Flags that take no value and are not settings.
+const ACTION_FLAGS_ALONE: &[&str] = &["help", "version", "check-config", "print-config"];
+
+/// "unknown flag --NAME", with the nearest known flag (setting, alias or action) when one is
+/// within a few edits.
+fn unknown_flag(name: &str) -> String {
+    let settings = SETTINGS.iter().map(|s| s.name.replace('_', "-"));
+    let others = ALIASES.iter().map(|(alias, _)| *alias).chain(ACTION_FLAGS_WITH_VALUE.iter().copied());
+    let known = settings.chain(others.chain(ACTION_FLAGS_ALONE.iter().copied()).map(str::to_string));
+    let nearest = known
+        .map(|flag| (strsim::osa_distance(name, &flag), flag))
+        .filter(|(distance, flag)| *distance <= 3 && *distance * 3 <= flag.len())
+        .min();
+    match nearest {
+        Some((_, flag)) => format!("unknown flag --{name} (did you mean --{flag}? see --help)"),
+        None => format!("unknown flag --{name} (see --help)"),
+    }
 }
 
 fn is_bool(setting: &Setting) -> bool {
@@ -88,12 +131,14 @@ where
     I: IntoIterator<Item = String>,
     F: Fn(&str) -> Option<String>,
 {
-    parse_from(Config::default(), args, env)
+    parse_from(Config::default(), &accept_all, args, env)
 }
 
 /// Like [`parse`], over `defaults` instead of `Config::default()` (the WSGI front end runs 4
-/// threads unless told otherwise, for example).
-pub fn parse_from<I, F>(defaults: Config, args: I, env: F) -> Result<Command, String>
+/// threads unless told otherwise, for example), for a front end that takes only some settings:
+/// a flag or a `--config` file key for a setting `refuse` refuses is an error naming it and
+/// the reason; its `MAITRED_*` variable is not applied (the caller may warn about it).
+pub fn parse_from<I, F>(defaults: Config, refuse: Refusal<'_>, args: I, env: F) -> Result<Command, String>
 where
     I: IntoIterator<Item = String>,
     F: Fn(&str) -> Option<String>,
@@ -141,6 +186,12 @@ where
             None => (flag, None),
         };
         let setting = lookup(name);
+        if setting.is_none() && !ACTION_FLAGS_WITH_VALUE.contains(&name) {
+            return Err(unknown_flag(name));
+        }
+        if let Some(reason) = setting.and_then(refuse) {
+            return Err(format!("--{name} {reason}"));
+        }
         let value = match (inline, setting) {
             (Some(v), _) => v,
             // A boolean flag alone means true; `--flag=false` turns it off.
@@ -154,15 +205,15 @@ where
             ("port", _) => port = Some(value),
             (_, Some(s)) if s.name == "listen" => listen.push(value),
             (_, Some(s)) => flags.push((s, value)),
-            (_, None) => return Err(format!("unknown flag --{name} (see --help)")),
+            (_, None) => return Err(unknown_flag(name)),
         }
     }
 
     let mut config = defaults;
     if let Some(path) = config_file.or_else(|| env("MAITRED_CONFIG")) {
-        load_file(&mut config, &path)?;
+        load_file(&mut config, &path, refuse)?;
     }
-    for setting in SETTINGS {
+    for setting in SETTINGS.iter().filter(|s| refuse(s).is_none()) {
         let var = setting.env_var();
         if let Some(value) = env(&var) {
             setting.apply(&mut config, &value).map_err(|e| format!("{e} (from {var})"))?;
@@ -172,10 +223,7 @@ where
         if !listen.is_empty() {
             return Err("conflicting settings: give --listen or --host/--port, not both".into());
         }
-        let host = host.unwrap_or_else(|| "127.0.0.1".into());
-        let port = port.unwrap_or_else(|| "8080".into());
-        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
-        listen.push(format!("{host}:{port}"));
+        listen.push(host_port(host, port));
     }
     if !listen.is_empty() {
         let setting = Config::setting("listen").expect("listen is a setting");
@@ -194,16 +242,19 @@ where
 
 /// Applies the settings in the TOML file at `path` to `config`. Keys are setting names
 /// (`max_body_size` or `max-body-size`); values are strings, numbers, booleans, or arrays
-/// (for `listen`). Unknown keys and sections are refused.
-pub fn load_file(config: &mut Config, path: &str) -> Result<(), String> {
+/// (for `listen`). Unknown keys and sections are refused, and so are keys for settings
+/// `refuse` refuses (see [`parse_from`]), naming the file, the key and the reason.
+pub fn load_file(config: &mut Config, path: &str, refuse: Refusal<'_>) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {path}: {e}"))?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e.span().map_or(0, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
         format!("config file {path}, line {line}: {}", e.message().trim())
     })?;
     for (key, value) in &table {
-        let setting =
-            lookup(&key.replace('_', "-")).ok_or_else(|| format!("config file {path}: unknown setting {key:?}"))?;
+        let setting = lookup(key).ok_or_else(|| format!("config file {path}: unknown setting {key:?}"))?;
+        if let Some(reason) = refuse(setting) {
+            return Err(format!("config file {path}: setting {key:?} {reason}"));
+        }
         let text = toml_text(value).ok_or_else(|| format!("config file {path}: {key} must be a plain value"))?;
         setting.apply(config, &text).map_err(|e| format!("config file {path}: {e}"))?;
     }
@@ -227,8 +278,14 @@ fn toml_text(value: &toml::Value) -> Option<String> {
 
 /// The effective settings of `config` as a TOML file that `--config` reads back.
 pub fn print_config(config: &Config) -> String {
+    print_config_of(config, &accept_all)
+}
+
+/// [`print_config`] without the settings `refuse` refuses, so the file reads back with the
+/// same front end.
+pub fn print_config_of(config: &Config, refuse: Refusal<'_>) -> String {
     let mut text = String::from("# maitred effective settings (flag > environment > config file > default)\n");
-    for setting in SETTINGS {
+    for setting in SETTINGS.iter().filter(|s| refuse(s).is_none()) {
         let value = setting.show(config);
         let bare = (is_bool(setting) || value.parse::<u64>().is_ok()) && !value.is_empty();
         if bare {
@@ -241,19 +298,21 @@ pub fn print_config(config: &Config) -> String {
     text
 }
 
-/// The help text: usage, every setting with its flag, environment variable, unit and
-/// default (from [`SETTINGS`]), then the other flags and the Waitress aliases.
-pub fn help(program: &str, about: &str, usage_args: &str) -> String {
+/// The help text: usage, every setting `refuse` takes with its flag, environment variable,
+/// unit and default (from [`SETTINGS`]), then the other flags and the Waitress aliases (those
+/// for settings it takes). The defaults shown are the values in `defaults`, or, with `None`,
+/// the documented defaults (a rule such as "2 × CPUs" where the value depends on the machine).
+pub fn help(program: &str, about: &str, usage_args: &str, defaults: Option<&Config>, refuse: Refusal<'_>) -> String {
     let mut text = format!(
         "{about}\n\nUsage: {program} [OPTIONS]{usage_args}\n\nSettings (flag > environment > config file > default):\n"
     );
-    for setting in SETTINGS {
+    for setting in SETTINGS.iter().filter(|s| refuse(s).is_none()) {
         let value = if is_bool(setting) { String::new() } else { format!(" <{}>", setting.unit) };
         text.push_str(&format!(
             "  {}{value}\n      env {}, default {}\n",
             setting.flag(),
             setting.env_var(),
-            setting.default_text()
+            defaults.map_or_else(|| setting.default_text(), |config| setting.show(config))
         ));
         text.push_str(&format!("      {}\n", setting.summary()));
     }
@@ -261,7 +320,9 @@ pub fn help(program: &str, about: &str, usage_args: &str) -> String {
     text.push_str(ACTIONS);
     text.push_str("\nWaitress flag names accepted:\n");
     for (alias, setting) in ALIASES {
-        text.push_str(&format!("  --{alias} = --{}\n", setting.replace('_', "-")));
+        if Config::setting(setting).is_some_and(|s| refuse(s).is_none()) {
+            text.push_str(&format!("  --{alias} = --{}\n", setting.replace('_', "-")));
+        }
     }
     text
 }
@@ -324,11 +385,53 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_flag_is_named_as_unknown_wherever_it_stands() {
+        for args in
+            [&["--directory-listng"][..], &["--directory-listng", "x"], &["--threads", "2", "--directory-listng"]]
+        {
+            let e = run(args, &[]).unwrap_err();
+            assert_eq!(e, "unknown flag --directory-listng (did you mean --directory-listing? see --help)", "{args:?}");
+        }
+        assert_eq!(run(&["--thread"], &[]).unwrap_err(), "unknown flag --thread (did you mean --threads? see --help)");
+        assert_eq!(run(&["--prot", "1"], &[]).unwrap_err(), "unknown flag --prot (did you mean --port? see --help)");
+        assert_eq!(run(&["--zzzzzzzz"], &[]).unwrap_err(), "unknown flag --zzzzzzzz (see --help)");
+        assert!(!run(&["--zzzzzzzz"], &[]).unwrap_err().contains("needs a value"));
+    }
+
+    #[test]
     fn help_lists_every_setting_with_its_variable() {
-        let text = help("maitred", "about", "");
+        let text = help("maitred", "about", "", None, &accept_all);
         for s in SETTINGS {
             assert!(text.contains(&s.flag()) && text.contains(&s.env_var()), "{}", s.name);
         }
+    }
+
+    /// A front end that takes only some settings refuses the others alike as flags and as
+    /// config-file keys, and does not apply their variables.
+    #[test]
+    fn a_refused_setting_is_refused_as_flag_and_as_file_key() {
+        let refuse = |s: &Setting| (s.name == "root").then(|| "does not apply here".to_string());
+        let env_none = |_: &str| None;
+        let parse =
+            |args: &[&str]| parse_from(Config::default(), &refuse, args.iter().map(|s| s.to_string()), env_none);
+        assert_eq!(parse(&["--root", "/x"]).unwrap_err(), "--root does not apply here");
+        assert_eq!(parse(&["--root=/x"]).unwrap_err(), "--root does not apply here");
+        assert!(matches!(parse(&["--server-header", "--root"]), Ok(Command::Run { .. })));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "threads = 3\nroot = \"/srv\"\n").unwrap();
+        let p = path.to_str().unwrap();
+        let e = parse(&["--config", p]).unwrap_err();
+        assert_eq!(e, format!("config file {p}: setting \"root\" does not apply here"));
+        let env_root = |k: &str| (k == "MAITRED_ROOT").then(|| "/elsewhere".to_string());
+        let c = parse_from(Config::default(), &refuse, Vec::new(), env_root).unwrap();
+        let Command::Run { config, .. } = c else { panic!() };
+        assert_eq!(config.root, Config::default().root, "a refused setting's variable is not applied");
+        assert!(!print_config_of(&config, &refuse).contains("root ="));
+        let text = help("m", "about", "", Some(&Config { threads: 4, ..Config::default() }), &refuse);
+        assert!(
+            !text.contains("--root") && text.contains("--threads <threads>\n      env MAITRED_THREADS, default 4\n")
+        );
     }
 
     #[test]
@@ -345,7 +448,7 @@ mod tests {
         };
         std::fs::write(&path, print_config(&original)).unwrap();
         let mut loaded = Config::default();
-        load_file(&mut loaded, path.to_str().unwrap()).unwrap();
+        load_file(&mut loaded, path.to_str().unwrap(), &accept_all).unwrap();
         assert_eq!(loaded, original);
     }
 
@@ -361,11 +464,13 @@ mod tests {
             ("[section]\nthreads = 2\n", "section"),
         ] {
             std::fs::write(&path, content).unwrap();
-            let e = load_file(&mut Config::default(), &path_text).unwrap_err();
+            let e = load_file(&mut Config::default(), &path_text, &accept_all).unwrap_err();
             assert!(e.contains(&path_text) && e.contains(needle), "{content:?}: {e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
-        assert!(load_file(&mut Config::default(), "/no/such/file.toml").unwrap_err().contains("cannot read"));
+        assert!(load_file(&mut Config::default(), "/no/such/file.toml", &accept_all)
+            .unwrap_err()
+            .contains("cannot read"));
     }
 
     #[test]

@@ -17,6 +17,16 @@ use crate::ops::proxy::TrustedProxies;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Which front ends a setting means something to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scope {
+    /// The server itself: every front end (Rust handlers, the binary, WSGI).
+    Server,
+    /// Only the `maitred` binary's static file app; the Python command refuses it.
+    StaticFiles,
+}
+
 /// One row of the settings table: how a setting is named, parsed, shown and documented.
 #[derive(Clone, Copy)]
 pub struct Setting {
@@ -26,6 +36,8 @@ pub struct Setting {
     pub unit: &'static str,
     /// One-paragraph description.
     pub help: &'static str,
+    /// Which front ends use it.
+    pub scope: Scope,
     /// How the default is documented when it depends on the machine (e.g. the CPU count).
     default_doc: Option<&'static str>,
     set: fn(&mut Config, &str) -> Result<(), String>,
@@ -225,7 +237,9 @@ impl SettingValue for Vec<ListenAddr> {
 macro_rules! settings {
     (@auto) => { None };
     (@auto $auto:literal) => { Some($auto) };
-    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $default:expr, $unit:literal $(, auto = $auto:literal)?; )+) => {
+    (@scope) => { Scope::Server };
+    (@scope $scope:ident) => { Scope::$scope };
+    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $default:expr, $unit:literal $(, auto = $auto:literal)? $(, scope = $scope:ident)?; )+) => {
         /// Every tunable of the server. Build one with `Config::default()` and assign fields.
         ///
         /// Each field documents its unit and default; [`Config::validate`] checks the whole.
@@ -247,6 +261,7 @@ macro_rules! settings {
                 name: stringify!($field),
                 unit: $unit,
                 help: concat!($($doc, "\n"),+),
+                scope: settings!(@scope $($scope)?),
                 default_doc: settings!(@auto $($auto)?),
                 set: |config, text| {
                     config.$field = <$ty as SettingValue>::parse_value(text, $unit)?;
@@ -321,15 +336,18 @@ settings! {
     server_header: String = "maitred".to_string(), "text";
     /// Directory served by the `maitred` binary's static file app (the positional DIR sets
     /// it too). Defaults to `.`, the current directory.
-    root: PathBuf = PathBuf::from("."), "path";
+    root: PathBuf = PathBuf::from("."), "path", scope = StaticFiles;
     /// Path the app is mounted under, such as `/app`; requests outside it get 404. Defaults to
     /// empty (the whole site).
     url_prefix: String = String::new(), "path";
     /// Let the static file app list directories that have no `index.html`. Defaults to false.
-    directory_listing: bool = false, "true/false";
+    directory_listing: bool = false, "true/false", scope = StaticFiles;
     /// Let the static file app follow symbolic links that point outside the root. Defaults to
     /// false.
-    follow_symlinks: bool = false, "true/false";
+    follow_symlinks: bool = false, "true/false", scope = StaticFiles;
+    /// Let the static file app serve and list names starting with `.` (`.git`, `.env`); when
+    /// false they get 404, except `/.well-known/`. Defaults to false.
+    serve_dotfiles: bool = false, "true/false", scope = StaticFiles;
     /// Error log level (`error`, `warn`, `info`, `debug`, `trace`, `off`); `RUST_LOG`, when
     /// set, takes precedence. Defaults to `info`.
     log_level: String = "info".to_string(), "level";
@@ -342,9 +360,9 @@ settings! {
     /// On shutdown, time between the health path turning 503 and the listeners closing, so a
     /// load balancer stops routing first. Defaults to 0s.
     drain_delay: Duration = Duration::ZERO, "seconds";
-    /// Access log format, written to standard output one line per request: `off`, `common`,
-    /// `combined` or `json`, each ending with the request time in microseconds. Defaults to
-    /// `off`.
+    /// Access log format, written to standard output one line per request (also those the
+    /// server refuses itself, marked): `off`, `common`, `combined` or `json`, each with the
+    /// request time in microseconds. Defaults to `off`.
     access_log: AccessLogFormat = AccessLogFormat::Off, "format";
     /// Proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For/Proto/Host/Port`) are
     /// believed: addresses or CIDR nets, comma-separated (a Unix-socket peer is `0.0.0.0`).
@@ -519,6 +537,16 @@ mod tests {
             assert_eq!(setting.show(&parsed), setting.show(&defaults), "{}", setting.name);
         }
         defaults.validate().unwrap();
+    }
+
+    /// A setting whose help says it is for the static file app is scoped to it, so front
+    /// ends without that app (the Python command) neither list nor accept it.
+    #[test]
+    fn static_file_settings_are_scoped_to_the_static_file_app() {
+        for setting in SETTINGS {
+            let says_static = setting.help.contains("static file app");
+            assert_eq!(says_static, setting.scope == Scope::StaticFiles, "{}", setting.name);
+        }
     }
 
     #[test]

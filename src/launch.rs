@@ -100,7 +100,7 @@ where
             };
         }
         Ok(Command::Help) => {
-            print!("{}", cli::help(&program, about, usage_args));
+            print!("{}", cli::help(&program, about, usage_args, None, &cli::accept_all));
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
@@ -144,15 +144,20 @@ pub fn serve_configured<H: Handler>(program: &str, config: Config, handler: H) -
     }
 }
 
-/// Binds and starts `handler` with `config`, installs the drain on SIGTERM/SIGINT (Ctrl-C,
-/// Ctrl-Break, console close), logs where it listens, and blocks until the drain is done.
-/// Logging is whatever `log` logger the caller installed (the WSGI front end forwards records
-/// to Python's `logging`).
+/// Installs the drain on SIGTERM/SIGINT (Ctrl-C, Ctrl-Break, console close), binds and
+/// starts `handler` with `config`, logs where it listens, and blocks until the drain is done.
+/// The handler is in place before the listeners exist, so a signal that comes while the server
+/// starts drains it once it runs instead of killing the process. Logging is whatever `log`
+/// logger the caller installed (the WSGI front end forwards records to Python's `logging`).
 pub fn serve_until_signal<H: Handler>(config: Config, handler: H) -> Result<(), crate::Error> {
     let threads = config.threads;
-    let handle = Server::bind(config, handler)?.start()?;
-    if let Err(e) = crate::signals::drain_on_signals(handle.stopper()) {
+    let signals = crate::signals::SignalDrain::install();
+    if let Err(e) = &signals {
         warn!(target: "maitred::server", "{e}; stop the process with SIGKILL");
+    }
+    let handle = Server::bind(config, handler)?.start()?;
+    if let Ok(signals) = &signals {
+        signals.arm(handle.stopper());
     }
     // Announced only once every thread runs, so whoever waits for this line finds a server
     // that is fully up.

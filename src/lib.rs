@@ -28,7 +28,9 @@
 //! client costs a buffer, never a worker. The handler's response goes back to the I/O loop,
 //! which writes it; a streamed body is handed over in pieces and the worker waits while
 //! `max_buffered_output` bytes are unsent. No thread is created per connection or per request:
-//! the process runs `threads + 2` threads (plus one for signals when started by [`launch`]).
+//! the process runs `threads + 2` threads (plus one for signals when started by [`launch`], and
+//! `maitred-access-log`, which writes access log lines from a bounded queue, when the access
+//! log is on).
 //!
 //! ## Limits and deadlines
 //!
@@ -69,8 +71,10 @@
 //! | `apps/static_files/` | the [`static_files`] app: paths, conditional requests, ranges | reach into the engine: it is an ordinary [`Handler`] |
 //! | `python/` | the WSGI front end (feature `python`) | touch a socket |
 //!
-//! The only `unsafe` is registering sockets with the poller (`polling` requires it); see the
-//! `engine::sys` module's guard type.
+//! `unsafe` lives in two modules, each call with its `SAFETY` argument: `engine::sys`
+//! registers sockets with the poller (`polling` requires it; see its guard type), and, with
+//! the `python` feature, `python::raw` keeps each worker thread's interpreter thread state and
+//! duplicates the descriptor of a built-in Python file object for `wsgi.file_wrapper`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -88,7 +92,7 @@ pub mod python;
 mod signals;
 
 pub use apps::static_files;
-pub use config::{Config, ConfigError, Setting, SETTINGS};
+pub use config::{Config, ConfigError, Scope, Setting, SETTINGS};
 pub use engine::net::ListenAddr;
 pub use engine::server::{Server, ServerHandle, Stopper};
 pub use error::Error;

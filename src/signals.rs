@@ -2,12 +2,67 @@
 //! Ctrl-Break and the console close event on Windows. A second signal exits at once.
 //! Owns the signal handlers. Never stops the process without the drain unless signalled twice.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use log::{info, warn};
 
 use crate::engine::server::Stopper;
 use crate::error::Error;
+
+/// What the handler does with a stop signal, as the server comes up.
+enum Target {
+    /// No server yet, no signal yet.
+    Waiting,
+    /// A signal came before the server started: it drains as soon as it is armed.
+    Signalled,
+    /// The running server's stopper, and how many signals arrived.
+    Armed(Stopper, usize),
+}
+
+/// The process-wide stop-signal handler, installed before the server binds (so no signal
+/// between binding and starting can kill the process) and armed once it runs.
+pub(crate) struct SignalDrain {
+    target: Arc<Mutex<Target>>,
+}
+
+impl SignalDrain {
+    /// Installs the handler. Until [`SignalDrain::arm`], a signal is remembered; a second one
+    /// exits at once.
+    pub(crate) fn install() -> Result<SignalDrain, Error> {
+        let target = Arc::new(Mutex::new(Target::Waiting));
+        let shared = Arc::clone(&target);
+        ctrlc::set_handler(move || {
+            let mut target = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut *target {
+                Target::Waiting => {
+                    info!(target: "maitred::server", "stop signal received while starting; draining once started");
+                    *target = Target::Signalled;
+                }
+                Target::Armed(stopper, received) if *received == 0 => {
+                    *received = 1;
+                    info!(target: "maitred::server", "stop signal received; draining (signal again to stop at once)");
+                    stopper.shutdown();
+                }
+                Target::Signalled | Target::Armed(..) => {
+                    warn!(target: "maitred::server", "second stop signal; exiting at once");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .map_err(|e| Error::Signals(Box::new(e)))?;
+        Ok(SignalDrain { target })
+    }
+
+    /// Points the handler at the running server; drains it at once if a signal came first.
+    pub(crate) fn arm(&self, stopper: Stopper) {
+        let mut target = self.target.lock().unwrap_or_else(PoisonError::into_inner);
+        let signalled = matches!(*target, Target::Signalled);
+        if signalled {
+            stopper.shutdown();
+        }
+        *target = Target::Armed(stopper, usize::from(signalled));
+    }
+}
 
 /// Installs the process-wide handler; it can be installed once per process.
 ///
@@ -15,15 +70,6 @@ use crate::error::Error;
 ///
 /// [`Error::Signals`] when the handler cannot be installed (one is installed already).
 pub fn drain_on_signals(stopper: Stopper) -> Result<(), Error> {
-    let received = AtomicUsize::new(0);
-    ctrlc::set_handler(move || {
-        if received.fetch_add(1, Ordering::SeqCst) == 0 {
-            info!(target: "maitred::server", "stop signal received; draining (signal again to stop at once)");
-            stopper.shutdown();
-        } else {
-            warn!(target: "maitred::server", "second stop signal; exiting at once");
-            std::process::exit(1);
-        }
-    })
-    .map_err(|e| Error::Signals(Box::new(e)))
+    SignalDrain::install()?.arm(stopper);
+    Ok(())
 }

@@ -96,6 +96,122 @@ fn health_probes_stay_out_of_the_access_log() {
     assert!(lines[0].contains("/a.txt"));
 }
 
+/// Requests the server answers itself (a bad head, a request line too long, a body too
+/// large while de-chunking, a head too slow) are logged, marked `"answered_by":"server"`; a
+/// handler's line has no such key.
+#[test]
+fn requests_the_server_refuses_are_in_the_json_access_log_marked() {
+    let long_line = format!("GET /{} HTTP/1.1", "a".repeat(9000)).into_bytes();
+    let requests = [
+        b"GET /bad HTTP/1.1\r\nHost: x\r\nBad Name: y\r\nConnection: close\r\n\r\n".to_vec(),
+        long_line,
+        b"POST /up HTTP/1.1\r\nHost: x\r\nUser-Agent: ua-413\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n0123456789abcdef0123456789abcdef\r\n0\r\n\r\n".to_vec(),
+        b"GET /slow HTTP/1.1\r\nHost: x\r\n".to_vec(),
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+    ];
+    let lines = access_lines(&["--access-log", "json", "--max-body-size", "16", "--header-timeout", "1s"], &requests);
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    let records: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let fields = |r: &serde_json::Value| {
+        (r["status"].as_u64().unwrap(), r["method"].clone(), r["target"].clone(), r["answered_by"].clone())
+    };
+    let server = serde_json::Value::from("server");
+    assert_eq!(fields(&records[0]), (400, "GET".into(), "/bad".into(), server.clone()));
+    assert_eq!(records[0]["version"], "HTTP/1.1");
+    assert_eq!(records[0]["bytes"], "400 Bad Request\n".len());
+    assert_eq!(records[0]["client"], "127.0.0.1");
+    assert_eq!(fields(&records[1]), (414, serde_json::Value::Null, serde_json::Value::Null, server.clone()));
+    assert_eq!(records[1]["version"], serde_json::Value::Null);
+    assert_eq!(fields(&records[2]), (413, "POST".into(), "/up".into(), server.clone()));
+    assert_eq!(records[2]["user_agent"], "ua-413");
+    assert_eq!(fields(&records[3]), (408, "GET".into(), "/slow".into(), server));
+    // From the head's first byte to the 408 (the 1 s runs from accept): most of a second.
+    assert!(records[3]["duration_us"].as_u64().unwrap() >= 500_000, "{}", lines[3]);
+    assert_eq!(records[4]["status"], 200);
+    assert!(records[4].get("answered_by").is_none(), "{}", lines[4]);
+}
+
+#[test]
+fn common_lines_of_refused_requests_say_maitred_in_the_ident_field() {
+    let lines = access_lines(
+        &["--access-log", "common", "--max-body-size", "16"],
+        &[
+            b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".to_vec(),
+            b"\x01\x02 garbage\r\n\r\n".to_vec(),
+            b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        ],
+    );
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines[0].starts_with("127.0.0.1 maitred - ["), "{}", lines[0]);
+    assert!(lines[0].contains("] \"POST /up HTTP/1.1\" 413 "), "{}", lines[0]);
+    assert!(lines[1].starts_with("127.0.0.1 maitred - ["), "{}", lines[1]);
+    assert!(lines[1].contains("] \"-\" 400 16 "), "{}", lines[1]);
+    assert!(lines[2].starts_with("127.0.0.1 - - ["), "{}", lines[2]);
+}
+
+/// Standard output nobody reads (a full pipe) must not hold up requests: lines past the
+/// queue are dropped, counted in the metrics and reported in the error log.
+#[test]
+fn a_blocked_standard_output_drops_access_lines_but_never_stalls_requests() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("a.txt"), "hello\n").unwrap();
+    let mut child = Command::new(maitred_bin())
+        .args(["--listen", "127.0.0.1:0", "--access-log", "common", "--metrics-path", "/metrics"])
+        .args(["--max-requests-per-connection", "1000000"])
+        .arg(site.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped()) // never read: the pipe fills after about 64 KiB
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (log_tx, log_rx) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+    let addr: std::net::SocketAddr = loop {
+        let line = log_rx.recv_timeout(Duration::from_secs(30)).expect("the server did not start");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().parse().unwrap();
+        }
+    };
+    // More requests than the pipe and the queue (8192 lines) hold together, pipelined in
+    // batches on one connection; each batch must be answered promptly.
+    let started = Instant::now();
+    let mut c = Client::connect(addr);
+    let batch = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100);
+    for _ in 0..120 {
+        c.send(&batch);
+        for _ in 0..100 {
+            assert_eq!(c.response().status, 200);
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "requests stalled behind the access log");
+    }
+    c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let metrics = c.response().body_text();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("maitred_access_log_dropped_lines_total "))
+        .expect("the dropped-lines counter")
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "{metrics}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reported = false;
+    while let Ok(line) = log_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains("access log lines dropped") {
+            reported = true;
+            break;
+        }
+    }
+    assert!(reported, "no drop report in the error log");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A handler that reports what it was told about the client.
 fn whoami(req: Request) -> Response {
     let forwarded: Vec<String> = req

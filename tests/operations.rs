@@ -279,3 +279,31 @@ fn log_level_flag_sets_the_error_log_level() {
     let warn = run("warn");
     assert!(!warn.contains("INFO"), "--log-level warn still logged INFO: {warn}");
 }
+
+/// A SIGTERM that arrives as soon as the listener accepts connections, while the server is
+/// still starting its threads, drains it (exit 0) instead of killing the process: the signal
+/// handler is installed before the server binds. Many worker threads widen that window.
+#[cfg(unix)]
+#[test]
+fn sigterm_while_the_server_starts_drains_it_instead_of_killing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("m.sock");
+    for attempt in 0..3 {
+        let mut child = Command::new(maitred_bin())
+            .args(["--listen", &format!("unix:{}", sock.display()), "--threads", "512"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::yield_now();
+        }
+        common::child::signal_pid(child.id(), "TERM");
+        let status = child.wait().unwrap();
+        assert!(status.success(), "attempt {attempt}: {status:?}");
+    }
+}

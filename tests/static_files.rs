@@ -182,11 +182,58 @@ fn invalid_escapes_are_bad_requests() {
 }
 
 #[test]
-fn hidden_files_are_served() {
+fn hidden_files_are_served_with_serve_dotfiles() {
     let fixture = Fixture::new();
-    let server = fixture.serve();
+    let server = fixture.serve_with(|o| o.serve_dotfiles = true);
     let r = get(&server, "/.hidden");
     assert_eq!((r.status, r.body_text().as_str()), (200, "hidden but served"));
+}
+
+#[test]
+fn dotfiles_are_not_found_by_default() {
+    let fixture = Fixture::new();
+    fs::create_dir_all(fixture.root.join(".git")).unwrap();
+    fixture.write(".git/config", b"[core]");
+    fixture.write(".env", b"PASSWORD=x");
+    fixture.write("sub/.htpasswd", b"admin:x");
+    let server = fixture.serve();
+    for target in
+        ["/.hidden", "/.git/config", "/.git/", "/.git", "/.env", "/sub/.htpasswd", "/%2eenv", "/sub/%2Ehtpasswd"]
+    {
+        let r = get(&server, target);
+        assert_eq!(r.status, 404, "{target}");
+        assert!(!r.body_text().contains("PASSWORD") && !r.body_text().contains("[core]"), "{target}");
+    }
+    let r = request(&server, "HEAD", "/.env", "");
+    assert_eq!(r.status, 404);
+    assert_eq!(get(&server, "/hello.txt").status, 200);
+}
+
+#[test]
+fn well_known_is_served_but_not_dotfiles_under_it() {
+    let fixture = Fixture::new();
+    fs::create_dir_all(fixture.root.join(".well-known/acme-challenge")).unwrap();
+    fixture.write(".well-known/security.txt", b"Contact: x");
+    fixture.write(".well-known/acme-challenge/token", b"tok");
+    fixture.write(".well-known/.secret", b"no");
+    fs::create_dir_all(fixture.root.join("sub/.well-known")).unwrap();
+    fixture.write("sub/.well-known/x", b"nested");
+    let server = fixture.serve();
+    assert_eq!(get(&server, "/.well-known/security.txt").body_text(), "Contact: x");
+    assert_eq!(get(&server, "/.well-known/acme-challenge/token").body_text(), "tok");
+    assert_eq!(get(&server, "/.well-known/.secret").status, 404);
+    assert_eq!(get(&server, "/sub/.well-known/x").status, 404);
+}
+
+#[test]
+fn listings_leave_dotfiles_out_by_default() {
+    let fixture = Fixture::new();
+    fs::remove_file(fixture.root.join("index.html")).unwrap();
+    fs::create_dir_all(fixture.root.join(".well-known")).unwrap();
+    let server = fixture.serve_with(|o| o.directory_listing = true);
+    let html = get(&server, "/").body_text();
+    assert!(html.contains("href=\"sub/\"") && !html.contains(".hidden"), "{html}");
+    assert!(html.contains("href=\".well-known/\""), "{html}");
 }
 
 #[test]
@@ -279,7 +326,10 @@ fn listing_is_sorted_dirs_first_escaped_and_encoded() {
 #[test]
 fn listing_of_the_root_has_no_parent_link_and_an_index_still_wins() {
     let fixture = Fixture::new();
-    let server = fixture.serve_with(|o| o.directory_listing = true);
+    let server = fixture.serve_with(|o| {
+        o.directory_listing = true;
+        o.serve_dotfiles = true;
+    });
     assert_eq!(get(&server, "/").body_text(), "<h1>home</h1>");
     fs::remove_file(fixture.root.join("index.html")).unwrap();
     let html = get(&server, "/").body_text();
@@ -546,7 +596,7 @@ fn defaults_are_documented_values() {
     let options = StaticOptions::default();
     assert_eq!(options.root, Path::new("."));
     assert_eq!(options.url_prefix, "");
-    assert!(!options.directory_listing && !options.follow_symlinks);
+    assert!(!options.directory_listing && !options.follow_symlinks && !options.serve_dotfiles);
 }
 
 // ---- traversal: every attempt is a 4xx and never shows the secret ----
@@ -703,4 +753,13 @@ fn special_files_are_not_served() {
     }
     let server = fixture.serve();
     assert_eq!(get(&server, "/pipe").status, 404);
+}
+
+#[test]
+fn options_asterisk_is_answered_with_the_methods_served() {
+    let fixture = Fixture::new();
+    let server = fixture.serve();
+    let r = request(&server, "OPTIONS", "*", "");
+    assert_eq!((r.status, r.header("allow"), r.header("content-length")), (200, Some("GET, HEAD"), Some("0")));
+    assert_eq!(request(&server, "OPTIONS", "/hello.txt", "").status, 405);
 }

@@ -1134,3 +1134,33 @@ fn pipelined_requests_before_a_half_close_are_all_answered() {
     // `exchange` reads until the server closes: it did, once all three were answered.
     assert!(!responses[0].closes() && !responses[1].closes());
 }
+
+/// A handler that sends no body for HEAD (as Werkzeug does for streamed responses) must not
+/// make the server claim `Content-Length: 0`: only the handler's own length, if it set one, is
+/// what GET would send (RFC 9110 sections 8.6 and 9.3.2).
+#[test]
+fn head_without_a_body_sends_only_the_handlers_content_length() {
+    let server = TestServer::start(|request: Request| {
+        let declared = request.path() == "/declared";
+        match (request.method(), declared) {
+            ("HEAD", false) => Response::new(200),
+            ("HEAD", true) => Response::new(200).with_header("Content-Length", "5"),
+            _ => Response::new(200).with_body(Body::stream(std::iter::once(Ok(b"hello".to_vec())))),
+        }
+    });
+    let mut c = server.client();
+    c.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.response();
+    assert_eq!((r.status, r.body_text().as_str()), (200, "hello"));
+    c.send("HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.head_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), None, "head {:?}", r.head);
+    assert_eq!(r.header("transfer-encoding"), None, "head {:?}", r.head);
+    c.send("HEAD /declared HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.head_response();
+    assert_eq!(r.header("content-length"), Some("5"), "head {:?}", r.head);
+    // The connection is still in step: nothing was sent after either head.
+    c.send("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(c.response().body_text(), "hello");
+}

@@ -647,6 +647,36 @@ def app(environ, start_response):
     assert_eq!(r.header("content-length"), Some("7"));
 }
 
+/// Werkzeug answers HEAD of a streamed response with an empty iterable and no length: the
+/// server must not add `Content-Length: 0` (GET sends a body); the app's own length is kept.
+#[test]
+fn head_with_an_empty_iterable_sends_no_length_of_its_own() {
+    let w = serve(
+        r#"
+def app(environ, start_response):
+    headers = [('Content-Type', 'text/plain')]
+    if 'declared' in environ['QUERY_STRING']:
+        headers.append(('Content-Length', '5'))
+    start_response('200 OK', headers)
+    if environ['REQUEST_METHOD'] == 'HEAD':
+        return []
+    return (chunk for chunk in [b'hel', b'lo'])
+"#,
+    );
+    let mut c = w.server.client();
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().body_text(), "hello");
+    c.send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.head_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), None, "head {:?}", r.head);
+    assert_eq!(r.header("transfer-encoding"), None, "head {:?}", r.head);
+    c.send("HEAD /?declared HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.head_response().header("content-length"), Some("5"));
+    c.send("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(c.response().body_text(), "hello");
+}
+
 #[test]
 fn latin1_header_values_round_trip() {
     let w = serve(
@@ -701,6 +731,79 @@ def app(environ, start_response):
     let r = w.get(&format!("/?bytesio:{p}"));
     assert_eq!(r.body_text(), "in memory", "a file object without fileno() is read in blocks");
     assert!(w.wait_for("all(f.closed for f in files) and len(files) == 5"), "{}", w.eval("[f.closed for f in files]"));
+}
+
+/// A file-like object of its own whose `tell()` closes its file and opens another (which takes
+/// the freed descriptor number) must not get that other file sent: only built-in file objects
+/// have their descriptor duplicated; this one is read through its own `read()`.
+#[cfg(unix)]
+#[test]
+fn file_wrapper_never_duplicates_a_descriptor_its_object_gave_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public.txt");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&public, "public").unwrap();
+    std::fs::write(&secret, "SECRET-CONTENT").unwrap();
+    let w = serve(&format!(
+        r#"
+reused = []
+class Sneaky:
+    def __init__(self):
+        self.f = open({public:?}, 'rb')
+        self.done = False
+    def fileno(self):
+        return self.f.fileno()
+    def tell(self):
+        fd = self.f.fileno()
+        self.f.close()
+        self.g = open({secret:?}, 'rb')
+        reused.append(self.g.fileno() == fd)
+        return 0
+    def read(self, n):
+        if self.done:
+            return b''
+        self.done = True
+        return b'read through Python'
+    def close(self):
+        self.f.close()
+        if hasattr(self, 'g'):
+            self.g.close()
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return environ['wsgi.file_wrapper'](Sneaky(), 4096)
+"#,
+        public = public.to_str().unwrap(),
+        secret = secret.to_str().unwrap(),
+    ));
+    let r = w.get("/");
+    assert_eq!((r.status, r.body_text().as_str()), (200, "read through Python"));
+    // The trap is real here: after tell(), the secret file holds the number fileno() gave.
+    assert_eq!(w.eval("[s := Sneaky(), s.tell(), s.close(), reused[-1]][-1]"), "True");
+}
+
+/// `OPTIONS *` is about the server, not a resource: answered by the front end, never with
+/// a `PATH_INFO` of `*` (which `wsgiref.validate` refuses).
+#[test]
+fn options_asterisk_is_answered_without_the_application() {
+    let w = serve(
+        r#"
+from wsgiref.validate import validator
+calls = []
+def _app(environ, start_response):
+    calls.append(environ['PATH_INFO'])
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '3')])
+    return [b'app']
+app = validator(_app)
+"#,
+    );
+    let mut c = w.server.client();
+    c.send("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response();
+    assert_eq!((r.status, r.header("content-length"), r.body_text().as_str()), (200, Some("0"), ""));
+    assert!(!r.closes(), "head {:?}", r.head);
+    c.send("OPTIONS /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().body_text(), "app");
+    assert_eq!(w.eval("calls"), "['/x']");
 }
 
 #[test]
@@ -813,7 +916,7 @@ fn the_command_line_front_end() {
 def application(environ, start_response):
     start_response('200 OK', [])
     return [b'']
-def load(spec):
+def load(spec, log_level):
     module, _, name = spec.partition(':')
     if module == 'broken':
         raise ImportError("No module named 'broken'\n(second line)")
@@ -897,7 +1000,7 @@ fn serve_refuses_bad_settings_and_busy_addresses() {
         let e = attempt(&[
             ("listen", list),
             ("max-body-size", text("1MiB")),
-            ("directory_listing", yes),
+            ("expose_tracebacks", yes),
             ("access_log", text("common")),
         ]);
         assert!(e.starts_with("OSError: cannot listen on") && e.contains("already in use"), "{e}");

@@ -65,6 +65,7 @@ fn main() -> ExitCode {
             url_prefix: config.url_prefix.clone(),
             directory_listing: config.directory_listing,
             follow_symlinks: config.follow_symlinks,
+            serve_dotfiles: config.serve_dotfiles,
         };
         let files = StaticFiles::new(options).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => format!("cannot serve {}: no such directory", config.root.display()),

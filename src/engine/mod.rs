@@ -21,6 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::ops::access_log::AccessLog;
 use crate::ops::metrics::Metrics;
 use crate::ops::proxy::TrustedProxies;
 use acceptor::Gauge;
@@ -40,4 +41,6 @@ pub(crate) struct Shared {
     pub(crate) waker: LoopWaker,
     /// Open connections, counted against `connection_limit`.
     pub(crate) gauge: Gauge,
+    /// The access log's writer (lines from workers and from the loop's own answers).
+    pub(crate) access_log: AccessLog,
 }

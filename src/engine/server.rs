@@ -19,6 +19,7 @@ use crate::engine::worker::WorkerShared;
 use crate::engine::Shared;
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::ops::access_log::{AccessLog, AccessLogThread};
 use crate::ops::metrics::Metrics;
 use crate::ops::proxy::TrustedProxies;
 
@@ -79,10 +80,14 @@ impl Server {
         let (jobs_tx, jobs_rx) = bounded(config.queue_capacity());
         let stop = Arc::new(AtomicBool::new(false));
         let threads = config.threads;
+        let metrics = Metrics::default();
+        let (access_log, access_log_thread) =
+            AccessLog::start(config.access_log, Arc::clone(&metrics.access_log_dropped))?;
         let shared = Arc::new(Shared {
             config,
             trusted,
-            metrics: Metrics::default(),
+            metrics,
+            access_log,
             draining: AtomicBool::new(false),
             waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
             gauge: Gauge::default(),
@@ -108,6 +113,7 @@ impl Server {
             acceptor: Some(acceptor_thread),
             io_loop: Some(io_thread),
             pool: Some(pool),
+            access_log: access_log_thread,
         })
     }
 }
@@ -144,6 +150,7 @@ pub struct ServerHandle {
     acceptor: Option<JoinHandle<()>>,
     io_loop: Option<JoinHandle<()>>,
     pool: Option<Pool>,
+    access_log: Option<AccessLogThread>,
 }
 
 impl ServerHandle {
@@ -176,10 +183,15 @@ impl ServerHandle {
         if let Some(t) = self.io_loop.take() {
             let _ = t.join();
         }
-        match self.pool.take() {
+        let finished = match self.pool.take() {
             Some(pool) => pool.join_until(Instant::now() + Duration::from_secs(1)),
             None => true,
+        };
+        // Last: every line the loop and the workers queued is written before `wait` returns.
+        if let Some(thread) = self.access_log.take() {
+            thread.stop(&self.stopper.control.shared.access_log);
         }
+        finished
     }
 }
 

@@ -16,7 +16,7 @@ use crate::handler::Handler;
 use crate::http1::encode::{encode, frame_chunk, Payload, ResponseContext, StreamPlan, LAST_CHUNK};
 use crate::http1::request::{Origin, Request};
 use crate::http1::response::Response;
-use crate::ops::access_log::{format_line, AccessLogFormat, AccessRecord};
+use crate::ops::access_log::{AccessLogFormat, AccessRecord};
 
 /// What every worker shares.
 pub(crate) struct WorkerShared {
@@ -32,7 +32,6 @@ pub(crate) struct Scratch {
     method: String,
     referer: Option<Vec<u8>>,
     user_agent: Option<Vec<u8>>,
-    line: String,
 }
 
 /// What the access log needs to know about the request, kept before the handler takes it.
@@ -159,12 +158,9 @@ impl WorkerShared {
             referer: scratch.referer.as_deref(),
             user_agent: scratch.user_agent.as_deref(),
             duration,
+            by_server: false,
         };
-        let mut line = std::mem::take(&mut scratch.line);
-        line.clear();
-        format_line(self.shared.config.access_log, &record, &mut line);
-        log::info!(target: crate::ops::access_log::TARGET, "{line}");
-        scratch.line = line;
+        self.shared.access_log.write(&record);
     }
 
     /// Sends the chunks of a streamed body; returns whether the body went out whole and

@@ -141,10 +141,13 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     }
 
     // The length the body will have: known from the body itself, or declared by the handler
-    // for a stream, or (HEAD only) declared for an empty body.
+    // for a stream. A HEAD answered with no body (Werkzeug answers HEAD of a streamed
+    // response with an empty iterable) says nothing about what GET would send, so only the
+    // handler's own Content-Length may be sent, else none (RFC 9110 sections 8.6, 9.3.2).
     let len = match &body {
         Body::Stream { len: None, .. } => declared_len,
-        Body::Empty if ctx.head_request => declared_len.or(Some(0)),
+        Body::Empty if ctx.head_request => declared_len,
+        Body::Bytes(bytes) if ctx.head_request && bytes.is_empty() => declared_len,
         other => other.known_len(),
     };
     let framing = decide_framing(status, ctx.head_request, ctx.version, len);
@@ -247,6 +250,11 @@ pub(crate) fn encode_error(status: u16, server_header: &str, retry_after_secs: O
     finish_head(&mut out, &ctx, Framing::Length(body.len() as u64), true, false, false);
     out.extend_from_slice(body.as_bytes());
     out
+}
+
+/// Body bytes of the server's own error response for `status` (what [`encode_error`] sends).
+pub(crate) fn error_body_len(status: u16) -> u64 {
+    format!("{status} {}\n", reason_phrase(status)).len() as u64
 }
 
 /// Frames one piece of a chunked body: size in hex, CRLF, the data, CRLF.

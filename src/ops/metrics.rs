@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Upper bounds of the request duration histogram, in seconds.
@@ -27,6 +28,9 @@ pub(crate) struct Metrics {
     pub(crate) connections_rejected: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    /// Access log lines dropped because the access log queue was full (shared with the
+    /// access log writer).
+    pub(crate) access_log_dropped: Arc<AtomicU64>,
 }
 
 fn class(status: u16) -> usize {
@@ -90,7 +94,7 @@ impl Metrics {
         let sum = self.duration_sum_us.load(Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "maitred_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "maitred_request_duration_seconds_count {cumulative}");
-        let gauges_and_counters: [(&str, &str, &str, u64); 10] = [
+        let gauges_and_counters: [(&str, &str, &str, u64); 11] = [
             ("maitred_queue_depth", "gauge", "Complete requests waiting for a worker.", gauges.queue_depth as u64),
             ("maitred_queue_capacity", "gauge", "Size of the dispatch queue.", gauges.queue_capacity as u64),
             ("maitred_busy_workers", "gauge", "Workers running the handler now.", self.busy_workers.load(Relaxed)),
@@ -111,6 +115,12 @@ impl Metrics {
             ("maitred_received_bytes_total", "counter", "Bytes read from clients.", self.bytes_in.load(Relaxed)),
             ("maitred_sent_bytes_total", "counter", "Bytes written to clients.", self.bytes_out.load(Relaxed)),
             ("maitred_draining", "gauge", "1 while the server shuts down.", u64::from(gauges.draining)),
+            (
+                "maitred_access_log_dropped_lines_total",
+                "counter",
+                "Access log lines dropped because the output was too slow.",
+                self.access_log_dropped.load(Relaxed),
+            ),
         ];
         for (name, kind, help, value) in gauges_and_counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
@@ -139,6 +149,8 @@ mod tests {
         assert!(text.contains("maitred_requests_total{class=\"5xx\",by=\"server\"} 1\n"));
         assert!(text.contains("maitred_requests_total{class=\"2xx\",by=\"handler\"} 1\n"));
         assert!(text.contains("maitred_open_connections 3\n"));
+        m.access_log_dropped.fetch_add(2, Relaxed);
+        assert!(m.render(&gauges).contains("\nmaitred_access_log_dropped_lines_total 2\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

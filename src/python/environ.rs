@@ -168,9 +168,15 @@ pub(crate) fn percent_decode(raw: &[u8]) -> Vec<u8> {
 
 /// `PATH_INFO` for `path` (still percent-encoded) under `prefix` (`""` or like `/app`): the
 /// decoded path after the prefix, or `None` when the path is outside it. The prefix is
-/// matched on whole segments of the decoded path, as Waitress does.
+/// matched on whole segments of the decoded path, as Waitress does. A path not starting with
+/// `/` is outside every prefix.
 pub(crate) fn path_info(prefix: &str, path: &str) -> Option<Vec<u8>> {
     let decoded = percent_decode(path.as_bytes());
+    // Never a PATH_INFO that does not start with `/` (only `*` could, and the handler
+    // answers `OPTIONS *` itself).
+    if !decoded.starts_with(b"/") {
+        return None;
+    }
     if prefix.is_empty() {
         return Some(decoded);
     }
@@ -203,6 +209,8 @@ mod tests {
         assert_eq!(path_info("/app", "/%61pp/x"), Some(b"/x".to_vec()));
         assert_eq!(path_info("/app", "/application"), None);
         assert_eq!(path_info("/app", "/"), None);
+        assert_eq!(path_info("", "*"), None);
+        assert_eq!(path_info("/app", "*"), None);
     }
 
     #[test]

@@ -112,6 +112,12 @@ fn internal_error(py: Python<'_>, ctx: &Context<'_>, err: PyErr) -> Response {
 
 impl Handler for WsgiHandler {
     fn handle(&self, mut request: Request) -> Response {
+        // `OPTIONS *` asks about the server, not a resource, and has no PATH_INFO (PEP 3333
+        // and `wsgiref.validate` want one starting with `/`): answered here, without the
+        // application. No `Allow`: which methods the application serves is its own business.
+        if request.path() == "*" {
+            return Response::new(200);
+        }
         // Outside the prefix: answered without the application (and without the GIL).
         let Some(path_info) = environ::path_info(&self.url_prefix, request.path()) else {
             return Response::text(404, "404 Not Found\n");

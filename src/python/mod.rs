@@ -55,7 +55,10 @@
 //! `Transfer-Encoding` (the body is already de-chunked; its length is in `CONTENT_LENGTH`),
 //! `Content-Length` and `Content-Type` (in `CONTENT_LENGTH`, `CONTENT_TYPE`), and `Proxy`
 //! (httpoxy: as `HTTP_PROXY` some libraries would take it for their proxy setting). A request
-//! outside `url_prefix` gets 404 without calling the application.
+//! outside `url_prefix` gets 404 without calling the application. `OPTIONS *` (a question
+//! about the server, with no path) is answered `200` with an empty body and no `Allow`,
+//! without calling the application: `PATH_INFO` always starts with `/` (or is empty at the
+//! prefix itself).
 //!
 //! ## The response
 //!
@@ -98,11 +101,13 @@
 //!   connection is closed, so the client sees a cut body (no last chunk, or fewer bytes than
 //!   `Content-Length`).
 //! * **`wsgi.file_wrapper(filelike, block_size=65536)`** iterates `filelike.read(block_size)`
-//!   and its `close()` closes the file. Returned around a regular file with a `fileno()`
-//!   (Unix), the server sends the file itself: a duplicate of the descriptor goes to the I/O
+//!   and its `close()` closes the file. Returned around a regular file opened by `open(path,
+//!   "rb")` or `tempfile.TemporaryFile()` (exactly `io.FileIO`, or `io.BufferedReader` /
+//!   `io.BufferedRandom` over one; Unix), the server sends the file itself: a duplicate of the descriptor goes to the I/O
 //!   loop, which reads it in blocks from the file's current position (`tell()`) to its end
 //!   or to `Content-Length`; the worker is free at once and no byte passes through Python.
-//!   Other file objects are read in blocks on the worker.
+//!   Other file objects (subclasses and file-likes of their own too, whose `fileno()` could
+//!   name a descriptor they do not hold) are read in blocks on the worker.
 
 mod environ;
 mod errors;

@@ -11,7 +11,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use super::handler::WsgiHandler;
 use super::logging::{effective_level, install_logging, python_level_of};
 use crate::cli::{self, Command};
-use crate::config::{Config, Setting, SETTINGS};
+use crate::config::{Config, Scope, Setting, SETTINGS};
 
 /// The `--help` text's first paragraph.
 const ABOUT: &str = "maitred: serve a Python WSGI application (PEP 3333) over HTTP/1.1.
@@ -24,13 +24,19 @@ pub fn wsgi_defaults() -> Config {
     Config { threads: 4, ..Config::default() }
 }
 
-/// Settings of the `maitred` binary's static file app. A WSGI application never reads them,
-/// so the Python front end neither lists nor accepts them.
-pub const STATIC_FILE_SETTINGS: &[&str] = &["root", "directory_listing", "follow_symlinks"];
-
-/// Whether `setting` means anything to a WSGI application.
+/// Whether `setting` means anything to a WSGI application: every setting but the static file
+/// app's ([`Scope::StaticFiles`]), which the Python front end neither lists nor accepts.
 pub fn applies_to_wsgi(setting: &Setting) -> bool {
-    !STATIC_FILE_SETTINGS.contains(&setting.name)
+    setting.scope == Scope::Server
+}
+
+/// Why the Python command refuses `setting`, if it does (see [`cli::parse_from`]).
+fn wsgi_refusal(setting: &Setting) -> Option<String> {
+    (!applies_to_wsgi(setting)).then(|| {
+        "does not apply to WSGI applications: it configures the static file server (the Rust maitred binary); \
+         see maitred --help"
+            .to_string()
+    })
 }
 
 /// The settings a WSGI application can use, in the order of [`SETTINGS`].
@@ -38,72 +44,10 @@ fn wsgi_settings_iter() -> impl Iterator<Item = &'static Setting> {
     SETTINGS.iter().filter(|s| applies_to_wsgi(s))
 }
 
-fn is_bool(setting: &Setting) -> bool {
-    setting.unit == "true/false"
-}
-
-/// The setting a flag or keyword names: a setting name (`-` or `_`) or one of Waitress's names
-/// in [`cli::ALIASES`].
-fn lookup(name: &str) -> Option<&'static Setting> {
-    let dashed = name.replace('_', "-");
-    let canonical = cli::ALIASES.iter().find(|(alias, _)| *alias == dashed).map_or(name, |(_, setting)| setting);
-    Config::setting(canonical)
-}
-
 /// The `--help` text of the Python command: the settings that apply to WSGI with their WSGI
-/// defaults, then the other flags and Waitress's names as the binary lists them.
+/// defaults, then the other flags and Waitress's names.
 fn wsgi_help() -> String {
-    let defaults = wsgi_defaults();
-    let mut text = format!(
-        "{ABOUT}\n\nUsage: maitred [OPTIONS] MODULE:APP\n\n\
-         Settings (flag > environment > config file > default; the defaults for WSGI):\n"
-    );
-    for setting in wsgi_settings_iter() {
-        let value = if is_bool(setting) { String::new() } else { format!(" <{}>", setting.unit) };
-        text.push_str(&format!(
-            "  {}{value}\n      env {}, default {}\n      {}\n",
-            setting.flag(),
-            setting.env_var(),
-            setting.show(&defaults),
-            setting.summary()
-        ));
-    }
-    let full = cli::help("maitred", ABOUT, " MODULE:APP");
-    if let Some(at) = full.find("\nOther flags:\n") {
-        text.push_str(&full[at..]);
-    }
-    text
-}
-
-/// A one-line refusal for the first flag in `argv` that sets a static-file setting, which a
-/// WSGI application would silently ignore. Values of other flags are skipped, so
-/// `--server-header --root` is not mistaken for one.
-fn inapplicable_flag(argv: &[String]) -> Option<String> {
-    let mut args = argv.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            break;
-        }
-        let Some(flag) = arg.strip_prefix("--") else { continue };
-        let (name, inline) = match flag.split_once('=') {
-            Some((name, _)) => (name, true),
-            None => (flag, false),
-        };
-        let takes_value = match lookup(name) {
-            Some(setting) if !applies_to_wsgi(setting) => {
-                return Some(format!(
-                    "--{name} does not apply to WSGI applications: it configures the static file server \
-                     (the Rust maitred binary); see maitred --help"
-                ));
-            }
-            Some(setting) => !is_bool(setting),
-            None => matches!(name, "config" | "healthcheck" | "host" | "port"),
-        };
-        if takes_value && !inline {
-            args.next();
-        }
-    }
-    None
+    cli::help("maitred", ABOUT, " MODULE:APP", Some(&wsgi_defaults()), &wsgi_refusal)
 }
 
 /// Writes `text` to Python's `sys.stdout` or `sys.stderr` (so it interleaves with what Python
@@ -161,17 +105,13 @@ fn serve_blocking(py: Python<'_>, config: Config, app: Py<PyAny>) -> Result<(), 
 /// application that cannot be loaded. Messages are one line on stderr, prefixed `maitred: `.
 ///
 /// Settings come from flags, `MAITRED_*` variables and `--config` as for the `maitred`
-/// binary, over [`wsgi_defaults`]; the static file app's settings ([`STATIC_FILE_SETTINGS`])
-/// are refused as flags and ignored, with a warning, as variables. While serving, the GIL is
+/// binary, over [`wsgi_defaults`]; the static file app's settings ([`Scope::StaticFiles`])
+/// are refused as flags and `--config` keys, and ignored, with a warning, as variables. While serving, the GIL is
 /// released and SIGINT and SIGTERM start the drain (the server's handler replaces Python's
 /// `KeyboardInterrupt` one).
 #[pyfunction]
 pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> PyResult<i32> {
-    if let Some(message) = inapplicable_flag(&argv) {
-        error_line(py, &message);
-        return Ok(2);
-    }
-    let command = match cli::parse_from(wsgi_defaults(), argv, |k| std::env::var(k).ok()) {
+    let command = match cli::parse_from(wsgi_defaults(), &wsgi_refusal, argv, |k| std::env::var(k).ok()) {
         Ok(command) => command,
         Err(e) => {
             error_line(py, &e);
@@ -254,17 +194,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> Py
         }
         Command::PrintConfig { .. } => {
             // Without the static file app's settings, which the command refuses.
-            let printed = cli::print_config(&config);
-            let text: String = printed
-                .lines()
-                .filter(|line| {
-                    !STATIC_FILE_SETTINGS
-                        .iter()
-                        .any(|name| line.strip_prefix(name).is_some_and(|rest| rest.starts_with(" = ")))
-                })
-                .map(|line| format!("{line}\n"))
-                .collect();
-            emit(py, "stdout", &text);
+            emit(py, "stdout", &cli::print_config_of(&config, &wsgi_refusal));
             Ok(0)
         }
         _ => match serve_blocking(py, config, app.unbind()) {
@@ -315,13 +245,11 @@ fn config_from(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
                 "host" => host = Some(text),
                 "port" => port = Some(text),
                 _ => {
-                    let setting = lookup(&key).ok_or_else(|| {
+                    let setting = cli::lookup(&key).ok_or_else(|| {
                         PyValueError::new_err(format!("unknown setting {key:?} (help(maitred.serve) lists them)"))
                     })?;
-                    if !applies_to_wsgi(setting) {
-                        return Err(PyValueError::new_err(format!(
-                            "setting {key:?} does not apply to WSGI applications: it configures the static file server"
-                        )));
+                    if let Some(reason) = wsgi_refusal(setting) {
+                        return Err(PyValueError::new_err(format!("setting {key:?} {reason}")));
                     }
                     if setting.name == "listen" {
                         let parts: Vec<&str> =
@@ -338,10 +266,7 @@ fn config_from(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
         if listen.is_some() {
             return Err(PyValueError::new_err("conflicting settings: give listen or host/port, not both"));
         }
-        let host = host.unwrap_or_else(|| "127.0.0.1".into());
-        let port = port.unwrap_or_else(|| "8080".into());
-        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
-        listen = Some(format!("{host}:{port}"));
+        listen = Some(cli::host_port(host, port));
     }
     if let Some(listen) = listen {
         let setting = Config::setting("listen").expect("listen is a setting");
@@ -422,6 +347,11 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    /// What the command line parser makes of `argv` for the Python command (no environment).
+    fn parse(argv: &[&str]) -> Result<Command, String> {
+        cli::parse_from(wsgi_defaults(), &wsgi_refusal, args(argv), |_| None)
+    }
+
     #[test]
     fn static_file_flags_are_refused_by_name() {
         for argv in [
@@ -429,10 +359,21 @@ mod tests {
             &["--root=/srv", "app:app"],
             &["--directory-listing", "app:app"],
             &["--threads", "2", "--follow-symlinks=false", "app:app"],
+            &["--serve-dotfiles", "app:app"],
         ] {
-            let message = inapplicable_flag(&args(argv)).unwrap_or_else(|| panic!("{argv:?} accepted"));
+            let message = parse(argv).err().unwrap_or_else(|| panic!("{argv:?} accepted"));
             assert!(message.contains("does not apply to WSGI") && !message.contains('\n'), "{message}");
         }
+    }
+
+    /// A `--config` file key is refused like the flag (it used to be accepted and ignored).
+    #[test]
+    fn static_file_keys_in_a_config_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "threads = 2\nroot = \"/srv\"\n").unwrap();
+        let e = parse(&["--config", path.to_str().unwrap(), "app:app"]).unwrap_err();
+        assert!(e.contains("setting \"root\" does not apply to WSGI") && e.contains("m.toml"), "{e}");
     }
 
     #[test]
@@ -443,12 +384,14 @@ mod tests {
             &["--", "--root"],
             &["--threads=2", "--access-log", "json", "app:app"],
         ] {
-            assert_eq!(inapplicable_flag(&args(argv)), None, "{argv:?}");
+            // Other errors may follow (`--host --root` is no address); never the refusal.
+            let refused = parse(argv).err().is_some_and(|e| e.contains("does not apply"));
+            assert!(!refused, "{argv:?}: {:?}", parse(argv).err());
         }
     }
 
-    /// A setting added for the static file app (its help says so) must be listed in
-    /// `STATIC_FILE_SETTINGS`, or the Python command would list it and accept it silently.
+    /// A setting added for the static file app (its help says so) must be scoped to it, or the
+    /// Python command would list it and accept it silently.
     #[test]
     fn every_static_file_setting_is_kept_from_wsgi() {
         for setting in SETTINGS {
@@ -456,9 +399,8 @@ mod tests {
                 assert!(!applies_to_wsgi(setting), "{} is a static file setting", setting.name);
             }
         }
-        for name in STATIC_FILE_SETTINGS {
-            assert!(Config::setting(name).is_some(), "{name} is not a setting any more");
-        }
+        let kept: Vec<&str> = SETTINGS.iter().filter(|s| !applies_to_wsgi(s)).map(|s| s.name).collect();
+        assert_eq!(kept, ["root", "directory_listing", "follow_symlinks", "serve_dotfiles"]);
     }
 
     #[test]
@@ -467,9 +409,8 @@ mod tests {
         let threads = text.find("  --threads <threads>\n").expect("--threads listed");
         assert!(text[threads..].lines().nth(1).unwrap().ends_with("default 4"), "{text}");
         assert!(!text.contains("CPUs"), "the binary's thread rule leaked into the WSGI help");
-        for name in STATIC_FILE_SETTINGS {
-            let flag = format!("--{}", name.replace('_', "-"));
-            assert!(!text.contains(&flag), "{flag} listed");
+        for setting in SETTINGS.iter().filter(|s| !applies_to_wsgi(s)) {
+            assert!(!text.contains(&setting.flag()), "{} listed", setting.flag());
         }
         assert!(text.contains("--max-body-size <bytes>") && text.contains("Other flags:"), "{text}");
         assert!(text.contains("--channel-timeout = --keepalive-timeout"), "{text}");
@@ -479,7 +420,7 @@ mod tests {
     fn waitress_names_are_settings() {
         for (alias, setting) in waitress_names() {
             assert!(Config::setting(&setting).is_some(), "{alias} = {setting}");
-            assert!(alias == "host" || alias == "port" || lookup(&alias).is_some(), "{alias}");
+            assert!(alias == "host" || alias == "port" || cli::lookup(&alias).is_some(), "{alias}");
         }
     }
 }

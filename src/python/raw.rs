@@ -1,5 +1,5 @@
 //! The only `unsafe` code of the WSGI front end: a worker thread's interpreter thread state,
-//! and duplicating the file descriptor a Python file object owns.
+//! and duplicating the file descriptor of a built-in Python file object ([`duplicate_file`]).
 //!
 //! Each worker thread attaches to the interpreter once, in [`attach_worker_thread`]: that
 //! creates its Python thread state (`PyGILState_Ensure`) and at once releases the GIL again
@@ -15,7 +15,7 @@ use std::cell::Cell;
 
 use pyo3::ffi;
 #[cfg(unix)]
-use pyo3::{intern, prelude::*, sync::critical_section::with_critical_section};
+use pyo3::sync::critical_section::with_critical_section;
 
 thread_local! {
     /// What `attach_worker_thread` took on this thread, to give back in `detach_worker_thread`.
@@ -59,26 +59,53 @@ pub(crate) fn detach_worker_thread() {
     }
 }
 
-/// A new, independent descriptor (close-on-exec) for the open file behind the Python file
-/// object `filelike`, as a `File`; `None` when its `fileno()` fails or the duplication does.
+/// A new, independent descriptor (close-on-exec) for the open file behind `filelike`, when
+/// it is exactly a built-in `io.FileIO`, or exactly an `io.BufferedReader` or
+/// `io.BufferedRandom` over one (what `open(path, "rb")` and `tempfile.TemporaryFile()`
+/// return); `None` for anything else, which the caller then reads through Python.
 ///
-/// Taking the owning object keeps the contract in one place: `fileno()` is called and its
-/// descriptor duplicated while no other thread can close the file through `filelike`. With the
-/// GIL, no Python code runs between the two; on free-threaded Python both happen inside the
-/// object's critical section, which the standard file objects' `close()` also takes.
+/// Only those exact types are trusted, because only for them does `fileno()` run no Python
+/// code: it is CPython's C method, which fails on a closed file and otherwise returns the
+/// descriptor the object holds. The GIL is held from that call to the duplication and no
+/// Python code runs in between, so no thread can close the descriptor (and no other file can
+/// take its number) before the duplicate exists. On free-threaded Python, where the GIL does not
+/// stop other threads, the call and the duplication happen inside the file object's critical
+/// section, which `FileIO.close()` also takes. A subclass or a file-like object of its own could
+/// return any number from `fileno()`, or close the file in a `tell()` or `__index__`.
 #[cfg(unix)]
-pub(crate) fn duplicate_file(filelike: &Bound<'_, PyAny>) -> Option<std::fs::File> {
+pub(crate) fn duplicate_file(filelike: &pyo3::Bound<'_, pyo3::PyAny>) -> Option<std::io::Result<std::fs::File>> {
+    use pyo3::prelude::*;
+    use pyo3::types::PyInt;
     use std::os::fd::BorrowedFd;
+
     let py = filelike.py();
-    with_critical_section(filelike, || {
-        let fd: i32 = filelike.call_method0(intern!(py, "fileno")).ok()?.extract().ok()?;
-        if fd < 0 {
+    let io = py.import(pyo3::intern!(py, "io")).ok()?;
+    let is_exactly =
+        |object: &Bound<'_, PyAny>, name: &str| io.getattr(name).is_ok_and(|class| object.get_type().is(&class));
+    let raw = if is_exactly(filelike, "FileIO") {
+        filelike.clone()
+    } else if is_exactly(filelike, "BufferedReader") || is_exactly(filelike, "BufferedRandom") {
+        // `raw` is a C getter of the buffered object.
+        let raw = filelike.getattr(pyo3::intern!(py, "raw")).ok()?;
+        if !is_exactly(&raw, "FileIO") {
             return None;
         }
-        // SAFETY: `fd` is open for the whole borrow: `filelike` just returned it as its own
-        // descriptor, the caller keeps `filelike` alive, and nothing can close it through
-        // `filelike` before the duplicate exists (the GIL, or the object's critical section).
+        raw
+    } else {
+        return None;
+    };
+    with_critical_section(&raw, || {
+        let fd = raw.call_method0(pyo3::intern!(py, "fileno")).ok()?;
+        // Exactly an `int` (FileIO's C `fileno` returns one): extracting it runs no Python code.
+        let fd: i32 = fd.cast_exact::<PyInt>().ok()?.extract().ok()?;
+        if fd < 0 {
+            return Some(Err(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+        }
+        // SAFETY: `fd` is open for the whole borrow: `FileIO.fileno()` (C code) just returned
+        // it from an open file object that `filelike` keeps alive, and since then this thread
+        // has run no Python code and holds the GIL (or, free-threaded, the object's critical
+        // section, which `close()` needs), so nothing has closed it (see the function docs).
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        borrowed.try_clone_to_owned().ok().map(std::fs::File::from)
+        Some(borrowed.try_clone_to_owned().map(std::fs::File::from))
     })
 }

@@ -14,8 +14,8 @@
 //! * once the chunks reach the application's `Content-Length`, iteration stops (PEP 3333:
 //!   "should stop iterating over the response when enough data has been sent"), so a
 //!   framework's usual one-chunk body is answered without a stream;
-//! * [`FileWrapper`] over a regular file with a `fileno()` (Unix): the file is handed to the
-//!   I/O loop, which reads it in blocks; no worker, no GIL and no copy through Python.
+//! * [`FileWrapper`] over a built-in regular file object (`open(path, "rb")`; Unix): the file
+//!   is handed to the I/O loop, which reads it in blocks; no worker, no GIL and no copy through Python.
 //!
 //! Errors: an exception or a non-`bytes` chunk before the head is sent is a 500 with
 //! `Connection: close`, the traceback going to the error log (`maitred::wsgi`) and, with
@@ -59,8 +59,8 @@ impl Context<'_> {
 }
 
 /// `wsgi.file_wrapper(filelike, block_size=65536)`: an iterable over `filelike.read(block_size)`
-/// whose `close()` closes `filelike`. Returned by an application, a wrapper around a regular
-/// file with a `fileno()` is sent by the server straight from the file (Unix), starting at the
+/// whose `close()` closes `filelike`. Returned by an application, a wrapper around a built-in
+/// regular file object (see `raw::duplicate_file`) is sent by the server straight from the file (Unix), starting at the
 /// file's current position (`tell()`) and ending at its end or at the `Content-Length`.
 #[pyclass(module = "maitred._maitred", name = "FileWrapper", frozen)]
 pub(crate) struct FileWrapper {
@@ -281,8 +281,9 @@ fn file_response(
         state.head.clone()?
     };
     let filelike = wrapper.get().filelike.clone_ref(py).into_bound(py);
+    // `tell()` first: the descriptor is taken and duplicated last, with no Python code after.
     let position: u64 = filelike.call_method0(intern!(py, "tell")).ok()?.extract().ok()?;
-    let mut file = super::raw::duplicate_file(&filelike)?;
+    let mut file = super::raw::duplicate_file(&filelike)?.ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
         return None;

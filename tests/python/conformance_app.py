@@ -24,6 +24,7 @@ exc-info        start_response(200), then start_response(500, ..., exc_info) bef
 bad-header      a header value containing CR LF
 hop-by-hop      a hop-by-hop response header (Connection), which PEP 3333 forbids
 file-wrapper    environ['wsgi.file_wrapper'] over a temporary file of known bytes
+head-empty      no Content-Length; a generator for GET, an empty list for HEAD (as Werkzeug)
 """
 
 import json
@@ -287,6 +288,14 @@ def _hop_by_hop(environ, start_response):
     return [b"hop-by-hop"]
 
 
+def _head_empty(environ, start_response):
+    # Werkzeug's way with a streamed response: no Content-Length, and nothing at all for HEAD.
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["REQUEST_METHOD"] == "HEAD":
+        return []
+    return (chunk for chunk in [b"hel", b"lo"])
+
+
 def _file_wrapper(environ, start_response):
     f = tempfile.TemporaryFile()
     f.write(FILE_BYTES)
@@ -319,6 +328,7 @@ MODES = {
     "bad-header": _bad_header,
     "hop-by-hop": _hop_by_hop,
     "file-wrapper": _file_wrapper,
+    "head-empty": _head_empty,
 }
 
 

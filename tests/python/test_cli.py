@@ -236,6 +236,16 @@ def test_static_file_flags_are_refused(apps, flag):
     assert "configuration ok" not in out.stdout.decode()
 
 
+def test_static_file_keys_in_a_config_file_are_refused(apps, tmp_path):
+    config = tmp_path / "maitred.toml"
+    config.write_text('threads = 2\nroot = "/nonexistent"\n')
+    out = run("--check-config", "--config", str(config), "--app-dir", str(apps), "plain:application")
+    assert out.returncode == 2, out
+    err = one_line_error(out)
+    assert "root" in err and "does not apply to WSGI" in err and str(config) in err, err
+    assert "configuration ok" not in out.stdout.decode()
+
+
 def test_help_lists_server_and_python_flags():
     out = run("--help")
     assert out.returncode == 0, out

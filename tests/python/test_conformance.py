@@ -641,6 +641,44 @@ def test_head_has_no_body(server):
         assert conn.response().json()["cgi"]["PATH_INFO"] == "/after"
 
 
+@differs(
+    "HEAD answered with an empty iterable and no Content-Length",
+    waitress="Transfer-Encoding: chunked and a last chunk after the head (a body on HEAD), Connection: close, then "
+    "the connection is closed",
+    maitred="no Content-Length and no Transfer-Encoding, no body; the connection stays open",
+    why="RFC 9110 §9.3.2 and §8.6: a HEAD response's Content-Length, if sent, must be what GET "
+    "would send; an empty iterable for HEAD (Werkzeug's answer for a streamed response) says "
+    "nothing about that, so none is sent (Content-Length: 0 would be false), and HEAD never has a body",
+)
+def test_head_with_an_empty_iterable(server):
+    resp = server.get("/", mode="head-empty")
+    assert resp.status == 200 and resp.body == b"hello"
+    head, closed = server.get("/", mode="head-empty", method="HEAD", check_closed=True)
+    assert head.status == 200
+    assert head.header("Content-Length") is None
+    assert head.header("Transfer-Encoding") == server.pick(waitress="chunked", maitred=None)
+    assert head.header("Connection") == server.pick(waitress="close", maitred=None)
+    if server.kind == "maitred":
+        assert closed is False
+
+
+@differs(
+    "OPTIONS * (asterisk-form target)",
+    waitress="passed to the application with PATH_INFO=\"*\"",
+    maitred="200 with an empty body from the server; the application is not called",
+    why="PEP 3333 and wsgiref.validate want a PATH_INFO that starts with / (or is empty): \"*\" "
+    "names no resource, and routers would treat it as a path; OPTIONS * asks about the server, "
+    "which answers it (without Allow: which methods the application serves is its business)",
+)
+def test_options_asterisk(server):
+    resp = server.get("*", method="OPTIONS")
+    assert resp.status == 200
+    if server.kind == "maitred":
+        assert resp.body == b"" and resp.header("Content-Length") == "0"
+    else:
+        assert resp.json()["cgi"]["PATH_INFO"] == "*"
+
+
 @pytest.mark.parametrize("mode", ["error-before", "error-after"])
 def test_exception_gives_500_and_closes(server, mode):
     resp, closed = server.get("/", mode=mode, check_closed=True)

@@ -23,17 +23,24 @@
 //! | a backslash or a colon anywhere (separators, drive letters, UNC and stream names on Windows; refused on every platform so behaviour does not depend on it) | 404 |
 //! | empty and `.` segments (`//a`, `/./a`) | ignored: `//etc/passwd` is `<root>/etc/passwd` |
 //! | outside `url_prefix` | 404 |
+//! | a segment starting with `.` after the prefix, other than a first `.well-known` (unless `serve_dotfiles`) | 404 |
 //!
 //! Decoding happens once: `%252e%252e` is the literal name `%2e%2e`. A decoded `%2f` separates
 //! segments like `/`. The joined path is canonicalised (every symlink resolved) and must lie
 //! under the canonical root, unless `follow_symlinks` is set; only regular files are served
-//! (never FIFOs or devices). Hidden files (names starting with `.`) are served and listed like
-//! any other: keep what must stay private out of the root. Names that cannot be requested
-//! (not UTF-8, or holding `\` or `:`) are left out of listings.
+//! (never FIFOs or devices). Names that cannot be requested (not UTF-8, or holding `\` or `:`)
+//! are left out of listings.
+//!
+//! Dot-files (any segment after the prefix starting with `.`: `/.git/config`, `/.env`,
+//! `/a/.htpasswd`) get 404 and are left out of listings, as Express's serve-static does,
+//! unless `serve_dotfiles` is set. A first segment `.well-known` (RFC 8615: ACME challenges,
+//! `security.txt`) is served; dot-files under it are not. The check is on the URL: a symlink
+//! with a plain name that leads to a dot-file inside the root is served.
 //!
 //! ## Responses
 //!
-//! * `GET` and `HEAD` only; any other method is `405` with `Allow: GET, HEAD`.
+//! * `GET` and `HEAD` only; any other method is `405` with `Allow: GET, HEAD`. `OPTIONS *`
+//!   (about the server, not a file) is `200` with `Allow: GET, HEAD` and an empty body.
 //! * A directory URL without a trailing slash is redirected (`301`) to the slash form, query
 //!   kept; the `Location` is rebuilt from the checked segments, so `//host/dir` cannot become
 //!   an open redirect. A directory is answered with its `index.html`, else with a listing when
@@ -91,6 +98,10 @@ pub struct StaticOptions {
     /// Serve through symlinks whose target lies outside the root. Symlinks that stay inside
     /// the root are always followed. Defaults to `false`.
     pub follow_symlinks: bool,
+    /// Serve and list names starting with `.` (`.git`, `.env`, `.htpasswd`). When false, a
+    /// path with such a segment after the prefix gets 404 and listings leave them out, except
+    /// a first segment `.well-known` (RFC 8615). Defaults to `false`.
+    pub serve_dotfiles: bool,
 }
 
 impl Default for StaticOptions {
@@ -100,6 +111,7 @@ impl Default for StaticOptions {
             url_prefix: String::new(),
             directory_listing: false,
             follow_symlinks: false,
+            serve_dotfiles: false,
         }
     }
 }
@@ -113,6 +125,7 @@ pub struct StaticFiles {
     prefix: Vec<String>,
     directory_listing: bool,
     follow_symlinks: bool,
+    serve_dotfiles: bool,
 }
 
 impl StaticFiles {
@@ -144,6 +157,7 @@ impl StaticFiles {
             prefix,
             directory_listing: options.directory_listing,
             follow_symlinks: options.follow_symlinks,
+            serve_dotfiles: options.serve_dotfiles,
         })
     }
 
@@ -153,6 +167,11 @@ impl StaticFiles {
     }
 
     fn respond(&self, request: &Request) -> Response {
+        if request.path() == "*" {
+            // `OPTIONS *` (the only method the parser lets through with `*`): what this server
+            // does for any resource.
+            return with_nosniff(Response::new(200).with_header("Allow", "GET, HEAD"));
+        }
         let mut target = match parse_request_path(request.path()) {
             Ok(target) => target,
             Err(PathRefusal::Malformed) => return plain(400),
@@ -162,6 +181,10 @@ impl StaticFiles {
             return plain(404);
         }
         target.segments.drain(..self.prefix.len());
+        if !self.serve_dotfiles && hides_a_dotfile(&target.segments) {
+            log::debug!("refused {}: a name starting with `.` (serve_dotfiles is off)", request.path());
+            return plain(404);
+        }
         if !matches!(request.method(), "GET" | "HEAD") {
             return plain(405).with_header("Allow", "GET, HEAD");
         }
@@ -239,7 +262,7 @@ impl StaticFiles {
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            if !is_servable_name(&name) {
+            if !is_servable_name(&name) || (!self.serve_dotfiles && is_dotfile(&name, segments.is_empty())) {
                 continue;
             }
             let path = entry.path();
@@ -284,6 +307,17 @@ impl Handler for StaticFiles {
     fn handle(&self, request: Request) -> Response {
         self.respond(&request)
     }
+}
+
+/// Whether `name` is a dot-file name kept private by default; `top` says it is a first segment
+/// under the prefix, where `.well-known` (RFC 8615) is public.
+fn is_dotfile(name: &str, top: bool) -> bool {
+    name.starts_with('.') && !(top && name == ".well-known")
+}
+
+/// Whether any of the checked `segments` (after the prefix) names a dot-file.
+fn hides_a_dotfile(segments: &[String]) -> bool {
+    segments.iter().enumerate().any(|(i, segment)| is_dotfile(segment, i == 0))
 }
 
 /// The status for a failed lookup: 403 for a permission error, else 404 (missing, not a

@@ -27,7 +27,14 @@ use crate::http1::encode::encode_error;
 use crate::http1::parse::{parse_head, BodyFraming, Head, HeadScanner, Limits};
 use crate::http1::request::RequestBody;
 use crate::http1::status::Rejection;
+use crate::ops::access_log::Refused;
 use crate::ops::proxy_protocol::{ProxyHeader, ProxyParse};
+
+/// Writes the access log line of a request the server answers itself with `status`.
+fn log_refusal(ctx: &LoopCtx, peer: SocketAddr, status: u16, request: Refused<'_>, duration: Duration) {
+    let body_len = crate::http1::encode::error_body_len(status);
+    ctx.shared.access_log.write_refusal(peer.ip(), status, body_len, request, duration);
+}
 
 /// Bytes read from a file body per step.
 const FILE_PIECE: usize = 64 * 1024;
@@ -459,19 +466,37 @@ impl<S: Transport> Connection<S> {
                 }
                 Step::Open
             }
-            Err(TrySendError::Full(_)) => {
+            Err(TrySendError::Full(job)) => {
                 if ctx.last_queue_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
                     warn!(target: "maitred::queue", "dispatch queue full ({} waiting): answering 503", ctx.jobs.len());
                     ctx.last_queue_warning = Some(now);
                 }
-                self.reject(ctx, Rejection::Overloaded, now)
+                self.reject_request(ctx, Rejection::Overloaded, now, &job.head)
             }
-            Err(TrySendError::Disconnected(_)) => self.reject(ctx, Rejection::Overloaded, now),
+            Err(TrySendError::Disconnected(job)) => self.reject_request(ctx, Rejection::Overloaded, now, &job.head),
         }
     }
 
     /// Answers with an error of the server's own, then lingers and closes.
     fn reject(&mut self, ctx: &mut LoopCtx, rejection: Rejection, now: Instant) -> Step {
+        let (started, request) = match &self.phase {
+            Phase::Body(body) => (body.started, Refused::Head(&body.head)),
+            Phase::Head { started, .. } => (*started, Refused::Raw(self.inbuf.filled())),
+            _ => (now, Refused::Raw(self.inbuf.filled())),
+        };
+        let duration = now.saturating_duration_since(started);
+        log_refusal(ctx, self.peer, rejection.status(), request, duration);
+        self.answer_refusal(ctx, rejection, now)
+    }
+
+    /// [`Connection::reject`] for a complete request the queue had no room for.
+    fn reject_request(&mut self, ctx: &mut LoopCtx, rejection: Rejection, now: Instant, head: &Head) -> Step {
+        log_refusal(ctx, self.peer, rejection.status(), Refused::Head(head), Duration::ZERO);
+        self.answer_refusal(ctx, rejection, now)
+    }
+
+    /// Sends the error response for `rejection`.
+    fn answer_refusal(&mut self, ctx: &mut LoopCtx, rejection: Rejection, now: Instant) -> Step {
         let status = rejection.status();
         debug!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
         ctx.shared.metrics.record_rejection(status);

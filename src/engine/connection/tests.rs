@@ -81,6 +81,8 @@ impl Transport for Script {
 
 /// A loop context of `config`, with the receiving end of its job queue.
 fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
+    // Off: no thread; the access log's own tests cover the writer.
+    let config_access_log = crate::ops::access_log::AccessLogFormat::Off;
     let (to_loop, _) = unbounded();
     let (jobs, jobs_rx) = bounded(4);
     let shared = Arc::new(Shared {
@@ -90,6 +92,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         draining: AtomicBool::new(false),
         waker: LoopWaker::new(Arc::new(Poller::new().unwrap()), to_loop),
         gauge: Gauge::default(),
+        access_log: crate::ops::access_log::AccessLog::start(config_access_log, Arc::default()).unwrap().0,
     });
     let ctx = LoopCtx {
         limits: shared.config.limits(),

@@ -1,6 +1,9 @@
 //! Access log lines: Apache's Common and Combined formats, or one JSON object per request.
-//! Owns the line formats. Never decides whether a request is logged or writes to a file: the worker
-//! calls [`format_line`] and hands the line to `log`.
+//! Owns the line formats and the one writer of lines ([`AccessLog`]). Never decides whether a
+//! request is logged and never blocks the thread that logs: the worker (for requests a handler
+//! answered) and the I/O loop (for requests the server answered itself) hand a record to
+//! [`AccessLog::write`], which formats it and queues the line for the `maitred-access-log`
+//! thread (see [`writer`]).
 //!
 //! [`format_line`] appends one line, without the trailing newline, for one [`AccessRecord`].
 //! The formats, in Apache `LogFormat` notation (every time is UTC):
@@ -9,7 +12,7 @@
 //! |---|---|
 //! | `common` | `%h - - %t "%r" %>s %b %D` |
 //! | `combined` | `%h - - %t "%r" %>s %b "%{Referer}i" "%{User-agent}i" %D` |
-//! | `json` | `{"time":…,"client":…,"method":…,"target":…,"version":…,"status":…,"bytes":…,"referer":…,"user_agent":…,"duration_us":…}` |
+//! | `json` | `{"time":…,"client":…,"method":…,"target":…,"version":…,"status":…,"bytes":…,"referer":…,"user_agent":…,"duration_us":…}` (plus `"answered_by":"server"`, see below) |
 //!
 //! That is, Apache's own Common and Combined formats with the request time in microseconds
 //! (`%D`) appended as a last field, for example
@@ -17,6 +20,19 @@
 //! ```text
 //! 192.0.2.7 - - [10/Oct/2000:13:55:36 +0000] "GET /x HTTP/1.1" 200 2326 1234
 //! 192.0.2.7 - - [10/Oct/2000:13:55:36 +0000] "GET /x HTTP/1.1" 200 2326 "https://a.example/" "curl/8.5.0" 1234
+//! ```
+//!
+//! Requests the server answers itself, before or instead of the handler (400, 408, 413, 414,
+//! 431, 501, 503, 505, ...), are logged too, marked: in Common and Combined the ident field
+//! (`%l`, the second field, otherwise always `-`) is `maitred`; in JSON the object ends with
+//! `"answered_by":"server"` (absent on lines for requests a handler answered). Their client is
+//! the peer address (forwarding headers are not read for a refused request); when no complete
+//! request line had arrived, the request line is `"-"` (Apache's way) and JSON's `method`,
+//! `target` and `version` are `null`. For example:
+//!
+//! ```text
+//! 192.0.2.7 maitred - [10/Oct/2000:13:55:36 +0000] "POST /upload HTTP/1.1" 413 28 211
+//! 192.0.2.7 maitred - [10/Oct/2000:13:55:46 +0000] "-" 408 26 10000154
 //! ```
 //!
 //! In Common and Combined, `%b` is `-` when no body bytes were sent or the count is unknown,
@@ -36,6 +52,9 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::http1::date;
+
+mod writer;
+pub(crate) use writer::{AccessLog, AccessLogThread, Refused};
 
 /// The `log` target of access log records. The logger set up by [`crate::launch`] writes
 /// them, unprefixed, to standard output.
@@ -111,6 +130,8 @@ pub struct AccessRecord<'a> {
     pub user_agent: Option<&'a [u8]>,
     /// How long the request took, from its arrival until the response was sent.
     pub duration: Duration,
+    /// The server answered the request itself (an error or a 503), not a handler.
+    pub by_server: bool,
 }
 
 /// Appends the log line for `record` in `format` to `out`, without a trailing newline. With
@@ -144,14 +165,24 @@ fn push_common(record: &AccessRecord<'_>, out: &mut String) {
     let month = date::MONTHS.get(t.month.wrapping_sub(1) as usize).copied().unwrap_or("???");
     let _ = write!(
         out,
-        "{} - - [{:02}/{month}/{:04}:{:02}:{:02}:{:02} +0000] \"",
-        record.client, t.day, t.year, t.hour, t.minute, t.second
+        "{} {} - [{:02}/{month}/{:04}:{:02}:{:02}:{:02} +0000] \"",
+        record.client,
+        if record.by_server { "maitred" } else { "-" },
+        t.day,
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
     );
-    push_apache_escaped(record.method.as_bytes(), out);
-    out.push(' ');
-    push_apache_escaped(record.target.as_bytes(), out);
-    out.push(' ');
-    push_apache_escaped(record.version.as_bytes(), out);
+    if record.method.is_empty() {
+        out.push('-');
+    } else {
+        push_apache_escaped(record.method.as_bytes(), out);
+        out.push(' ');
+        push_apache_escaped(record.target.as_bytes(), out);
+        out.push(' ');
+        push_apache_escaped(record.version.as_bytes(), out);
+    }
     let _ = write!(out, "\" {} ", record.status);
     match record.bytes {
         None | Some(0) => out.push('-'),
@@ -189,11 +220,16 @@ fn push_json(record: &AccessRecord<'_>, out: &mut String) {
         "{{\"time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z\",\"client\":\"{}\",\"method\":",
         t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros, record.client
     );
-    push_json_string(record.method.as_bytes(), out);
-    out.push_str(",\"target\":");
-    push_json_string(record.target.as_bytes(), out);
-    out.push_str(",\"version\":");
-    push_json_string(record.version.as_bytes(), out);
+    for (key, value) in [("method", record.method), ("target", record.target), ("version", record.version)] {
+        if key != "method" {
+            let _ = write!(out, ",\"{key}\":");
+        }
+        if record.method.is_empty() {
+            out.push_str("null");
+        } else {
+            push_json_string(value.as_bytes(), out);
+        }
+    }
     let _ = write!(out, ",\"status\":{},\"bytes\":", record.status);
     match record.bytes {
         Some(bytes) => {
@@ -208,7 +244,8 @@ fn push_json(record: &AccessRecord<'_>, out: &mut String) {
             None => out.push_str("null"),
         }
     }
-    let _ = write!(out, ",\"duration_us\":{}}}", record.duration.as_micros());
+    let _ = write!(out, ",\"duration_us\":{}", record.duration.as_micros());
+    out.push_str(if record.by_server { ",\"answered_by\":\"server\"}" } else { "}" });
 }
 
 /// A JSON string of `bytes`: UTF-8 sequences as they are, any other byte as Latin-1.

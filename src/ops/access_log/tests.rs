@@ -23,6 +23,7 @@ fn record() -> AccessRecord<'static> {
         referer: Some(b"https://a.example/"),
         user_agent: Some(b"curl/8.5.0"),
         duration: Duration::from_micros(1234),
+        by_server: false,
     }
 }
 
@@ -504,4 +505,27 @@ fn the_test_parser_rejects_bad_json() {
             ("b".to_owned(), Json::String("\u{e9}\u{1F600}\n/".to_owned())),
         ]))
     );
+}
+
+#[test]
+fn lines_of_requests_the_server_answered_are_marked() {
+    let r = AccessRecord { by_server: true, status: 413, bytes: Some(28), referer: None, user_agent: None, ..record() };
+    assert_eq!(
+        line(AccessLogFormat::Common, &r),
+        r#"192.0.2.7 maitred - [10/Oct/2000:13:55:36 +0000] "GET /x HTTP/1.1" 413 28 1234"#
+    );
+    assert_eq!(
+        line(AccessLogFormat::Combined, &r),
+        r#"192.0.2.7 maitred - [10/Oct/2000:13:55:36 +0000] "GET /x HTTP/1.1" 413 28 "-" "-" 1234"#
+    );
+    assert!(line(AccessLogFormat::Json, &r).ends_with(r#","duration_us":1234,"answered_by":"server"}"#));
+    // No complete request line: "-" (as Apache logs it), and nulls in JSON.
+    let r = AccessRecord { method: "", target: "", version: "", ..r };
+    assert_eq!(
+        line(AccessLogFormat::Common, &r),
+        r#"192.0.2.7 maitred - [10/Oct/2000:13:55:36 +0000] "-" 413 28 1234"#
+    );
+    let json = line(AccessLogFormat::Json, &r);
+    assert!(json.contains(r#","method":null,"target":null,"version":null,"status":413,"#), "{json}");
+    assert!(parse_json(&json).is_ok(), "{json}");
 }
