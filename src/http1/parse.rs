@@ -14,7 +14,7 @@ use crate::http1::grammar;
 use crate::http1::request::{Header, Version};
 use crate::http1::status::Rejection;
 
-/// The limits the parser enforces, copied from [`crate::Config`] (see [`crate::Config::limits`]).
+/// The limits the parser enforces, copied from [`crate::Config`] (by `Config::limits`).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// See [`crate::Config::max_request_line`].

@@ -12,6 +12,9 @@
 //! `Transfer-Encoding` (the body is already de-chunked and its length is in
 //! `CONTENT_LENGTH`), `Content-Length` (in `CONTENT_LENGTH`), and `Proxy` (httpoxy: it would
 //! become `HTTP_PROXY`, which some libraries read as their proxy setting).
+//!
+//! Builds the dictionary only; never parses HTTP (the request arrives parsed) and never
+//! touches a socket.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString, PyTuple};

@@ -5,6 +5,8 @@
 //! separately, still makes one record). `flush()`, and the end of the request, log what is
 //! left of an unfinished line. Where records go is up to the installed `log` logger: with the
 //! Python front end, Python's `logging` (logger `maitred.wsgi`).
+//!
+//! Never writes to stdout or stderr itself, and never blocks a worker on the log's output.
 
 use std::sync::Mutex;
 

@@ -1,4 +1,7 @@
 //! [`WsgiHandler`]: a WSGI application as a [`Handler`].
+//!
+//! Owns the call into the application on a worker thread; never touches a socket and never
+//! decides framing (`http1::encode` does).
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

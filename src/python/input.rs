@@ -4,6 +4,8 @@
 //! file past `body_spool_threshold`), so no read ever waits for the client; reads stop at the
 //! end of the body, which is why `wsgi.input_terminated` is true. Reading a spooled body
 //! releases the GIL while the disk is read.
+//!
+//! Never reads from the client's socket: the body was received by the I/O loop.
 
 use std::io::{self, BufRead, BufReader, Read};
 

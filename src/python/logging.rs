@@ -19,6 +19,8 @@
 //! rare (start-up, shutdown, errors): those threads wait for the GIL briefly, which cannot
 //! deadlock, because no thread holding the GIL ever waits for them (workers hold it only
 //! while running Python code, never while handing output to the I/O loop).
+//!
+//! Never formats access lines (that is `ops::access_log`) and never holds the GIL while waiting.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;

@@ -1,5 +1,8 @@
 //! The extension module `maitred._maitred`: [`run`] (the `maitred` command) and [`serve`]
 //! (programmatic use), both blocking the calling thread until a SIGINT/SIGTERM drain.
+//!
+//! Owns the command line and `serve()`'s settings for WSGI; never serves requests itself (the
+//! engine does) and never prints a traceback for an error a user can cause.
 
 use std::time::Duration;
 

@@ -9,6 +9,8 @@
 //! drops the GIL, because the counter this module holds keeps the state alive. Without it, each
 //! attach would create and destroy a thread state (and lose `threading.local()` data).
 //! [`detach_worker_thread`] undoes both calls in reverse order when the worker stops.
+//!
+//! Holds no state of its own beyond the per-thread counter; never called from the I/O loop.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;

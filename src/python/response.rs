@@ -30,6 +30,8 @@
 //! `close()` on the iterable is always called, exactly once: when it is exhausted, when it
 //! fails, when iteration stops early, and when the stream is dropped because the client went
 //! away (the drop takes the GIL to call it).
+//!
+//! Never writes to a socket: the body goes to the I/O loop in bounded pieces.
 
 use std::io;
 

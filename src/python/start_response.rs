@@ -1,6 +1,8 @@
 //! `start_response(status, headers, exc_info=None)` and the `write(data)` callable it returns.
 //!
 //! The validation rules, `exc_info` and `write()` are documented in [`crate::python`].
+//!
+//! Validates and records what the application says; never sends anything itself.
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
