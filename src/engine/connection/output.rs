@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 
 use log::warn;
 
-use super::{rate_allowance, Connection, LoopCtx, Phase, Step, Transport, CONTINUE, FILE_PIECE};
+use super::{below_rate, rate_allowance, Connection, LoopCtx, Phase, Step, Transport, CONTINUE, FILE_PIECE};
 use crate::config::Config;
 use crate::engine::handoff::{After, Outgoing, Source};
+
+/// Bytes read from a file body per step for a client taking it below the minimum rate.
+const SLOW_FILE_PIECE: usize = 4 * 1024;
 
 /// A response being written: what is left of it, and the clocks of the write deadline.
 pub(super) struct Writing {
@@ -35,6 +38,12 @@ pub(super) struct Writing {
     busy: Duration,
     last_progress: Instant,
     written: u64,
+    /// When a write first found the socket's send buffer full (since the client last caught
+    /// up). From then on, what the socket accepts is what the client took: the measure of
+    /// progress toward the client, where the bytes before it only filled kernel buffers.
+    blocked_at: Option<Instant>,
+    /// Bytes accepted by the socket since `blocked_at`.
+    since_blocked: u64,
 }
 
 impl Writing {
@@ -53,6 +62,15 @@ impl Writing {
         let allowed = config.write_timeout + rate_allowance(self.written, config.min_transfer_rate);
         let slow = pending_since + allowed.saturating_sub(self.busy);
         Some(stalled.min(slow))
+    }
+
+    /// Since when the client has been taking this response below `rate` bytes per second, if
+    /// it is (measured from the first full send buffer, after `EVICT_GRACE`). `None` while the
+    /// response waits for the handler: that time is not the client's.
+    pub(super) fn slow_since(&self, now: Instant, rate: u64) -> Option<Instant> {
+        self.pending_since?;
+        let blocked = self.blocked_at?;
+        below_rate(self.since_blocked, now.saturating_duration_since(blocked), rate).then_some(blocked)
     }
 
     /// Releases a streaming worker waiting at the gate, for good.
@@ -85,6 +103,8 @@ impl<S: Transport> Connection<S> {
             busy: Duration::ZERO,
             last_progress: now,
             written: 0,
+            blocked_at: None,
+            since_blocked: 0,
         }));
     }
 
@@ -108,6 +128,8 @@ impl<S: Transport> Connection<S> {
             w.pos = 0;
             w.pending_since = Some(now);
             w.last_progress = now;
+            w.blocked_at = None;
+            w.since_blocked = 0;
         }
         w.out.extend_from_slice(&bytes);
         self.flush(ctx, now)
@@ -133,6 +155,9 @@ impl<S: Transport> Connection<S> {
                         w.pos += n;
                         w.written += n as u64;
                         w.last_progress = now;
+                        if w.blocked_at.is_some() {
+                            w.since_blocked += n as u64;
+                        }
                         let from_ungated = n.min(w.ungated);
                         w.ungated -= from_ungated;
                         if let Source::Stream(gate) = &w.source {
@@ -141,7 +166,10 @@ impl<S: Transport> Connection<S> {
                             }
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Open,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        w.blocked_at.get_or_insert(now);
+                        return Step::Open;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return Step::Close,
                 }
@@ -156,9 +184,16 @@ impl<S: Transport> Connection<S> {
                 continue;
             }
             w.out.clear();
+            // A client taking the file below the minimum rate gets small pieces, so it holds
+            // little memory while it keeps its place.
+            let slow = w.slow_since(now, ctx.shared.config.min_transfer_rate).is_some();
             if let Source::File(file, remaining) = &mut w.source {
                 if *remaining > 0 {
-                    let piece = (*remaining).min(FILE_PIECE as u64) as usize;
+                    let piece_max = if slow { SLOW_FILE_PIECE } else { FILE_PIECE };
+                    let piece = (*remaining).min(piece_max as u64) as usize;
+                    if w.out.capacity() > 2 * piece_max {
+                        w.out.shrink_to(piece_max);
+                    }
                     w.out.resize(piece, 0);
                     match file.read(&mut w.out) {
                         Ok(0) | Err(_) => {
