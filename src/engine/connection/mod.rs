@@ -592,10 +592,10 @@ impl<S: Transport> Connection<S> {
         {
             return Step::Close;
         }
-        // An idle connection, and a body whose bytes all went to the spool, hold no buffer.
-        if let Phase::Idle { .. } | Phase::Body(_) = self.phase {
-            self.inbuf.release_if_empty(&mut ctx.buffers);
-        }
+        // A connection holds an input buffer only while it has unparsed bytes (a partial head,
+        // pipelined requests): idle, a body whose bytes all went to the spool, a request at a
+        // worker and a response being written hold none. The pool makes this cheap.
+        self.inbuf.release_if_empty(&mut ctx.buffers);
         step
     }
 

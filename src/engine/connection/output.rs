@@ -5,7 +5,7 @@
 //! that holds a streaming worker at the high-water mark, and the write deadlines' bookkeeping.
 //! Never reads a request and never encodes one: it sends bytes the encoder produced.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 use log::warn;
@@ -44,12 +44,14 @@ pub(super) struct Writing {
     blocked_at: Option<Instant>,
     /// Bytes accepted by the socket since `blocked_at`.
     since_blocked: u64,
+    /// `out` holds a piece of the file body (which can be read again).
+    out_from_file: bool,
 }
 
 impl Writing {
     /// Bytes are waiting to be written.
     pub(super) fn has_unsent(&self) -> bool {
-        self.pos < self.out.len()
+        self.pos < self.out.len() || matches!(self.source, Source::File(_, remaining) if remaining > 0)
     }
 
     /// The write deadline, `None` while the response waits for the handler's next piece.
@@ -105,6 +107,7 @@ impl<S: Transport> Connection<S> {
             written: 0,
             blocked_at: None,
             since_blocked: 0,
+            out_from_file: false,
         }));
     }
 
@@ -168,6 +171,21 @@ impl<S: Transport> Connection<S> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         w.blocked_at.get_or_insert(now);
+                        // The socket is full: give back the unsent part of a file piece (the
+                        // file is read again when the client takes more), so a slow reader
+                        // holds no piece while it waits.
+                        let unsent = w.out.len() - w.pos;
+                        if w.out_from_file && unsent > SLOW_FILE_PIECE {
+                            if let Source::File(file, remaining) = &mut w.source {
+                                if file.seek(SeekFrom::Current(-(unsent as i64))).is_ok() {
+                                    *remaining += unsent as u64;
+                                    w.out = Vec::new();
+                                    w.pos = 0;
+                                    w.ungated = 0;
+                                    w.out_from_file = false;
+                                }
+                            }
+                        }
                         return Step::Open;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -203,6 +221,7 @@ impl<S: Transport> Connection<S> {
                         Ok(n) => {
                             w.out.truncate(n);
                             w.ungated = n;
+                            w.out_from_file = true;
                             *remaining -= n as u64;
                         }
                     }
