@@ -291,10 +291,11 @@ settings! {
     /// Defaults to 512KiB.
     body_spool_threshold: usize = 512 * 1024, "bytes";
     /// Total time allowed for a request head, from its first byte (from accept for a new
-    /// connection); past it the client gets 408. Defaults to 10s.
+    /// connection); past it the client gets 408. Under pressure (connections at 90% of
+    /// `connection_limit` when the deadline is set) it is 4 times shorter. Defaults to 10s.
     header_timeout: Duration = Duration::from_secs(10), "seconds";
-    /// Time a request body may go without progress; past it the client gets 408.
-    /// Defaults to 30s.
+    /// Time a request body may go without progress; past it the client gets 408. Under
+    /// pressure (as for `header_timeout`) it is 4 times shorter. Defaults to 30s.
     body_timeout: Duration = Duration::from_secs(30), "seconds";
     /// Time an idle keep-alive connection is kept open. Set it above any load balancer's idle
     /// timeout in front of the server. Defaults to 15s.
