@@ -245,3 +245,30 @@ fn a_queued_request_whose_client_reset_is_not_run() {
     let metrics = get_metrics(server.addr);
     assert!(metrics.contains("maitred_requests_cancelled_total 1\n"), "{metrics}");
 }
+
+#[test]
+fn a_new_connection_silent_for_a_second_gives_way_but_a_younger_one_does_not() {
+    let server = TestServer::with_config(
+        |c| {
+            c.connection_limit = 5;
+            c.metrics_path = "/metrics".into();
+        },
+        hello,
+    );
+    let mut silent: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    wait_open(server.addr, 5); // four silent ones and the metrics request
+    silent.push(TcpStream::connect(server.addr).unwrap()); // takes the metrics request's place
+                                                           // Within the grace period nobody can be judged: the new client waits.
+    let began = Instant::now();
+    let mut waiting = server.client();
+    waiting.send(b"GET /waiting HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = waiting.try_response(false).expect("the new client is served once a silent connection may be cut");
+    assert_eq!(r.status, 200);
+    assert!(
+        began.elapsed() >= ms(300),
+        "a silent connection younger than a second was cut after {:?}",
+        began.elapsed()
+    );
+    let cut = silent.iter().filter(|s| watch_close(s, ms(50)) == CloseWatch::Closed).count();
+    assert_eq!(cut, 1, "exactly one silent connection gives way to one new client");
+}

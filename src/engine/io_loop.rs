@@ -17,7 +17,7 @@ use log::{debug, error, info, warn};
 use polling::{Event, Events, Poller};
 
 use crate::engine::buffer::BufferPool;
-use crate::engine::connection::{Connection, Interest, LoopCtx, Step};
+use crate::engine::connection::{Connection, Cut, Interest, LoopCtx, Step};
 use crate::engine::handoff::{ConnRef, Job, ToLoop};
 use crate::engine::net::Stream;
 use crate::engine::sys::Registered;
@@ -281,35 +281,39 @@ impl IoLoop {
     }
 
     /// The table is full and a client waits: closes the connection making the least progress
-    /// ([`Connection::eviction_rank`]), if one may give way. New connections old enough to be
-    /// judged are read first, so one whose request is already waiting is served, not cut.
+    /// ([`Connection::eviction_rank`]), if one may give way. A silent new connection is read
+    /// before it is cut, so one whose request is already waiting is served instead.
     fn evict(&mut self, now: Instant) {
         let config = Arc::clone(&self.ctx.shared.config);
-        for slot in self.conns.slots() {
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
-            if conn.is_fresh_and_empty() && conn.eviction_rank(&config, now).is_some() {
+        loop {
+            let victim = self
+                .conns
+                .entries
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, c)| Some((c.as_ref()?.eviction_rank(&config, now)?, slot)))
+                .min();
+            let Some(((cut, _), slot)) = victim else {
+                self.ctx.warnings.table_full(&config, now);
+                return;
+            };
+            if cut == Cut::Silent {
+                let Some(conn) = self.conns.get_mut(slot) else { return };
                 let step = conn.on_readable(&mut self.ctx, now);
                 self.settle(slot, step);
+                if self.conns.len < config.connection_limit {
+                    return; // its client had gone: the place is free
+                }
+                let still_silent = self.conns.get_mut(slot).and_then(|c| c.eviction_rank(&config, now));
+                if !matches!(still_silent, Some((Cut::Silent, _))) {
+                    continue; // its request was waiting: it is served, look again
+                }
             }
-        }
-        if self.conns.len < config.connection_limit {
-            return; // reading closed one (its client had gone)
-        }
-        let victim = self
-            .conns
-            .entries
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, c)| Some((c.as_ref()?.eviction_rank(&config, now)?, slot)))
-            .min();
-        match victim {
-            Some(((cut, _), slot)) => {
-                debug!(target: "maitred::protect", "connection table full: closing a connection ({})", cut.name());
-                self.ctx.shared.metrics.record_eviction(cut);
-                self.ctx.warnings.evicted(&config, cut, now);
-                self.close(slot);
-            }
-            None => self.ctx.warnings.table_full(&config, now),
+            debug!(target: "maitred::protect", "connection table full: closing a connection ({})", cut.name());
+            self.ctx.shared.metrics.record_eviction(cut);
+            self.ctx.warnings.evicted(&config, cut, now);
+            self.close(slot);
+            return;
         }
     }
 

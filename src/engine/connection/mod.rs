@@ -263,11 +263,6 @@ impl<S: Transport> Connection<S> {
         &self.io
     }
 
-    /// A new connection that has sent nothing yet (the loop reads it before judging it).
-    pub(crate) fn is_fresh_and_empty(&self) -> bool {
-        matches!(self.phase, Phase::Idle { fresh: true, .. }) && self.inbuf.is_empty()
-    }
-
     /// Whether this connection may lose its place to a new client, and its rank: the kind of
     /// cut and since when it has made too little progress (the smallest goes first). `None`
     /// for a connection that must keep its place: a complete request unread, a request at a
