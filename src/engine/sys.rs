@@ -51,10 +51,12 @@ impl<S: AsSource> Drop for Registered<S> {
 }
 
 /// Descriptors kept for the process itself (listeners, poller, logs, temp files, Python).
+#[cfg(unix)]
 const FD_RESERVE: u64 = 64;
 
 /// Connections the descriptor limit never lowers the cap below: with fewer descriptors than
 /// that the process is misconfigured, and the acceptor's back-off on `EMFILE` is what protects it.
+#[cfg(unix)]
 const FIT_FLOOR: usize = 64;
 
 /// Raises the soft limit on open descriptors to the hard limit, as Go and nginx do, and
