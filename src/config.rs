@@ -280,9 +280,14 @@ settings! {
     /// Worker threads that run the handler; the pool never grows or shrinks. Defaults to
     /// twice the CPU count, at least 4 and at most 64.
     threads: usize = default_threads(), "threads", auto = "2 × CPUs, 4 to 64";
-    /// Open connections at most; past it the longest-idle keep-alive connection is closed,
-    /// else accepting pauses. Defaults to 1024.
-    connection_limit: usize = 1024, "connections";
+    /// Open connections at most. When the table is full and a new client waits, the
+    /// connection making the least progress gives way (partial heads first, then silent new
+    /// connections, idle keep-alive ones, bodies and readers below `min_transfer_rate`); one
+    /// with a complete request, a request at a worker, or a healthy transfer never does. If
+    /// none can, accepting pauses. Lowered at start to fit the descriptor limit (two per
+    /// connection: the socket and a file being sent). Defaults to 10000 (about 0.4KiB each
+    /// idle, 4 to 9KiB each slow).
+    connection_limit: usize = 10_000, "connections";
     /// Listen backlog passed to the operating system. Defaults to 1024.
     backlog: usize = 1024, "connections";
     /// Longest request line (method, target, version); longer gets 414. Defaults to 8KiB.
@@ -301,10 +306,11 @@ settings! {
     /// Defaults to 512KiB.
     body_spool_threshold: usize = 512 * 1024, "bytes";
     /// Total time allowed for a request head, from its first byte (from accept for a new
-    /// connection); past it the client gets 408. Defaults to 10s.
+    /// connection); past it the client gets 408. Under pressure (connections at 90% of
+    /// `connection_limit` when the deadline is set) it is 4 times shorter. Defaults to 10s.
     header_timeout: Duration = Duration::from_secs(10), "seconds";
-    /// Time a request body may go without progress; past it the client gets 408.
-    /// Defaults to 30s.
+    /// Time a request body may go without progress; past it the client gets 408. Under
+    /// pressure (as for `header_timeout`) it is 4 times shorter. Defaults to 30s.
     body_timeout: Duration = Duration::from_secs(30), "seconds";
     /// Time an idle keep-alive connection is kept open. Set it above any load balancer's idle
     /// timeout in front of the server. Defaults to 15s.
@@ -312,6 +318,11 @@ settings! {
     /// Time a response write may go without progress before the connection is closed.
     /// Defaults to 30s.
     write_timeout: Duration = Duration::from_secs(30), "seconds";
+    /// Kernel send buffer per connection (SO_SNDBUF; Linux reserves twice this); 0 leaves the
+    /// kernel's autotuning. Bounds kernel memory per slow reader and lets the write-rate check
+    /// see what the client really takes; raise it for large downloads over long round trips
+    /// (throughput per connection is at most about twice this per round trip). Defaults to 64KiB.
+    send_buffer_size: usize = 64 * 1024, "bytes";
     /// Slowest average transfer rate for request bodies and responses once `body_timeout` /
     /// `write_timeout` has passed; a slower client is cut (0 disables). Defaults to 1KiB.
     min_transfer_rate: u64 = KIB, "bytes per second";

@@ -35,7 +35,9 @@
 //! ## Limits and deadlines
 //!
 //! Everything is bounded ([`Config`] lists each limit with its unit and default): open
-//! connections (past the cap the longest-idle connection is closed, else accepting pauses),
+//! connections (past the cap the connection making the least progress gives way: a partial
+//! head, a silent new connection, an idle one, a body or a reader below `min_transfer_rate`;
+//! never one with a request in hand or a healthy transfer; else accepting pauses),
 //! request line, header line, head size and header count, body size (checked against
 //! Content-Length before reading and while de-chunking; bodies past `body_spool_threshold` go
 //! to an anonymous temporary file), the dispatch queue (full means `503` with `Retry-After`),

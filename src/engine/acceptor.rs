@@ -3,7 +3,7 @@
 //!
 //! It never reads a request and never exits on a transient error: aborted handshakes are
 //! skipped, and resource errors (out of file descriptors, out of memory) are logged, answered
-//! by evicting an idle connection, and retried after a growing pause.
+//! by asking the loop to free a place, and retried after a growing pause.
 
 use std::io;
 
@@ -117,14 +117,15 @@ impl Acceptor {
                             break;
                         }
                         // Readiness while full: a client is waiting. Ask the loop to close the
-                        // longest-idle connection, and pause accepting until it has.
+                        // connection making the least progress (if one may give way), and pause
+                        // accepting until it has.
                         waker.send(ToLoop::Evict);
                         gauge.wait_below(limit, Duration::from_millis(100));
                         if gauge.current() >= limit {
                             break;
                         }
                     }
-                    match listener.get().accept() {
+                    match listener.get().accept(shared.config.send_buffer_size) {
                         Ok((stream, peer)) => {
                             accepted += 1;
                             gauge.add();
@@ -156,7 +157,7 @@ impl Acceptor {
         // reset: the drain serves those whose request has arrived and closes the silent ones.
         for listener in &registered {
             while gauge.current() < limit {
-                match listener.get().accept() {
+                match listener.get().accept(shared.config.send_buffer_size) {
                     Ok((stream, peer)) => {
                         gauge.add();
                         waker.send(ToLoop::Accepted(stream, peer));

@@ -2,8 +2,9 @@
 //! reading, so an idle connection holds no buffer at all.
 //! Owns the bytes read but not yet parsed. Never parses them.
 
-/// Size of a fresh input buffer.
-const BUFFER_SIZE: usize = 8 * 1024;
+/// Size of a fresh input buffer: one page, enough for most request heads (a longer head
+/// grows it), and what a connection with a partial head holds.
+const BUFFER_SIZE: usize = 4 * 1024;
 /// Buffers kept for reuse at most.
 const POOL_MAX: usize = 256;
 /// Largest buffer kept for reuse (one grown to read a request body).

@@ -38,6 +38,9 @@ pub(crate) struct Job {
     pub(crate) local: SocketAddr,
     /// The server is willing to keep the connection open after the response.
     pub(crate) keep_alive: bool,
+    /// Set by the I/O loop when the client is gone before a worker took the request: the
+    /// worker then drops it without running the handler.
+    pub(crate) cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A response on its way out, as data: its head, where its body comes from, and what becomes
@@ -87,7 +90,8 @@ impl Outgoing {
 pub(crate) enum ToLoop {
     /// A new connection from the acceptor.
     Accepted(Stream, SocketAddr),
-    /// The acceptor is at the connection cap: close the longest-idle keep-alive connection.
+    /// The acceptor is at the connection cap and a client waits: close the connection making
+    /// the least progress, if one may give way.
     Evict,
     /// A worker's response.
     Response { conn: ConnRef, response: Outgoing },

@@ -17,7 +17,7 @@ use log::{debug, error, info, warn};
 use polling::{Event, Events, Poller};
 
 use crate::engine::buffer::BufferPool;
-use crate::engine::connection::{Connection, Interest, LoopCtx, Step};
+use crate::engine::connection::{Connection, Cut, Interest, LoopCtx, Step};
 use crate::engine::handoff::{ConnRef, Job, ToLoop};
 use crate::engine::net::Stream;
 use crate::engine::sys::Registered;
@@ -108,6 +108,7 @@ impl IoLoop {
                 scratch: Vec::new(),
                 last_queue_warning: None,
                 open_connections: 0,
+                warnings: Default::default(),
             },
             next_generation: 0,
             drain_deadline: None,
@@ -189,7 +190,7 @@ impl IoLoop {
             }
             conn.armed = want;
         }
-        let deadline = conn.compute_deadline(&self.ctx.shared.config);
+        let deadline = conn.compute_deadline(&self.ctx.shared.config, self.ctx.under_pressure());
         conn.deadline = deadline;
         if let Some(d) = deadline {
             // Only an earlier deadline needs a new heap entry; a later one is found when the
@@ -230,7 +231,7 @@ impl IoLoop {
             let Ok(message) = self.rx.try_recv() else { return };
             match message {
                 ToLoop::Accepted(stream, peer) => self.accept(stream, peer, now),
-                ToLoop::Evict => self.evict(),
+                ToLoop::Evict => self.evict(now),
                 ToLoop::Drain => self.begin_drain(now),
                 ToLoop::Response { conn, response } => match self.conns.lookup(conn) {
                     Some(c) => {
@@ -279,14 +280,40 @@ impl IoLoop {
         self.settle(slot, Step::Open);
     }
 
-    /// Closes the longest-idle connection that holds no request, if any.
-    fn evict(&mut self) {
-        let oldest =
-            self.conns.entries.iter().enumerate().filter_map(|(slot, c)| Some((c.as_ref()?.idle_since()?, slot))).min();
-        if let Some((_, slot)) = oldest {
-            debug!(target: "maitred::io", "connection limit reached; closing the longest-idle connection");
-            self.ctx.shared.metrics.connections_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// The table is full and a client waits: closes the connection making the least progress
+    /// ([`Connection::eviction_rank`]), if one may give way. A silent new connection is read
+    /// before it is cut, so one whose request is already waiting is served instead.
+    fn evict(&mut self, now: Instant) {
+        let config = Arc::clone(&self.ctx.shared.config);
+        loop {
+            let victim = self
+                .conns
+                .entries
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, c)| Some((c.as_ref()?.eviction_rank(&config, now)?, slot)))
+                .min();
+            let Some(((cut, _), slot)) = victim else {
+                self.ctx.warnings.table_full(&config, now);
+                return;
+            };
+            if cut == Cut::Silent {
+                let Some(conn) = self.conns.get_mut(slot) else { return };
+                let step = conn.on_readable(&mut self.ctx, now);
+                self.settle(slot, step);
+                if self.conns.len < config.connection_limit {
+                    return; // its client had gone: the place is free
+                }
+                let still_silent = self.conns.get_mut(slot).and_then(|c| c.eviction_rank(&config, now));
+                if !matches!(still_silent, Some((Cut::Silent, _))) {
+                    continue; // its request was waiting: it is served, look again
+                }
+            }
+            debug!(target: "maitred::protect", "connection table full: closing a connection ({})", cut.name());
+            self.ctx.shared.metrics.record_eviction(cut);
+            self.ctx.warnings.evicted(&config, cut, now);
             self.close(slot);
+            return;
         }
     }
 

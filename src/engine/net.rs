@@ -103,13 +103,19 @@ impl Listener {
         }
     }
 
-    /// Accepts one connection, set non-blocking (and TCP_NODELAY for TCP).
-    pub(crate) fn accept(&self) -> io::Result<(Stream, SocketAddr)> {
+    /// Accepts one connection, set non-blocking (and TCP_NODELAY for TCP), with its send
+    /// buffer bounded to `send_buffer_size` bytes when that is not 0.
+    pub(crate) fn accept(&self, send_buffer_size: usize) -> io::Result<(Stream, SocketAddr)> {
         match self {
             Listener::Tcp(l) => {
                 let (stream, peer) = l.accept()?;
                 stream.set_nonblocking(true)?;
                 let _ = stream.set_nodelay(true);
+                if send_buffer_size > 0 {
+                    // Bounds kernel memory per slow reader and makes what the socket accepts
+                    // track what the client takes (autotuning grows it to megabytes).
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer_size);
+                }
                 Ok((Stream::Tcp(stream), peer))
             }
             #[cfg(unix)]

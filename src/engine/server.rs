@@ -48,8 +48,18 @@ pub struct Server {
 impl Server {
     /// Validates `config` and binds every address in `config.listen` (port 0 picks a free port;
     /// [`Server::local_addrs`] reports it).
-    pub fn bind(config: Config, handler: impl Handler) -> Result<Server, Error> {
+    pub fn bind(mut config: Config, handler: impl Handler) -> Result<Server, Error> {
         let trusted = config.check()?;
+        if let Some(fit) = crate::engine::sys::raise_fd_limit() {
+            if config.connection_limit > fit {
+                log::debug!(
+                    target: "maitred::server",
+                    "connection_limit lowered from {} to {fit} to fit the descriptor limit (2 per connection)",
+                    config.connection_limit
+                );
+                config.connection_limit = fit;
+            }
+        }
         let mut listeners = Vec::with_capacity(config.listen.len());
         let mut addrs = Vec::with_capacity(config.listen.len());
         for addr in &config.listen {

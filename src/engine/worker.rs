@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use log::{error, warn};
+use log::{debug, error, warn};
 
 use crate::engine::handoff::{After, ConnRef, Gate, Job, Outgoing, Source, ToLoop};
 use crate::engine::Shared;
@@ -51,7 +51,14 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 impl WorkerShared {
     /// Serves one job, start to finish, reusing this worker's `scratch` buffers.
     pub(crate) fn serve(&self, job: Job, scratch: &mut Scratch) {
-        let Job { conn, received, mut head, body, peer, local, keep_alive } = job;
+        let Job { conn, received, mut head, body, peer, local, keep_alive, cancelled } = job;
+        if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            // The client reset the connection while the request waited: nobody would read the
+            // answer. A handler already running is never interrupted; this one never starts.
+            debug!(target: "maitred::worker", "{peer}: client gone before {} {} reached a worker; dropped", head.method, head.target);
+            self.shared.metrics.requests_cancelled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         self.shared.metrics.worker_busy();
         let (head_request, version) = (head.method == "HEAD", head.version);
         // Forwarding headers are believed from trusted proxies and removed from everyone else.

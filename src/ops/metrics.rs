@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::connection::Cut;
+
 /// Upper bounds of the request duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
@@ -31,6 +33,10 @@ pub(crate) struct Metrics {
     /// Access log lines dropped because the access log queue was full (shared with the
     /// access log writer).
     pub(crate) access_log_dropped: Arc<AtomicU64>,
+    /// Connections closed to make room at the cap, by [`Cut`] (in `Cut::ALL` order).
+    evictions: [AtomicU64; Cut::ALL.len()],
+    /// Queued requests dropped because their client was gone before a worker took them.
+    pub(crate) requests_cancelled: AtomicU64,
 }
 
 fn class(status: u16) -> usize {
@@ -55,6 +61,14 @@ impl Metrics {
         let bucket = BUCKETS.iter().position(|&b| seconds <= b).unwrap_or(BUCKETS.len());
         self.duration_buckets[bucket].fetch_add(1, Relaxed);
         self.duration_sum_us.fetch_add(duration.as_micros() as u64, Relaxed);
+    }
+
+    /// Protection closed a connection (`cut`) to make room for a new client.
+    pub(crate) fn record_eviction(&self, cut: Cut) {
+        if let Some(i) = Cut::ALL.iter().position(|&c| c == cut) {
+            self.evictions[i].fetch_add(1, Relaxed);
+        }
+        self.connections_rejected.fetch_add(1, Relaxed);
     }
 
     /// The server answered a request by itself with `status`.
@@ -94,7 +108,12 @@ impl Metrics {
         let sum = self.duration_sum_us.load(Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "maitred_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "maitred_request_duration_seconds_count {cumulative}");
-        let gauges_and_counters: [(&str, &str, &str, u64); 11] = [
+        out.push_str("# HELP maitred_connections_evicted_total Connections closed to make room for new clients when the table was full, by what they were doing (least progress first).\n");
+        out.push_str("# TYPE maitred_connections_evicted_total counter\n");
+        for (cut, n) in Cut::ALL.iter().zip(&self.evictions) {
+            let _ = writeln!(out, "maitred_connections_evicted_total{{reason=\"{}\"}} {}", cut.name(), n.load(Relaxed));
+        }
+        let gauges_and_counters: [(&str, &str, &str, u64); 12] = [
             ("maitred_queue_depth", "gauge", "Complete requests waiting for a worker.", gauges.queue_depth as u64),
             ("maitred_queue_capacity", "gauge", "Size of the dispatch queue.", gauges.queue_capacity as u64),
             ("maitred_busy_workers", "gauge", "Workers running the handler now.", self.busy_workers.load(Relaxed)),
@@ -111,6 +130,12 @@ impl Metrics {
                 "counter",
                 "Connections closed to make room at the cap, or lost to accept failures.",
                 self.connections_rejected.load(Relaxed),
+            ),
+            (
+                "maitred_requests_cancelled_total",
+                "counter",
+                "Queued requests dropped because their client was gone before a worker took them.",
+                self.requests_cancelled.load(Relaxed),
             ),
             ("maitred_received_bytes_total", "counter", "Bytes read from clients.", self.bytes_in.load(Relaxed)),
             ("maitred_sent_bytes_total", "counter", "Bytes written to clients.", self.bytes_out.load(Relaxed)),

@@ -1,7 +1,7 @@
 //! Operations: what an operator runs the server with besides HTTP itself.
 //!
 //! Owns trusted proxies and the forwarded headers they add ([`proxy`]), the PROXY protocol,
-//! the access log, the metrics counters and their text rendering, and the `--healthcheck`
+//! the access log, the metrics counters and their text rendering, the rate-limited warnings, and the `--healthcheck`
 //! probe. Never touches a client socket or runs the handler: the engine calls in here with
 //! plain values and gets plain values back.
 
@@ -10,3 +10,4 @@ pub(crate) mod healthcheck;
 pub(crate) mod metrics;
 pub(crate) mod proxy;
 pub(crate) mod proxy_protocol;
+pub(crate) mod warn;

@@ -9,11 +9,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
-use log::{debug, info, warn};
+use log::{debug, warn};
 use polling::Event;
 
 use crate::config::Config;
@@ -46,6 +47,16 @@ const READ_ROOM: usize = 4 * 1024;
 const BODY_READ_ROOM: usize = 64 * 1024;
 /// Reads per readiness event at most, so one fast uploader cannot hold up the other clients.
 const MAX_READS_PER_EVENT: usize = 16;
+/// How long a connection is given before it can be judged for eviction: a new connection
+/// whose request has not arrived yet, a body or a response's rate.
+pub(crate) const EVICT_GRACE: Duration = Duration::from_secs(1);
+/// Header and body deadlines are divided by this while the connection table is nearly full.
+pub(crate) const PRESSURE_DIVISOR: u32 = 4;
+/// The table is "nearly full" from this share of `connection_limit`, in percent.
+pub(crate) const PRESSURE_PERCENT: usize = 90;
+/// Bytes read ahead at most while a request is at a worker (the start of a pipelined
+/// request; the read is there to see an end-of-file or a reset).
+const WATCH_ROOM: usize = READ_ROOM;
 
 mod builtin;
 mod output;
@@ -70,6 +81,56 @@ pub(crate) struct LoopCtx {
     pub(crate) last_queue_warning: Option<Instant>,
     /// Open connections, kept by the loop.
     pub(crate) open_connections: usize,
+    /// Rate-limited warnings the loop logs (refusals, protection).
+    pub(crate) warnings: crate::ops::warn::LoopWarnings,
+}
+
+impl LoopCtx {
+    /// The connection table is nearly full: header and body deadlines tighten.
+    pub(crate) fn under_pressure(&self) -> bool {
+        self.open_connections * 100 >= self.shared.config.connection_limit * PRESSURE_PERCENT
+    }
+}
+
+/// Why a connection may lose its place when the table is full, in the order places are taken:
+/// the least progress first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Cut {
+    /// An error response was sent; the connection is only discarding input before closing.
+    Lingering,
+    /// A request head begun and not finished.
+    PartialHead,
+    /// A new connection that has sent nothing in `EVICT_GRACE`, read first to be sure.
+    Silent,
+    /// An idle keep-alive connection.
+    IdleKeepAlive,
+    /// A request body arriving below `min_transfer_rate`.
+    SlowBody,
+    /// A response the client takes below `min_transfer_rate`.
+    SlowReader,
+}
+
+impl Cut {
+    /// Every kind, in order.
+    pub(crate) const ALL: [Cut; 6] =
+        [Cut::Lingering, Cut::PartialHead, Cut::Silent, Cut::IdleKeepAlive, Cut::SlowBody, Cut::SlowReader];
+
+    /// A short name for logs and metrics.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Cut::Lingering => "lingering",
+            Cut::PartialHead => "partial_head",
+            Cut::Silent => "silent",
+            Cut::IdleKeepAlive => "idle_keepalive",
+            Cut::SlowBody => "slow_body",
+            Cut::SlowReader => "slow_reader",
+        }
+    }
+}
+
+/// Whether `bytes` moved in `elapsed` is below `rate` bytes per second (after `EVICT_GRACE`).
+pub(super) fn below_rate(bytes: u64, elapsed: Duration, rate: u64) -> bool {
+    rate > 0 && elapsed >= EVICT_GRACE && (bytes as f64) < rate as f64 * elapsed.as_secs_f64()
 }
 
 /// Whether a connection stays open after a step.
@@ -149,6 +210,10 @@ pub(crate) struct Connection<S: Transport = Registered<Stream>> {
     pub(crate) deadline: Option<Instant>,
     /// The earliest deadline entered in the loop's timer heap for this connection.
     pub(crate) scheduled: Option<Instant>,
+    /// Set when the connection closes while its request waits for a worker: the worker then
+    /// drops the request instead of running the handler. One per connection, shared with
+    /// each job.
+    cancelled: Option<Arc<AtomicBool>>,
 }
 
 /// Readiness a connection waits for.
@@ -197,6 +262,7 @@ impl<S: Transport> Connection<S> {
             armed: Interest::READ,
             deadline: None,
             scheduled: None,
+            cancelled: None,
         }
     }
 
@@ -204,11 +270,25 @@ impl<S: Transport> Connection<S> {
         &self.io
     }
 
-    /// Idle with nothing buffered: since when, if so.
-    pub(crate) fn idle_since(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Idle { since, .. } if self.inbuf.is_empty() => Some(since),
-            _ => None,
+    /// Whether this connection may lose its place to a new client, and its rank: the kind of
+    /// cut and since when it has made too little progress (the smallest goes first). `None`
+    /// for a connection that must keep its place: a complete request unread, a request at a
+    /// worker, a body or a response moving at `min_transfer_rate` or faster, or a new
+    /// connection younger than `EVICT_GRACE`.
+    pub(crate) fn eviction_rank(&self, config: &Config, now: Instant) -> Option<(Cut, Instant)> {
+        match &self.phase {
+            Phase::Lingering { until, .. } => Some((Cut::Lingering, *until)),
+            Phase::Head { started, .. } => Some((Cut::PartialHead, *started)),
+            Phase::Idle { since, fresh: true } if self.inbuf.is_empty() => {
+                (now.saturating_duration_since(*since) >= EVICT_GRACE).then_some((Cut::Silent, *since))
+            }
+            Phase::Idle { since, fresh: false } if self.inbuf.is_empty() => Some((Cut::IdleKeepAlive, *since)),
+            Phase::Idle { .. } | Phase::Handling => None,
+            Phase::Body(b) => {
+                below_rate(b.spool.len(), now.saturating_duration_since(b.started), config.min_transfer_rate)
+                    .then_some((Cut::SlowBody, b.started))
+            }
+            Phase::Writing(w) => w.slow_since(now, config.min_transfer_rate).map(|since| (Cut::SlowReader, since)),
         }
     }
 
@@ -217,21 +297,26 @@ impl<S: Transport> Connection<S> {
         match &self.phase {
             Phase::Idle { .. } | Phase::Head { .. } | Phase::Lingering { .. } => Interest::READ,
             Phase::Body(_) => Interest { read: true, write: !self.interim.is_empty() },
+            // Watched while at a worker, to learn of a reset (see `watch_read`).
+            Phase::Handling if self.watching() => Interest::READ,
             Phase::Handling => Interest::NONE,
             Phase::Writing(w) if w.has_unsent() => Interest::WRITE,
             Phase::Writing(_) => Interest::NONE,
         }
     }
 
-    /// The deadline of the current phase.
-    pub(crate) fn compute_deadline(&self, config: &Config) -> Option<Instant> {
+    /// The deadline of the current phase. Under `pressure` (the table nearly full) the header
+    /// and body deadlines are `PRESSURE_DIVISOR` times shorter.
+    pub(crate) fn compute_deadline(&self, config: &Config, pressure: bool) -> Option<Instant> {
+        let divisor = if pressure { PRESSURE_DIVISOR } else { 1 };
+        let (header_timeout, body_timeout) = (config.header_timeout / divisor, config.body_timeout / divisor);
         match &self.phase {
-            Phase::Idle { since, fresh: true } => Some(*since + config.header_timeout),
+            Phase::Idle { since, fresh: true } => Some(*since + header_timeout),
             Phase::Idle { since, fresh: false } => Some(*since + config.keepalive_timeout),
-            Phase::Head { started, .. } => Some(*started + config.header_timeout),
+            Phase::Head { started, .. } => Some(*started + header_timeout),
             Phase::Body(b) => {
-                let stalled = b.last_progress + config.body_timeout;
-                let slow = b.started + config.body_timeout + rate_allowance(b.spool.len(), config.min_transfer_rate);
+                let stalled = b.last_progress + body_timeout;
+                let slow = b.started + body_timeout + rate_allowance(b.spool.len(), config.min_transfer_rate);
                 Some(stalled.min(slow))
             }
             Phase::Handling => None,
@@ -243,17 +328,20 @@ impl<S: Transport> Connection<S> {
     /// The socket is readable (or in error).
     pub(crate) fn on_readable(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
         match self.phase {
-            Phase::Handling | Phase::Writing(_) => return Step::Open,
+            Phase::Handling => return self.watch_read(ctx),
+            Phase::Writing(_) => return Step::Open,
             Phase::Lingering { .. } => return self.linger_read(ctx),
             _ => {}
         }
         let mut eof = false;
         let mut reads = 0;
         loop {
-            // A body is read in large pieces, so an upload takes few system calls; a head in
-            // small ones.
+            // A body is read in large pieces once a read has filled its room (a fast upload
+            // takes few system calls); a head, and a slow body, in small ones, so a slow client
+            // holds little memory.
             let in_body = matches!(self.phase, Phase::Body(_));
-            let spare = self.inbuf.spare(&mut ctx.buffers, if in_body { BODY_READ_ROOM } else { READ_ROOM });
+            let spare =
+                self.inbuf.spare(&mut ctx.buffers, if in_body && reads > 0 { BODY_READ_ROOM } else { READ_ROOM });
             let room = spare.len();
             match self.io.read(spare) {
                 Ok(0) => {
@@ -447,7 +535,9 @@ impl<S: Transport> Connection<S> {
     /// Hands a complete request to the workers; a full queue gets 503 from here.
     fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
         let keep_alive = self.keep_alive_offer(ctx, head.keep_alive);
-        let job = Job { conn: self.id, received: now, head, body, peer: self.peer, local: self.local, keep_alive };
+        let cancelled = Arc::clone(self.cancelled.get_or_insert_with(Arc::default));
+        let job =
+            Job { conn: self.id, received: now, head, body, peer: self.peer, local: self.local, keep_alive, cancelled };
         match ctx.jobs.try_send(job) {
             Ok(()) => {
                 self.phase = Phase::Handling;
@@ -499,6 +589,11 @@ impl<S: Transport> Connection<S> {
     fn answer_refusal(&mut self, ctx: &mut LoopCtx, rejection: Rejection, now: Instant) -> Step {
         let status = rejection.status();
         debug!(target: "maitred::reject", "{} {}: {}", self.peer, status, rejection.detail());
+        let timeout_setting = match self.phase {
+            Phase::Body(_) => "body_timeout",
+            _ => "header_timeout",
+        };
+        ctx.warnings.refused(&ctx.shared.config, rejection, timeout_setting, now);
         ctx.shared.metrics.record_rejection(status);
         let retry = (status == 503).then(|| ctx.shared.config.retry_after.as_secs().max(1));
         let out = encode_error(status, &ctx.shared.config.server_header, retry);
@@ -517,10 +612,43 @@ impl<S: Transport> Connection<S> {
         {
             return Step::Close;
         }
-        if let Phase::Idle { .. } = self.phase {
-            self.inbuf.release_if_empty(&mut ctx.buffers);
-        }
+        // A connection holds an input buffer only while it has unparsed bytes (a partial head,
+        // pipelined requests): idle, a body whose bytes all went to the spool, a request at a
+        // worker and a response being written hold none. The pool makes this cheap.
+        self.inbuf.release_if_empty(&mut ctx.buffers);
         step
+    }
+
+    /// Whether the socket is watched while the request is at a worker: until the client's
+    /// end-of-file or its next (pipelined) bytes, which wait in the buffer unparsed.
+    fn watching(&self) -> bool {
+        !self.peer_closed && self.inbuf.is_empty()
+    }
+
+    /// The socket is readable while the request is at a worker. The rule for "the client is
+    /// gone": a reset or any other read error is; an end-of-file is not (a client may shut
+    /// its write side after a complete request and still read the answer), so it only stops
+    /// the watch. Bytes that arrive (a pipelined request) are kept (one read, at most `WATCH_ROOM`). When
+    /// the client is gone the connection closes, which cancels the queued request (`Drop`).
+    fn watch_read(&mut self, ctx: &mut LoopCtx) -> Step {
+        while self.watching() {
+            let spare = self.inbuf.spare(&mut ctx.buffers, READ_ROOM);
+            let room = spare.len().min(WATCH_ROOM);
+            match self.io.read(&mut spare[..room]) {
+                Ok(0) => self.peer_closed = true,
+                Ok(n) => {
+                    self.inbuf.filled_more(n);
+                    ctx.shared.metrics.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!(target: "maitred::io", "{}: connection lost while its request waits: {e}", self.peer);
+                    return Step::Close;
+                }
+            }
+        }
+        Step::Open
     }
 
     fn linger_read(&mut self, ctx: &mut LoopCtx) -> Step {
@@ -551,17 +679,20 @@ impl<S: Transport> Connection<S> {
             Phase::Head { scanner, .. } if !scanner.started() && self.inbuf.is_empty() => Step::Close,
             Phase::Head { .. } | Phase::Body(_) => self.reject(ctx, Rejection::Timeout, now),
             Phase::Writing(_) => {
-                info!(target: "maitred::io", "{}: response not read in time; connection closed", self.peer);
+                // Summarised by the loop's rate-limited warning; one line each only at debug.
+                debug!(target: "maitred::io", "{}: response not read in time; connection closed", self.peer);
+                ctx.warnings.slow_reader_cut(&ctx.shared.config, now);
                 Step::Close
             }
             Phase::Handling => Step::Open,
         }
     }
 
-    /// The server started draining: idle connections close now (a new one first gets a last
-    /// look for a request already on its way); the rest close after their current response.
+    /// The server started draining: idle connections close now, after a last look for a
+    /// request already waiting (new and kept-alive ones alike: it is answered with
+    /// `Connection: close`); the rest close after their current response.
     pub(crate) fn on_drain(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
-        if let Phase::Idle { fresh: true, .. } = self.phase {
+        if let Phase::Idle { .. } = self.phase {
             if self.inbuf.is_empty() && self.on_readable(ctx, now) == Step::Close {
                 return Step::Close;
             }
@@ -572,10 +703,17 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// Releases a streaming worker, if one is waiting on this connection.
+    /// Releases a streaming worker, if one is waiting on this connection, and cancels a
+    /// request still waiting for a worker (one already running is not interrupted).
     pub(crate) fn release_worker(&mut self) {
-        if let Phase::Writing(w) = &self.phase {
-            w.release_worker();
+        match &self.phase {
+            Phase::Writing(w) => w.release_worker(),
+            Phase::Handling => {
+                if let Some(flag) = &self.cancelled {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -5,14 +5,17 @@
 //! that holds a streaming worker at the high-water mark, and the write deadlines' bookkeeping.
 //! Never reads a request and never encodes one: it sends bytes the encoder produced.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 use log::warn;
 
-use super::{rate_allowance, Connection, LoopCtx, Phase, Step, Transport, CONTINUE, FILE_PIECE};
+use super::{below_rate, rate_allowance, Connection, LoopCtx, Phase, Step, Transport, CONTINUE, FILE_PIECE};
 use crate::config::Config;
 use crate::engine::handoff::{After, Outgoing, Source};
+
+/// Bytes read from a file body per step for a client taking it below the minimum rate.
+const SLOW_FILE_PIECE: usize = 4 * 1024;
 
 /// A response being written: what is left of it, and the clocks of the write deadline.
 pub(super) struct Writing {
@@ -35,12 +38,20 @@ pub(super) struct Writing {
     busy: Duration,
     last_progress: Instant,
     written: u64,
+    /// When a write first found the socket's send buffer full (since the client last caught
+    /// up). From then on, what the socket accepts is what the client took: the measure of
+    /// progress toward the client, where the bytes before it only filled kernel buffers.
+    blocked_at: Option<Instant>,
+    /// Bytes accepted by the socket since `blocked_at`.
+    since_blocked: u64,
+    /// `out` holds a piece of the file body (which can be read again).
+    out_from_file: bool,
 }
 
 impl Writing {
     /// Bytes are waiting to be written.
     pub(super) fn has_unsent(&self) -> bool {
-        self.pos < self.out.len()
+        self.pos < self.out.len() || matches!(self.source, Source::File(_, remaining) if remaining > 0)
     }
 
     /// The write deadline, `None` while the response waits for the handler's next piece.
@@ -53,6 +64,15 @@ impl Writing {
         let allowed = config.write_timeout + rate_allowance(self.written, config.min_transfer_rate);
         let slow = pending_since + allowed.saturating_sub(self.busy);
         Some(stalled.min(slow))
+    }
+
+    /// Since when the client has been taking this response below `rate` bytes per second, if
+    /// it is (measured from the first full send buffer, after `EVICT_GRACE`). `None` while the
+    /// response waits for the handler: that time is not the client's.
+    pub(super) fn slow_since(&self, now: Instant, rate: u64) -> Option<Instant> {
+        self.pending_since?;
+        let blocked = self.blocked_at?;
+        below_rate(self.since_blocked, now.saturating_duration_since(blocked), rate).then_some(blocked)
     }
 
     /// Releases a streaming worker waiting at the gate, for good.
@@ -85,6 +105,9 @@ impl<S: Transport> Connection<S> {
             busy: Duration::ZERO,
             last_progress: now,
             written: 0,
+            blocked_at: None,
+            since_blocked: 0,
+            out_from_file: false,
         }));
     }
 
@@ -108,6 +131,8 @@ impl<S: Transport> Connection<S> {
             w.pos = 0;
             w.pending_since = Some(now);
             w.last_progress = now;
+            w.blocked_at = None;
+            w.since_blocked = 0;
         }
         w.out.extend_from_slice(&bytes);
         self.flush(ctx, now)
@@ -133,6 +158,9 @@ impl<S: Transport> Connection<S> {
                         w.pos += n;
                         w.written += n as u64;
                         w.last_progress = now;
+                        if w.blocked_at.is_some() {
+                            w.since_blocked += n as u64;
+                        }
                         let from_ungated = n.min(w.ungated);
                         w.ungated -= from_ungated;
                         if let Source::Stream(gate) = &w.source {
@@ -141,7 +169,25 @@ impl<S: Transport> Connection<S> {
                             }
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Open,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        w.blocked_at.get_or_insert(now);
+                        // The socket is full: give back the unsent part of a file piece (the
+                        // file is read again when the client takes more), so a slow reader
+                        // holds no piece while it waits.
+                        let unsent = w.out.len() - w.pos;
+                        if w.out_from_file && unsent > SLOW_FILE_PIECE {
+                            if let Source::File(file, remaining) = &mut w.source {
+                                if file.seek(SeekFrom::Current(-(unsent as i64))).is_ok() {
+                                    *remaining += unsent as u64;
+                                    w.out = Vec::new();
+                                    w.pos = 0;
+                                    w.ungated = 0;
+                                    w.out_from_file = false;
+                                }
+                            }
+                        }
+                        return Step::Open;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return Step::Close,
                 }
@@ -156,9 +202,16 @@ impl<S: Transport> Connection<S> {
                 continue;
             }
             w.out.clear();
+            // A client taking the file below the minimum rate gets small pieces, so it holds
+            // little memory while it keeps its place.
+            let slow = w.slow_since(now, ctx.shared.config.min_transfer_rate).is_some();
             if let Source::File(file, remaining) = &mut w.source {
                 if *remaining > 0 {
-                    let piece = (*remaining).min(FILE_PIECE as u64) as usize;
+                    let piece_max = if slow { SLOW_FILE_PIECE } else { FILE_PIECE };
+                    let piece = (*remaining).min(piece_max as u64) as usize;
+                    if w.out.capacity() > 2 * piece_max {
+                        w.out.shrink_to(piece_max);
+                    }
                     w.out.resize(piece, 0);
                     match file.read(&mut w.out) {
                         Ok(0) | Err(_) => {
@@ -168,6 +221,7 @@ impl<S: Transport> Connection<S> {
                         Ok(n) => {
                             w.out.truncate(n);
                             w.ungated = n;
+                            w.out_from_file = true;
                             *remaining -= n as u64;
                         }
                     }

@@ -28,6 +28,8 @@ struct ScriptState {
     /// Bytes the client will take before the socket would block; `None`: no limit.
     write_room: Option<usize>,
     write_shut: bool,
+    /// The client reset the connection: reads fail.
+    reset: bool,
 }
 
 #[derive(Clone, Default)]
@@ -50,6 +52,9 @@ impl Script {
 impl Transport for Script {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut s = self.0.borrow_mut();
+        if s.reset {
+            return Err(io::ErrorKind::ConnectionReset.into());
+        }
         if s.input.is_empty() {
             return if s.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
         }
@@ -103,6 +108,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         scratch: Vec::new(),
         last_queue_warning: None,
         open_connections: 1,
+        warnings: Default::default(),
     };
     (ctx, jobs_rx)
 }
@@ -253,7 +259,7 @@ fn deadlines_follow_the_phase() {
     let script = Script::default();
     let t0 = Instant::now();
     let mut conn = connection(&script, t0);
-    let deadline = |conn: &Connection<Script>, ctx: &LoopCtx| conn.compute_deadline(&ctx.shared.config);
+    let deadline = |conn: &Connection<Script>, ctx: &LoopCtx| conn.compute_deadline(&ctx.shared.config, false);
 
     assert_eq!(deadline(&conn, &ctx), Some(t0 + header), "a new connection: the head deadline runs from accept");
     let t1 = t0 + Duration::from_secs(1);
@@ -285,4 +291,162 @@ fn deadlines_follow_the_phase() {
     assert!(script.take_output().starts_with("HTTP/1.1 408 Request Timeout\r\n"));
     assert!(script.0.borrow().write_shut, "half-closed while lingering");
     assert_eq!(conn.interest(), Interest::READ, "draining what the client still sends");
+}
+
+#[test]
+fn eviction_ranks_the_least_progress_first_and_never_a_request_in_hand() {
+    let config = Config { min_transfer_rate: 1024, ..Config::default() };
+    let (mut ctx, jobs) = context(config.clone());
+    let t0 = Instant::now();
+    let late = t0 + Duration::from_secs(5);
+    let rank = |conn: &Connection<Script>, now: Instant| conn.eviction_rank(&config, now).map(|(cut, _)| cut);
+
+    // A new connection is not judged within EVICT_GRACE; after it, silent.
+    let silent = Script::default();
+    let fresh = connection(&silent, t0);
+    assert_eq!(rank(&fresh, t0 + Duration::from_millis(500)), None, "too new to judge");
+    assert_eq!(rank(&fresh, late), Some(Cut::Silent));
+
+    // A partial head ranks before everything but a lingering connection.
+    let partial = Script::default();
+    let mut head = connection(&partial, t0);
+    partial.send(b"GET /a HTTP/1.1\r\nHo");
+    assert_eq!(head.on_readable(&mut ctx, t0), Step::Open);
+    assert_eq!(rank(&head, t0), Some(Cut::PartialHead), "judged at once: its bytes were read");
+
+    // A complete request unread (pipelined behind one at a worker) and one at a worker: never.
+    let busy = Script::default();
+    let mut handling = connection(&busy, t0);
+    busy.send(&[GET_A, GET_B].concat());
+    assert_eq!(handling.on_readable(&mut ctx, t0), Step::Open);
+    jobs.try_recv().unwrap();
+    assert_eq!(rank(&handling, late), None, "a request at a worker keeps its place");
+
+    // Idle after a response: an idle keep-alive connection.
+    let idle = Script::default();
+    let mut kept = connection(&idle, t0);
+    idle.send(GET_A);
+    assert_eq!(kept.on_readable(&mut ctx, t0), Step::Open);
+    jobs.try_recv().unwrap();
+    assert_eq!(kept.on_response(&mut ctx, ok_response(After::KeepAlive), t0), Step::Open);
+    assert_eq!(rank(&kept, late), Some(Cut::IdleKeepAlive));
+
+    // A body: healthy at the minimum rate, cut below it.
+    let uploader = Script::default();
+    let mut body = connection(&uploader, t0);
+    uploader.send(b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    assert_eq!(body.on_readable(&mut ctx, t0), Step::Open);
+    uploader.send(&[b'x'; 6000]);
+    assert_eq!(body.on_readable(&mut ctx, t0 + Duration::from_secs(1)), Step::Open);
+    assert_eq!(rank(&body, t0 + Duration::from_secs(5)), None, "6000 bytes in 5 s is above 1 KiB/s");
+    assert_eq!(rank(&body, t0 + Duration::from_secs(10)), Some(Cut::SlowBody), "6000 bytes in 10 s is below");
+
+    // A response: what the socket takes before its buffer first fills is not progress; after
+    // that, the rate the client takes it decides.
+    let reader = Script::default();
+    let mut writing = connection(&reader, t0);
+    reader.send(GET_A);
+    assert_eq!(writing.on_readable(&mut ctx, t0), Step::Open);
+    jobs.try_recv().unwrap();
+    reader.set_write_room(Some(100));
+    let big = Outgoing {
+        head: b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec(),
+        source: Source::Bytes(vec![b'y'; 100_000]),
+        after: After::KeepAlive,
+    };
+    assert_eq!(writing.on_response(&mut ctx, big, t0), Step::Open);
+    assert_eq!(rank(&writing, t0 + Duration::from_millis(900)), None, "within the grace");
+    reader.set_write_room(Some(4000));
+    assert_eq!(writing.on_writable(&mut ctx, t0 + Duration::from_secs(2)), Step::Open);
+    assert_eq!(rank(&writing, t0 + Duration::from_secs(2)), None, "4000 bytes in 2 s is above 1 KiB/s");
+    assert_eq!(rank(&writing, t0 + Duration::from_secs(8)), Some(Cut::SlowReader), "4000 in 8 s is below");
+
+    // The order: least progress first.
+    let mut ranks: Vec<Cut> =
+        [&fresh, &head, &kept, &body, &writing].iter().filter_map(|c| rank(c, t0 + Duration::from_secs(10))).collect();
+    ranks.sort();
+    assert_eq!(ranks, [Cut::PartialHead, Cut::Silent, Cut::IdleKeepAlive, Cut::SlowBody, Cut::SlowReader]);
+}
+
+#[test]
+fn header_and_body_deadlines_tighten_under_pressure() {
+    let config = Config::default();
+    let (header, body) = (config.header_timeout, config.body_timeout);
+    let (mut ctx, _jobs) = context(config.clone());
+    let t0 = Instant::now();
+    let script = Script::default();
+    let mut conn = connection(&script, t0);
+    let tight = |d: Duration| d / PRESSURE_DIVISOR;
+    assert_eq!(conn.compute_deadline(&config, false), Some(t0 + header));
+    assert_eq!(conn.compute_deadline(&config, true), Some(t0 + tight(header)), "a new connection's head");
+    script.send(b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n");
+    assert_eq!(conn.on_readable(&mut ctx, t0), Step::Open);
+    assert_eq!(conn.compute_deadline(&config, false), Some(t0 + body));
+    assert_eq!(conn.compute_deadline(&config, true), Some(t0 + tight(body)), "a body without progress");
+
+    // The loop's view of pressure: from PRESSURE_PERCENT of connection_limit.
+    let limit = ctx.shared.config.connection_limit;
+    ctx.open_connections = limit * PRESSURE_PERCENT / 100 - 1;
+    assert!(!ctx.under_pressure());
+    ctx.open_connections = limit * PRESSURE_PERCENT / 100;
+    assert!(ctx.under_pressure());
+}
+
+#[test]
+fn the_drain_reads_a_request_already_waiting_on_a_kept_alive_connection() {
+    let (mut ctx, jobs) = context(Config::default());
+    let script = Script::default();
+    let now = Instant::now();
+    let mut conn = connection(&script, now);
+    script.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    jobs.try_recv().unwrap();
+    assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Open);
+    // The next request is in the socket, not yet reported by the poller, when the drain begins.
+    script.send(GET_B);
+    ctx.shared.draining.store(true, Ordering::Relaxed);
+    ctx.closing = true;
+    assert_eq!(conn.on_drain(&mut ctx, now), Step::Open, "a request is waiting: read and answer it");
+    let job = jobs.try_recv().expect("the waiting request goes to a worker");
+    assert_eq!(job.head.target, "/b");
+    assert!(!job.keep_alive, "answered with Connection: close");
+
+    // With nothing waiting, the kept-alive connection closes at once.
+    let (mut ctx, _jobs) = context(Config::default());
+    let quiet = Script::default();
+    let mut conn = connection(&quiet, now);
+    quiet.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Open);
+    assert_eq!(conn.on_drain(&mut ctx, now), Step::Close);
+}
+
+#[test]
+fn a_reset_while_the_request_waits_cancels_it_but_an_end_of_file_does_not() {
+    let (mut ctx, jobs) = context(Config::default());
+    let now = Instant::now();
+    // End-of-file (a half-close) after a complete request: the request stays.
+    let half = Script::default();
+    let mut conn = connection(&half, now);
+    half.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    let job = jobs.try_recv().unwrap();
+    assert_eq!(conn.interest(), Interest::READ, "watched while at a worker");
+    half.0.borrow_mut().eof = true;
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    assert_eq!(conn.interest(), Interest::NONE, "no more watching after the end-of-file");
+    assert!(!job.cancelled.load(Ordering::Relaxed), "a half-closed client still gets its answer");
+    assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Close, "answered, then closed");
+    assert!(half.take_output().ends_with("ok"));
+
+    // A reset: the connection closes and the queued job is cancelled.
+    let reset = Script::default();
+    let mut conn = connection(&reset, now);
+    reset.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    let job = jobs.try_recv().unwrap();
+    reset.0.borrow_mut().reset = true;
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Close);
+    conn.release_worker();
+    assert!(job.cancelled.load(Ordering::Relaxed), "the worker must drop this request");
 }
