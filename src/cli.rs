@@ -227,10 +227,10 @@ where
     }
     if !listen.is_empty() {
         let setting = Config::setting("listen").expect("listen is a setting");
-        setting.apply(&mut config, &listen.join(","))?;
+        setting.apply(&mut config, &listen.join(",")).map_err(|e| e.0)?;
     }
     for (setting, value) in flags {
-        setting.apply(&mut config, &value)?;
+        setting.apply(&mut config, &value).map_err(|e| e.0)?;
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(match action {

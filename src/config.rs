@@ -56,8 +56,9 @@ impl Setting {
     }
 
     /// Parses `value` and stores it in `config`. The error names the setting.
-    pub fn apply(&self, config: &mut Config, value: &str) -> Result<(), String> {
-        (self.set)(config, value.trim()).map_err(|why| format!("invalid value {value:?} for {}: {why}", self.name))
+    pub fn apply(&self, config: &mut Config, value: &str) -> Result<(), ConfigError> {
+        (self.set)(config, value.trim())
+            .map_err(|why| ConfigError(format!("invalid value {value:?} for {}: {why}", self.name)))
     }
 
     /// The value of this setting in `config`, in the form the parser accepts.
@@ -569,7 +570,7 @@ mod tests {
         assert_eq!(c.header_timeout, Duration::from_millis(250));
         Config::setting("keepalive_timeout").unwrap().apply(&mut c, "2").unwrap();
         assert_eq!(c.keepalive_timeout, Duration::from_secs(2));
-        let e = Config::setting("threads").unwrap().apply(&mut c, "many").unwrap_err();
+        let e = Config::setting("threads").unwrap().apply(&mut c, "many").unwrap_err().0;
         assert!(e.contains("threads"), "{e}");
     }
 

@@ -259,7 +259,7 @@ fn config_from(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
                             text.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()).collect();
                         listen = Some(parts.join(","));
                     } else {
-                        setting.apply(&mut config, &text).map_err(PyValueError::new_err)?;
+                        setting.apply(&mut config, &text).map_err(|e| PyValueError::new_err(e.0))?;
                     }
                 }
             }
@@ -273,7 +273,7 @@ fn config_from(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
     }
     if let Some(listen) = listen {
         let setting = Config::setting("listen").expect("listen is a setting");
-        setting.apply(&mut config, &listen).map_err(PyValueError::new_err)?;
+        setting.apply(&mut config, &listen).map_err(|e| PyValueError::new_err(e.0))?;
     }
     config.validate().map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(config)
