@@ -24,12 +24,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
+
+# The helpers the WSGI benchmark already has (the same folder is on sys.path).
+from bench import free_port, to_ms, wait_ready  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -56,10 +57,6 @@ def pinned(cpus: str, argv: list) -> list:
     return ["taskset", "-c", cpus, *argv] if cpus else argv
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_ticks(pid: int) -> int:
@@ -75,24 +72,8 @@ def busy_ticks() -> int:
     return user + nice + system + irq + softirq + steal
 
 
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError("server did not answer")
 
 
-def to_ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
 def wrk(port: int, seconds: int) -> dict:
