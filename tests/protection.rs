@@ -272,3 +272,47 @@ fn a_new_connection_silent_for_a_second_gives_way_but_a_younger_one_does_not() {
     let cut = silent.iter().filter(|s| watch_close(s, ms(50)) == CloseWatch::Closed).count();
     assert_eq!(cut, 1, "exactly one silent connection gives way to one new client");
 }
+
+/// The descriptor limit: the soft limit is raised to the hard one at start, and where even the
+/// hard limit cannot hold `connection_limit` connections (two descriptors each, 64 kept in
+/// reserve) the cap is lowered to fit, and the log says so.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_descriptor_limit_is_raised_and_the_cap_fitted_to_it() {
+    use common::child::{maitred_bin, ChildServer};
+    use std::process::Command;
+
+    let spawn = |ulimit: &str| {
+        let site = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+            .arg(maitred_bin())
+            .args(["--listen", "127.0.0.1:0"])
+            .arg(site.path());
+        (ChildServer::spawn_command(cmd), site)
+    };
+    let open_files = |pid: u32| -> (String, String) {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_string();
+        let mut fields = line["Max open files".len()..].split_whitespace();
+        (fields.next().unwrap().to_string(), fields.next().unwrap().to_string())
+    };
+
+    // Soft limit 256 under a higher hard limit: raised to the hard limit.
+    let hard: u64 = {
+        let out = Command::new("sh").args(["-c", "ulimit -Hn"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(u64::MAX)
+    };
+    if hard > 256 {
+        let (server, _site) = spawn("-Sn 256");
+        let (soft, hard_seen) = open_files(server.pid());
+        assert_eq!(soft, hard_seen, "soft descriptor limit not raised to the hard limit");
+    }
+
+    // Hard limit 256: 256 - 64 reserved = 192 descriptors, 96 connections.
+    let (server, _site) = spawn("-n 256");
+    assert_eq!(open_files(server.pid()), ("256".to_string(), "256".to_string()));
+    let log = server.log();
+    assert!(log.contains("connection_limit lowered from 10000 to 96"), "{log}");
+}
