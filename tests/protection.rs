@@ -275,7 +275,7 @@ fn a_new_connection_silent_for_a_second_gives_way_but_a_younger_one_does_not() {
 
 /// The descriptor limit: the soft limit is raised to the hard one at start, and where even the
 /// hard limit cannot hold `connection_limit` connections (two descriptors each, 64 kept in
-/// reserve) the cap is lowered to fit, and the log says so.
+/// reserve) the cap is lowered to fit, and the debug log says so.
 #[cfg(target_os = "linux")]
 #[test]
 fn the_descriptor_limit_is_raised_and_the_cap_fitted_to_it() {
@@ -286,7 +286,7 @@ fn the_descriptor_limit_is_raised_and_the_cap_fitted_to_it() {
         let site = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
-            .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+            .arg(format!("ulimit {ulimit} && RUST_LOG=maitred::server=debug exec \"$0\" \"$@\""))
             .arg(maitred_bin())
             .args(["--listen", "127.0.0.1:0"])
             .arg(site.path());

@@ -52,7 +52,7 @@ impl Server {
         let trusted = config.check()?;
         if let Some(fit) = crate::engine::sys::raise_fd_limit() {
             if config.connection_limit > fit {
-                log::info!(
+                log::debug!(
                     target: "maitred::server",
                     "connection_limit lowered from {} to {fit} to fit the descriptor limit (2 per connection)",
                     config.connection_limit
