@@ -1,6 +1,6 @@
 //! The application: what a worker thread calls with each complete request.
 //! Owns the [`Handler`] trait. Never sees a socket: a handler gets a complete [`Request`] on a
-//! worker.
+//! worker, or, through the optional fast path ([`Handler::respond_on_loop`]), on the I/O loop.
 
 use crate::http1::request::Request;
 use crate::http1::response::Response;
@@ -13,6 +13,34 @@ use crate::http1::response::Response;
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.
     fn handle(&self, request: Request) -> Response;
+
+    /// Whether [`Handler::respond_on_loop`] may ever answer. Asked once, when the server
+    /// starts; `false` (the default) and the loop never builds a request for the fast path.
+    fn responds_on_loop(&self) -> bool {
+        false
+    }
+
+    /// The fast path: answers a request on the I/O loop thread, without the round trip
+    /// through the worker pool, or returns `None` to have it go to a worker and
+    /// [`Handler::handle`] as usual. Called only when [`Handler::responds_on_loop`] said
+    /// `true`, and only for requests without a body.
+    ///
+    /// The contract, because every connection of the server waits while this runs:
+    /// * It never blocks: no reading or opening files, no network, no sleeping, no lock held by
+    ///   code that does any of these. At most a `stat`-sized system call on data the kernel
+    ///   already has. Anything more is `None`, and a worker does it.
+    /// * It is quick (microseconds) and allocates little.
+    /// * Its answer is what [`Handler::handle`] would have answered (same status, headers and
+    ///   body): the fast path is an optimisation, never a different behaviour.
+    ///
+    /// A panic here is caught: the client gets 500, the loop lives on. The response goes
+    /// through the same validation, framing, metrics and access log as a worker's. A body of
+    /// [`crate::Body::Stream`] is not allowed here (it would need a worker to drive it): such a
+    /// response is replaced by 500.
+    fn respond_on_loop(&self, request: &Request) -> Option<Response> {
+        let _ = request;
+        None
+    }
 
     /// Runs once on each worker thread, before it takes its first request. `worker` counts
     /// from 0. Use it for per-thread set-up (an interpreter thread state, a connection).

@@ -763,3 +763,104 @@ fn options_asterisk_is_answered_with_the_methods_served() {
     assert_eq!((r.status, r.header("allow"), r.header("content-length")), (200, Some("GET, HEAD"), Some("0")));
     assert_eq!(request(&server, "OPTIONS", "/hello.txt", "").status, 405);
 }
+
+// ---- the file cache and the I/O loop's fast path ----
+
+/// The static app with a route, `/hold`, that keeps the server's only worker until the test
+/// lets go: whatever is answered meanwhile was answered on the I/O loop.
+struct HeldWorker {
+    files: StaticFiles,
+    entered: std::sync::mpsc::SyncSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl maitred::Handler for HeldWorker {
+    fn handle(&self, request: maitred::Request) -> maitred::Response {
+        if request.path() == "/hold" {
+            self.entered.send(()).unwrap();
+            let _ = self.release.lock().unwrap().recv_timeout(IO_TIMEOUT);
+            return maitred::Response::text(200, "held");
+        }
+        self.files.handle(request)
+    }
+
+    fn responds_on_loop(&self) -> bool {
+        true
+    }
+
+    fn respond_on_loop(&self, request: &maitred::Request) -> Option<maitred::Response> {
+        if request.path() == "/hold" {
+            return None;
+        }
+        self.files.respond_on_loop(request)
+    }
+}
+
+/// Waits (bounded) until `path` last changed more than the cache's settle time (1 s) ago, so
+/// the cache may keep it.
+#[cfg(unix)]
+fn wait_until_settled(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let changed = fs::metadata(path).unwrap().ctime();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        if now - changed >= 2 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the clock did not move past the file's change time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn cached_files_are_answered_on_the_loop_and_a_changed_file_never_is() {
+    let fixture = Fixture::new();
+    fixture.write("settled.txt", b"first version\n");
+    wait_until_settled(&fixture.root.join("settled.txt"));
+    let (entered_tx, entered) = std::sync::mpsc::sync_channel(1);
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let app = HeldWorker {
+        files: StaticFiles::new(fixture.options()).unwrap(),
+        entered: entered_tx,
+        release: std::sync::Mutex::new(release_rx),
+    };
+    let server = TestServer::with_config(|c| c.threads = 1, app);
+
+    // First request: a worker reads the file into the cache.
+    let first = get(&server, "/settled.txt");
+    assert_eq!((first.status, first.body_text().as_str()), (200, "first version\n"));
+    let etag = first.header("etag").unwrap().to_string();
+
+    // The only worker is held: every answer now comes from the loop, exactly as a worker's.
+    let mut held = server.client();
+    held.send("GET /hold HTTP/1.1\r\nHost: test\r\n\r\n");
+    entered.recv_timeout(IO_TIMEOUT).expect("the worker took /hold");
+    let cached = get(&server, "/settled.txt");
+    assert_eq!((cached.status, cached.body_text().as_str()), (200, "first version\n"));
+    for name in ["etag", "last-modified", "content-type", "accept-ranges", "x-content-type-options"] {
+        assert_eq!(cached.header(name), first.header(name), "{name}");
+    }
+    let part = get_with(&server, "/settled.txt", "Range: bytes=0-4\r\n");
+    assert_eq!((part.status, part.body_text().as_str()), (206, "first"));
+    assert_eq!(part.header("content-range"), Some("bytes 0-4/14"));
+    let not_modified = get_with(&server, "/settled.txt", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!((not_modified.status, not_modified.header("etag")), (304, Some(etag.as_str())));
+    let head = request(&server, "HEAD", "/settled.txt", "");
+    assert_eq!((head.status, head.header("content-length")), (200, Some("14")));
+    assert_eq!(get(&server, "/.env").status, 404, "refused by its URL alone, on the loop");
+
+    // The file changes: the loop's stat sees it, and the request waits for the worker.
+    fixture.write("settled.txt", b"second\n");
+    let mut changed = server.client();
+    changed.send("GET /settled.txt HTTP/1.1\r\nHost: test\r\n\r\n");
+    let closed = changed.closed_within(std::time::Duration::from_millis(300));
+    assert!(!closed && changed.leftover().is_empty(), "no answer while the worker is held");
+    release.send(()).unwrap();
+    assert_eq!(held.response().body_text(), "held");
+    let fresh = changed.response();
+    assert_eq!((fresh.status, fresh.body_text().as_str()), (200, "second\n"));
+    assert_ne!(fresh.header("etag"), Some(etag.as_str()));
+}

@@ -91,6 +91,7 @@ impl IoLoop {
         rx: Receiver<ToLoop>,
         jobs: Sender<Job>,
         jobs_rx: Receiver<Job>,
+        on_loop: Option<Arc<dyn crate::handler::Handler>>,
     ) -> Self {
         let limits = shared.config.limits();
         IoLoop {
@@ -109,6 +110,7 @@ impl IoLoop {
                 last_queue_warning: None,
                 open_connections: 0,
                 warnings: Default::default(),
+                on_loop,
             },
             next_generation: 0,
             drain_deadline: None,

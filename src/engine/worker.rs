@@ -13,7 +13,7 @@ use log::{debug, error, warn};
 use crate::engine::handoff::{After, ConnRef, Gate, Job, Outgoing, Source, ToLoop};
 use crate::engine::Shared;
 use crate::handler::Handler;
-use crate::http1::encode::{encode, frame_chunk, Payload, ResponseContext, StreamPlan, LAST_CHUNK};
+use crate::http1::encode::{encode, frame_chunk, Encoded, Payload, ResponseContext, StreamPlan, LAST_CHUNK};
 use crate::http1::request::{Origin, Request};
 use crate::http1::response::Response;
 use crate::ops::access_log::{AccessLogFormat, AccessRecord};
@@ -48,6 +48,42 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
         .unwrap_or("(non-text panic payload)")
 }
 
+/// The 500 answer to a handler's panic while answering `target` (logged here): the panic's
+/// message is in the body only with `expose_tracebacks`.
+pub(crate) fn panic_response(shared: &Shared, payload: &(dyn Any + Send), target: &str) -> Response {
+    error!(target: "maitred::worker", "handler panicked on {target}: {}", panic_message(payload));
+    let body = if shared.config.expose_tracebacks {
+        format!("500 Internal Server Error\n\nhandler panicked: {}\n", panic_message(payload))
+    } else {
+        "500 Internal Server Error\n".to_string()
+    };
+    Response::text(500, body)
+}
+
+/// Validates and serialises a handler's `response` to `target`; one that cannot be sent (an
+/// invalid head, or a panic while dropping it) is logged and replaced by a 500 that closes.
+pub(crate) fn encode_checked(response: Response, ctx: &ResponseContext<'_>, target: &str) -> Encoded {
+    match catch_unwind(AssertUnwindSafe(|| encode(response, ctx, Vec::with_capacity(512)))) {
+        Ok(Ok(encoded)) => encoded,
+        failed => {
+            match failed {
+                Ok(Err(invalid)) => {
+                    error!(target: "maitred::worker", "handler returned an invalid response for {target}: {}", invalid.0)
+                }
+                Err(payload) => {
+                    error!(target: "maitred::worker", "dropping a response panicked for {target}: {}", panic_message(&*payload))
+                }
+                Ok(Ok(_)) => unreachable!(),
+            }
+            let ctx = ResponseContext { keep_alive: false, ..*ctx };
+            match encode(Response::text(500, "500 Internal Server Error\n"), &ctx, Vec::new()) {
+                Ok(encoded) => encoded,
+                Err(_) => unreachable!("the built-in 500 response is valid"),
+            }
+        }
+    }
+}
+
 impl WorkerShared {
     /// Serves one job, start to finish, reusing this worker's `scratch` buffers.
     pub(crate) fn serve(&self, job: Job, scratch: &mut Scratch) {
@@ -79,40 +115,14 @@ impl WorkerShared {
         let target = scratch.target.as_str();
         let (response, keep_alive) = match catch_unwind(AssertUnwindSafe(|| self.handler.handle(request))) {
             Ok(response) => (response, keep_alive),
-            Err(payload) => {
-                error!(target: "maitred::worker", "handler panicked on {target}: {}", panic_message(&*payload));
-                // Like every error the server produces itself, this one closes the connection.
-                let body = if self.shared.config.expose_tracebacks {
-                    format!("500 Internal Server Error\n\nhandler panicked: {}\n", panic_message(&*payload))
-                } else {
-                    "500 Internal Server Error\n".to_string()
-                };
-                (Response::text(500, body), false)
-            }
+            // Like every error the server produces itself, this one closes the connection.
+            Err(payload) => (panic_response(&self.shared, &*payload, target), false),
         };
         // Read after the handler: a request in flight when the drain began still says close.
         let keep_alive = keep_alive && !self.shared.draining.load(Ordering::Relaxed);
         let ctx =
             ResponseContext { head_request, version, keep_alive, server_header: &self.shared.config.server_header };
-        let encoded = match catch_unwind(AssertUnwindSafe(|| encode(response, &ctx, Vec::with_capacity(512)))) {
-            Ok(Ok(encoded)) => encoded,
-            failed => {
-                match failed {
-                    Ok(Err(invalid)) => {
-                        error!(target: "maitred::worker", "handler returned an invalid response for {target}: {}", invalid.0)
-                    }
-                    Err(payload) => {
-                        error!(target: "maitred::worker", "dropping a response panicked for {target}: {}", panic_message(&*payload))
-                    }
-                    Ok(Ok(_)) => unreachable!(),
-                }
-                let ctx = ResponseContext { keep_alive: false, ..ctx };
-                match encode(Response::text(500, "500 Internal Server Error\n"), &ctx, Vec::new()) {
-                    Ok(encoded) => encoded,
-                    Err(_) => unreachable!("the built-in 500 response is valid"),
-                }
-            }
-        };
+        let encoded = encode_checked(response, &ctx, target);
         let status = encoded.status;
         let after = if encoded.close { After::Close } else { After::KeepAlive };
         let body_len_hint = encoded.body_len;

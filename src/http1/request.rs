@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 
-use crate::http1::parse::Head;
+use crate::http1::parse::{BodyFraming, Head};
 
 /// The HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,6 +165,23 @@ impl Request {
             client,
             scheme,
             forwarded_host,
+        }
+    }
+
+    /// The head this request was made of, for a request that goes on to a worker after all (the
+    /// loop's fast path declined it); `body`, `keep_alive` and `expect_continue` are what the
+    /// head said. The body is dropped.
+    pub(crate) fn into_head(self, body: BodyFraming, keep_alive: bool, expect_continue: bool) -> Head {
+        Head {
+            method: self.method,
+            target: self.target,
+            path: self.path,
+            authority: self.authority,
+            version: self.version,
+            headers: self.headers,
+            body,
+            keep_alive,
+            expect_continue,
         }
     }
 

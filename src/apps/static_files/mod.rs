@@ -68,6 +68,7 @@ use std::fmt::Write as _;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use crate::handler::Handler;
@@ -75,10 +76,12 @@ use crate::http1::date;
 use crate::http1::request::Request;
 use crate::http1::response::{Body, Response};
 
+mod cache;
 mod conditional;
 mod paths;
 mod ranges;
 
+use cache::{Entry, FileCache};
 use conditional::*;
 use paths::*;
 use ranges::*;
@@ -126,6 +129,8 @@ pub struct StaticFiles {
     directory_listing: bool,
     follow_symlinks: bool,
     serve_dotfiles: bool,
+    /// Small files in memory, shared by clones (see [`cache`]).
+    cache: Arc<FileCache>,
 }
 
 impl StaticFiles {
@@ -158,6 +163,7 @@ impl StaticFiles {
             directory_listing: options.directory_listing,
             follow_symlinks: options.follow_symlinks,
             serve_dotfiles: options.serve_dotfiles,
+            cache: Arc::default(),
         })
     }
 
@@ -166,42 +172,52 @@ impl StaticFiles {
         &self.root
     }
 
-    fn respond(&self, request: &Request) -> Response {
+    /// The answer to `request`. `on_loop`: only what needs no file system call but the cache's
+    /// one `stat` (a URL refused by its form, a cached file); `None` for everything else.
+    fn respond(&self, request: &Request, on_loop: bool) -> Option<Response> {
         if request.path() == "*" {
             // `OPTIONS *` (the only method the parser lets through with `*`): what this server
             // does for any resource.
-            return with_nosniff(Response::new(200).with_header("Allow", "GET, HEAD"));
+            return Some(with_nosniff(Response::new(200).with_header("Allow", "GET, HEAD")));
         }
         let mut target = match parse_request_path(request.path()) {
             Ok(target) => target,
-            Err(PathRefusal::Malformed) => return plain(400),
-            Err(PathRefusal::NotServable) => return plain(404),
+            Err(PathRefusal::Malformed) => return Some(plain(400)),
+            Err(PathRefusal::NotServable) => return Some(plain(404)),
         };
         if !target.segments.starts_with(&self.prefix) {
-            return plain(404);
+            return Some(plain(404));
         }
         target.segments.drain(..self.prefix.len());
         if !self.serve_dotfiles && hides_a_dotfile(&target.segments) {
             log::debug!("refused {}: a name starting with `.` (serve_dotfiles is off)", request.path());
-            return plain(404);
+            return Some(plain(404));
         }
         if !matches!(request.method(), "GET" | "HEAD") {
-            return plain(405).with_header("Allow", "GET, HEAD");
+            return Some(plain(405).with_header("Allow", "GET, HEAD"));
         }
 
         let mut joined = self.root.clone();
         joined.extend(&target.segments);
+        if !target.trailing_slash {
+            if let Some(entry) = self.cache.lookup(&joined) {
+                return Some(serve_cached(request, &entry));
+            }
+        }
+        if on_loop {
+            return None;
+        }
         let (path, metadata) = match self.resolve(&joined) {
             Ok(found) => found,
-            Err(status) => return plain(status),
+            Err(status) => return Some(plain(status)),
         };
-        if metadata.is_dir() {
+        Some(if metadata.is_dir() {
             self.serve_directory(request, &target, &path)
         } else if !metadata.is_file() || target.trailing_slash {
             plain(404)
         } else {
-            serve_file(request, &path, content_type(&joined))
-        }
+            serve_file(request, &self.cache, Some(&joined), &path, content_type(&joined))
+        })
     }
 
     /// Canonicalises `joined` and checks it stays under the root (unless symlinks may leave
@@ -228,7 +244,7 @@ impl StaticFiles {
         let index = dir.join("index.html");
         if let Ok((path, metadata)) = self.resolve(&index) {
             if metadata.is_file() {
-                return serve_file(request, &path, content_type(&index));
+                return serve_file(request, &self.cache, None, &path, content_type(&index));
             }
         }
         if !self.directory_listing {
@@ -305,7 +321,20 @@ impl StaticFiles {
 
 impl Handler for StaticFiles {
     fn handle(&self, request: Request) -> Response {
-        self.respond(&request)
+        match self.respond(&request, false) {
+            Some(response) => response,
+            None => unreachable!("the full path always answers"),
+        }
+    }
+
+    fn responds_on_loop(&self) -> bool {
+        true
+    }
+
+    /// Answers from the file cache, and refuses what the URL alone says is refused; anything
+    /// that needs the file system beyond the cache's one `stat` goes to a worker.
+    fn respond_on_loop(&self, request: &Request) -> Option<Response> {
+        self.respond(request, true)
     }
 }
 
@@ -385,8 +414,15 @@ fn with_nosniff(response: Response) -> Response {
     response.with_header("X-Content-Type-Options", "nosniff")
 }
 
-/// Serves the regular file at the canonical `path`, honouring preconditions and ranges.
-fn serve_file(request: &Request, path: &Path, content_type: &'static str) -> Response {
+/// Serves the regular file at the canonical `path`, honouring preconditions and ranges. With a
+/// `key` (the path the URL named), a small file is read into the cache and served from it.
+fn serve_file(
+    request: &Request,
+    cache: &FileCache,
+    key: Option<&Path>,
+    path: &Path,
+    content_type: &'static str,
+) -> Response {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) => return plain(lookup_status(&e)),
@@ -401,10 +437,66 @@ fn serve_file(request: &Request, path: &Path, content_type: &'static str) -> Res
     if !metadata.is_file() {
         return plain(404);
     }
-    let len = metadata.len();
+    if let Some(key) = key {
+        if let Some(entry) = cache.load(key, &mut file, &metadata, content_type) {
+            return serve_cached(request, &entry);
+        }
+        if metadata.len() <= cache::MAX_FILE_BYTES {
+            if let Err(e) = file.rewind() {
+                log::warn!("cannot seek in {}: {e}", path.display());
+                return plain(500);
+            }
+        }
+    }
     let validators = Validators::of(&metadata);
+    let last_modified = validators.as_ref().and_then(Validators::last_modified);
+    let content = Content::File { file, path };
+    file_response(request, metadata.len(), validators.as_ref(), last_modified, content_type, content)
+}
 
-    let mut response = match evaluate_preconditions(request, validators.as_ref()) {
+/// Serves a file from the cache (its bytes, validators and type as they were read).
+fn serve_cached(request: &Request, entry: &Entry) -> Response {
+    let len = entry.bytes.len() as u64;
+    let content = Content::Cached(&entry.bytes);
+    file_response(request, len, entry.validators.as_ref(), entry.last_modified.clone(), entry.content_type, content)
+}
+
+/// Where a file response's bytes come from.
+enum Content<'a> {
+    /// The open file, at its start.
+    File { file: File, path: &'a Path },
+    /// The whole file, in memory.
+    Cached(&'a [u8]),
+}
+
+impl Content<'_> {
+    /// The body for bytes `start..start + len`; `Err` is the response to send instead.
+    fn body(self, start: u64, len: u64) -> Result<Body, Response> {
+        match self {
+            Content::File { mut file, path } => {
+                if start > 0 {
+                    if let Err(e) = file.seek(SeekFrom::Start(start)) {
+                        log::warn!("cannot seek in {}: {e}", path.display());
+                        return Err(plain(500));
+                    }
+                }
+                Ok(Body::File { file, len })
+            }
+            Content::Cached(bytes) => Ok(Body::Bytes(bytes[start as usize..(start + len) as usize].to_vec())),
+        }
+    }
+}
+
+/// The response for a file of `len` bytes: preconditions, then the whole file or one range.
+fn file_response(
+    request: &Request,
+    len: u64,
+    validators: Option<&Validators>,
+    last_modified: Option<Vec<u8>>,
+    content_type: &'static str,
+    content: Content<'_>,
+) -> Response {
+    let mut response = match evaluate_preconditions(request, validators) {
         Precondition::Failed => return plain(412),
         Precondition::NotModified => Response::new(304),
         Precondition::Proceed => {
@@ -412,28 +504,28 @@ fn serve_file(request: &Request, path: &Path, content_type: &'static str) -> Res
                 Some(value)
                     if request.method() == "GET"
                         && request.header_values("range").count() == 1
-                        && if_range_allows(request, validators.as_ref()) =>
+                        && if_range_allows(request, validators) =>
                 {
                     parse_range(value, len)
                 }
                 _ => RangeRequest::Whole,
             };
             match range {
-                RangeRequest::Whole => Response::new(200).with_body(Body::File { file, len }),
+                RangeRequest::Whole => match content.body(0, len) {
+                    Ok(body) => Response::new(200).with_body(body),
+                    Err(response) => return response,
+                },
                 RangeRequest::Unsatisfiable => {
                     return plain(416)
                         .with_header("Content-Range", format!("bytes */{len}"))
                         .with_header("Accept-Ranges", "bytes");
                 }
-                RangeRequest::Part { start, end } => {
-                    if let Err(e) = file.seek(SeekFrom::Start(start)) {
-                        log::warn!("cannot seek in {}: {e}", path.display());
-                        return plain(500);
-                    }
-                    Response::new(206)
+                RangeRequest::Part { start, end } => match content.body(start, end - start + 1) {
+                    Ok(body) => Response::new(206)
                         .with_header("Content-Range", format!("bytes {start}-{end}/{len}"))
-                        .with_body(Body::File { file, len: end - start + 1 })
-                }
+                        .with_body(body),
+                    Err(response) => return response,
+                },
             }
         }
     };
@@ -441,9 +533,9 @@ fn serve_file(request: &Request, path: &Path, content_type: &'static str) -> Res
         response.add_header("Content-Type", content_type);
         response.add_header("Accept-Ranges", "bytes");
     }
-    if let Some(validators) = &validators {
+    if let Some(validators) = validators {
         response.add_header("ETag", validators.etag.clone());
-        if let Some(last_modified) = validators.last_modified() {
+        if let Some(last_modified) = last_modified {
             response.add_header("Last-Modified", last_modified);
         }
     }

@@ -59,6 +59,7 @@ pub(crate) const PRESSURE_PERCENT: usize = 90;
 const WATCH_ROOM: usize = READ_ROOM;
 
 mod builtin;
+mod on_loop;
 mod output;
 #[cfg(test)]
 mod tests;
@@ -83,6 +84,9 @@ pub(crate) struct LoopCtx {
     pub(crate) open_connections: usize,
     /// Rate-limited warnings the loop logs (refusals, protection).
     pub(crate) warnings: crate::ops::warn::LoopWarnings,
+    /// The handler, when it has a fast path the loop may take
+    /// ([`Handler::respond_on_loop`](crate::Handler::respond_on_loop)).
+    pub(crate) on_loop: Option<Arc<dyn crate::handler::Handler>>,
 }
 
 impl LoopCtx {
@@ -532,8 +536,17 @@ impl<S: Transport> Connection<S> {
             && !(self.peer_closed && self.inbuf.is_empty())
     }
 
-    /// Hands a complete request to the workers; a full queue gets 503 from here.
+    /// Hands a complete request to the workers (unless the handler's fast path answers it on
+    /// the loop); a full queue gets 503 from here.
     fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
+        let head = if ctx.on_loop.is_some() && matches!(head.body, BodyFraming::None) {
+            match self.respond_on_loop(ctx, head, now) {
+                Ok(step) => return step,
+                Err(head) => head,
+            }
+        } else {
+            head
+        };
         let keep_alive = self.keep_alive_offer(ctx, head.keep_alive);
         let cancelled = Arc::clone(self.cancelled.get_or_insert_with(Arc::default));
         let job =

@@ -109,6 +109,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         last_queue_warning: None,
         open_connections: 1,
         warnings: Default::default(),
+        on_loop: None,
     };
     (ctx, jobs_rx)
 }

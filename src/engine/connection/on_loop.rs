@@ -1,0 +1,93 @@
+//! The handler's fast path on the I/O loop: a complete bodiless request answered without the
+//! round trip through the worker pool, when the handler has one and takes it.
+//!
+//! Owns building the request on the loop, calling [`Handler::respond_on_loop`] under
+//! `catch_unwind`, and handing its response to the connection's writer with the same
+//! validation, framing, metrics and access log line as a worker's. Never runs
+//! [`Handler::handle`] and never waits: what the handler declines goes to the workers as a
+//! [`Job`](crate::engine::handoff::Job), exactly as it would have without the fast path.
+//!
+//! [`Handler::respond_on_loop`]: crate::Handler::respond_on_loop
+//! [`Handler::handle`]: crate::Handler::handle
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use log::error;
+
+use super::{Connection, LoopCtx, Phase, Step, Transport};
+use crate::engine::handoff::{After, Outgoing, Source};
+use crate::engine::worker::{encode_checked, panic_response};
+use crate::http1::encode::{Payload, ResponseContext};
+use crate::http1::parse::Head;
+use crate::http1::request::{Origin, Request, RequestBody};
+use crate::http1::response::Response;
+use crate::ops::access_log::{AccessLogFormat, AccessRecord};
+
+impl<S: Transport> Connection<S> {
+    /// Offers the complete bodiless request `head` to the handler's fast path. `Ok`: it was
+    /// answered here and is being written; `Err`: declined, the head to dispatch to a worker.
+    pub(super) fn respond_on_loop(&mut self, ctx: &mut LoopCtx, head: Head, now: Instant) -> Result<Step, Head> {
+        let Some(handler) = ctx.on_loop.as_ref().map(Arc::clone) else { return Err(head) };
+        let (framing, wants_keep_alive, expect_continue) = (head.body, head.keep_alive, head.expect_continue);
+        let mut head = head;
+        // The worker resolves the client again for a declined request: resolving is
+        // idempotent (it only drops the forwarding fields it does not believe).
+        let client = crate::ops::proxy::resolve(&ctx.shared.trusted, self.peer, &mut head.headers);
+        let origin = Origin {
+            peer: self.peer,
+            local: self.local,
+            client: client.addr,
+            scheme: client.scheme,
+            forwarded_host: client.host,
+        };
+        let request = Request::new(head, RequestBody::empty(), origin);
+        let (response, keep_alive) = match catch_unwind(AssertUnwindSafe(|| handler.respond_on_loop(&request))) {
+            Ok(None) => return Err(request.into_head(framing, wants_keep_alive, expect_continue)),
+            Ok(Some(response)) => (response, true),
+            Err(payload) => (panic_response(&ctx.shared, &*payload, request.target()), false),
+        };
+        let keep_alive = keep_alive && self.keep_alive_offer(ctx, wants_keep_alive);
+        let response_ctx = ResponseContext {
+            head_request: request.method() == "HEAD",
+            version: request.version(),
+            keep_alive,
+            server_header: &ctx.shared.config.server_header,
+        };
+        let mut encoded = encode_checked(response, &response_ctx, request.target());
+        if matches!(encoded.payload, Payload::Stream(_)) {
+            error!(target: "maitred::worker", "respond_on_loop returned a streamed body for {}; answered 500", request.target());
+            let response_ctx = ResponseContext { keep_alive: false, ..response_ctx };
+            encoded =
+                encode_checked(Response::text(500, "500 Internal Server Error\n"), &response_ctx, request.target());
+        }
+        let (source, bytes) = match encoded.payload {
+            Payload::Bytes(body) => (Source::Bytes(body), encoded.body_len),
+            Payload::File(file, len) => (Source::File(file, len), Some(len)),
+            Payload::None | Payload::Stream(_) => (Source::None, encoded.body_len),
+        };
+        // Counted and logged before the first byte is written, as on a worker.
+        ctx.shared.metrics.record_response(encoded.status, now.elapsed());
+        if ctx.shared.config.access_log != AccessLogFormat::Off {
+            let duration = now.elapsed();
+            ctx.shared.access_log.write(&AccessRecord {
+                client: request.client_addr().ip(),
+                time: std::time::SystemTime::now() - duration,
+                method: request.method(),
+                target: request.target(),
+                version: request.version().as_str(),
+                status: encoded.status,
+                bytes,
+                referer: request.header_values("referer").next(),
+                user_agent: request.header_values("user-agent").next(),
+                duration,
+                by_server: false,
+            });
+        }
+        let after = if encoded.close { After::Close } else { After::KeepAlive };
+        self.phase = Phase::Handling;
+        self.start_writing(Outgoing { head: encoded.bytes, source, after }, now);
+        Ok(self.flush(ctx, now))
+    }
+}
