@@ -12,11 +12,16 @@
 #   sleep     GET /sleep (the handler sleeps 50 ms); SLEEP_CONNS connections
 #   idle-N    hello with IDLE_ACTIVE_CONNS connections, without and then with N idle
 #             keep-alive connections held open by bench/idle-conns
+#   static-1k, static-64k, static-100m
+#             GET of a 1 KiB, 64 KiB or 100 MiB file (random bytes, page cache warm) from the
+#             `maitred` binary and from nginx (sendfile on) with one worker process and with
+#             `worker_processes auto`; STATIC_CONNS connections (100m: STATIC_BIG_CONNS)
 #
 # Environment (defaults in brackets):
 #   SERVERS         servers for every scenario but idle-N ["maitred hyper tiny-pool"]
 #   IDLE_SERVERS    servers for idle-N ["maitred hyper"] (tiny-pool runs a thread per connection)
-#   SCENARIOS       ["hello-50 hello-256 close-50 echo-1m sleep idle-10k"]
+#   STATIC_SERVERS  servers for static-* ["maitred nginx-1 nginx-auto"]
+#   SCENARIOS       ["hello-50 hello-256 close-50 echo-1m sleep idle-10k static-1k static-64k static-100m"]
 #   ROUNDS          rounds; every round runs every scenario on every server once [3]
 #   DURATION        seconds of each measured wrk run [5]
 #   SLEEP_DURATION  seconds of each measured run of `sleep` [max(DURATION, 5)]
@@ -25,6 +30,11 @@
 #   ECHO_CONNS      connections for echo-1m [16]
 #   SLEEP_CONNS     connections for sleep [100]
 #   IDLE_ACTIVE_CONNS  wrk connections for idle-N [50]
+#   STATIC_CONNS    connections for static-1k and static-64k [50]
+#   STATIC_BIG_CONNS   connections for static-100m [4]
+#   MAITRED_STATIC_BIN the maitred binary for static-* instead of building it (e.g. an older
+#                   build, for a before/after comparison) [""]
+#   CHART_OUT       also copy the chart (SVG) and its medians (.tsv beside it) here [""]
 #   WRK_TIMEOUT     wrk --timeout, seconds [10]
 #   PIN             1 = server on SERVER_CPU, clients (wrk, idle-conns) on CLIENT_CPU; 0 = off [1]
 #   SERVER_CPU      CPU list for the server [1]
@@ -34,7 +44,9 @@
 #   MAITRED_ARGS    extra flags for every maitred run, appended last [""]
 #   RESULTS_DIR     where the raw per-round file goes [bench/results]
 #
-# Progress goes to stderr; the tables, targets and checks to stdout (and to the raw file).
+# Progress goes to stderr; the tables, targets and checks to stdout (and to the raw file); the
+# medians also go to RESULTS_DIR/run-<stamp>.medians.tsv and a chart of them (bench/chart.py) to
+# RESULTS_DIR/run-<stamp>.svg.
 # The exit status is non-zero if any run failed. See bench/README.md for every column.
 
 set -euo pipefail
@@ -49,7 +61,8 @@ T_START=$SECONDS
 
 SERVERS=${SERVERS:-"maitred hyper tiny-pool"}
 IDLE_SERVERS=${IDLE_SERVERS:-"maitred hyper"}
-SCENARIOS=${SCENARIOS:-"hello-50 hello-256 close-50 echo-1m sleep idle-10k"}
+STATIC_SERVERS=${STATIC_SERVERS:-"maitred nginx-1 nginx-auto"}
+SCENARIOS=${SCENARIOS:-"hello-50 hello-256 close-50 echo-1m sleep idle-10k static-1k static-64k static-100m"}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 SLEEP_DURATION=${SLEEP_DURATION:-$(( DURATION > 5 ? DURATION : 5 ))}
@@ -58,6 +71,10 @@ THREADS=${THREADS:-4}
 ECHO_CONNS=${ECHO_CONNS:-16}
 SLEEP_CONNS=${SLEEP_CONNS:-100}
 IDLE_ACTIVE_CONNS=${IDLE_ACTIVE_CONNS:-50}
+STATIC_CONNS=${STATIC_CONNS:-50}
+STATIC_BIG_CONNS=${STATIC_BIG_CONNS:-4}
+MAITRED_STATIC_BIN=${MAITRED_STATIC_BIN:-}
+CHART_OUT=${CHART_OUT:-}
 WRK_TIMEOUT=${WRK_TIMEOUT:-10}
 PIN=${PIN:-1}
 SERVER_CPU=${SERVER_CPU:-1}
@@ -75,17 +92,21 @@ die() { printf '[run.sh] error: %s\n' "$*" >&2; exit 1; }
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 for v in ROUNDS DURATION SLEEP_DURATION WARMUP THREADS ECHO_CONNS SLEEP_CONNS IDLE_ACTIVE_CONNS \
-         WRK_TIMEOUT START_TIMEOUT IDLE_TIMEOUT; do
+         STATIC_CONNS STATIC_BIG_CONNS WRK_TIMEOUT START_TIMEOUT IDLE_TIMEOUT; do
     is_uint "${!v}" && (( ${!v} > 0 )) || die "$v must be a positive integer (got '${!v}')"
 done
 [[ $PIN == 0 || $PIN == 1 ]] || die "PIN must be 0 or 1 (got '$PIN')"
 read -r -a SERVER_LIST <<<"$SERVERS"
 read -r -a IDLE_SERVER_LIST <<<"$IDLE_SERVERS"
+read -r -a STATIC_SERVER_LIST <<<"$STATIC_SERVERS"
 read -r -a SCENARIO_LIST <<<"$SCENARIOS"
 read -r -a MAITRED_EXTRA <<<"$MAITRED_ARGS"
 (( ${#SCENARIO_LIST[@]} > 0 )) || die "SCENARIOS is empty"
 for s in "${SERVER_LIST[@]+"${SERVER_LIST[@]}"}" "${IDLE_SERVER_LIST[@]+"${IDLE_SERVER_LIST[@]}"}"; do
     case $s in maitred|hyper|tiny-pool) ;; *) die "unknown server '$s' (known: maitred hyper tiny-pool)";; esac
+done
+for s in "${STATIC_SERVER_LIST[@]+"${STATIC_SERVER_LIST[@]}"}"; do
+    case $s in maitred|nginx-1|nginx-auto) ;; *) die "unknown static server '$s' (known: maitred nginx-1 nginx-auto)";; esac
 done
 
 # "10k" -> 10000, "256" -> 256; anything else fails.
@@ -95,7 +116,7 @@ count_of() {
     elif [[ $n =~ ^[0-9]+$ ]]; then echo "$n";
     else return 1; fi
 }
-declare -A SCEN_KIND SCEN_N
+declare -A SCEN_KIND SCEN_N SCEN_BYTES
 for sc in "${SCENARIO_LIST[@]}"; do
     case $sc in
         hello-*|close-*|idle-*)
@@ -103,7 +124,10 @@ for sc in "${SCENARIO_LIST[@]}"; do
             SCEN_KIND[$sc]=${sc%%-*}; SCEN_N[$sc]=$n ;;
         echo-1m) SCEN_KIND[$sc]=echo; SCEN_N[$sc]=$ECHO_CONNS ;;
         sleep)   SCEN_KIND[$sc]=sleep; SCEN_N[$sc]=$SLEEP_CONNS ;;
-        *) die "unknown scenario '$sc' (known: hello-N close-N echo-1m sleep idle-N)" ;;
+        static-1k)   SCEN_KIND[$sc]=static; SCEN_N[$sc]=$STATIC_CONNS; SCEN_BYTES[$sc]=1024 ;;
+        static-64k)  SCEN_KIND[$sc]=static; SCEN_N[$sc]=$STATIC_CONNS; SCEN_BYTES[$sc]=65536 ;;
+        static-100m) SCEN_KIND[$sc]=static; SCEN_N[$sc]=$STATIC_BIG_CONNS; SCEN_BYTES[$sc]=104857600 ;;
+        *) die "unknown scenario '$sc' (known: hello-N close-N echo-1m sleep idle-N static-1k static-64k static-100m)" ;;
     esac
 done
 
@@ -112,8 +136,11 @@ done
 # (512 KiB), so the body goes through a temporary file.
 variants_of() { # variants_of SCENARIO -> one name per line
     local s list
-    if [[ ${SCEN_KIND[$1]} == idle ]]; then list=("${IDLE_SERVER_LIST[@]+"${IDLE_SERVER_LIST[@]}"}");
-    else list=("${SERVER_LIST[@]+"${SERVER_LIST[@]}"}"); fi
+    case ${SCEN_KIND[$1]} in
+        idle)   list=("${IDLE_SERVER_LIST[@]+"${IDLE_SERVER_LIST[@]}"}") ;;
+        static) list=("${STATIC_SERVER_LIST[@]+"${STATIC_SERVER_LIST[@]}"}") ;;
+        *)      list=("${SERVER_LIST[@]+"${SERVER_LIST[@]}"}") ;;
+    esac
     for s in "${list[@]+"${list[@]}"}"; do
         echo "$s"
         [[ $s == maitred && ${SCEN_KIND[$1]} == echo ]] && echo maitred-spool
@@ -176,7 +203,7 @@ ensure_wrk() {
     command -v wrk >/dev/null 2>&1 || die "wrk still not found after install"
 }
 ensure_wrk
-for tool in cargo curl awk timeout ss; do
+for tool in cargo curl awk timeout ss pgrep; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
 done
 if (( PIN )); then
@@ -228,9 +255,10 @@ cargo_exe() { # cargo_exe <cargo build args...>: builds, prints the path of the 
 }
 
 declare -A BIN
-need_build() { # need_build SERVER: is it used by any selected scenario?
+need_build() { # need_build SERVER: is it used by any selected scenario but static-*?
     local sc v
     for sc in "${SCENARIO_LIST[@]}"; do
+        [[ ${SCEN_KIND[$sc]} == static ]] && continue
         while IFS= read -r v; do [[ ${v%-spool} == "$1" ]] && return 0; done < <(variants_of "$sc")
     done
     return 1
@@ -244,6 +272,29 @@ for s in maitred hyper tiny-pool; do
         tiny-pool) BIN[$s]=$(cargo_exe --manifest-path "$BENCH_DIR/peers/tiny-pool/Cargo.toml") ;;
     esac
     log "  -> ${BIN[$s]}"
+done
+STATIC_DIR=$WORK/static
+for sc in "${SCENARIO_LIST[@]}"; do
+    [[ ${SCEN_KIND[$sc]} == static ]] || continue
+    if [[ -z ${BIN[maitred-static]:-} ]] && variants_of "$sc" | grep -qx maitred; then
+        if [[ -n $MAITRED_STATIC_BIN ]]; then
+            [[ -x $MAITRED_STATIC_BIN ]] || die "MAITRED_STATIC_BIN=$MAITRED_STATIC_BIN is not an executable"
+            BIN[maitred-static]=$MAITRED_STATIC_BIN
+        else
+            log "building the maitred binary (release), for static-*"
+            BIN[maitred-static]=$(cd "$ROOT" && cargo_exe --bin maitred)
+        fi
+        log "  -> ${BIN[maitred-static]}"
+    fi
+    if [[ -z ${BIN[nginx]:-} ]] && variants_of "$sc" | grep -q '^nginx-'; then
+        BIN[nginx]=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null) \
+            || die "nginx not found (Debian: apt-get install -y nginx); or leave the nginx servers out: STATIC_SERVERS=maitred"
+        command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to pick nginx's port)"
+    fi
+    # The files: random bytes, written once; the warm-up run brings them into the page cache.
+    mkdir -p "$STATIC_DIR"
+    f="$STATIC_DIR/${sc#static-}.bin"
+    [[ -f $f ]] || head -c "${SCEN_BYTES[$sc]}" /dev/urandom >"$f"
 done
 for sc in "${SCENARIO_LIST[@]}"; do
     if [[ ${SCEN_KIND[$sc]} == idle && -z ${BIN[idle-conns]:-} ]]; then
@@ -280,6 +331,13 @@ head -c "$ECHO_BYTES" /dev/urandom >"$WORK/body-1m.bin"
 # server_cmd VARIANT SCENARIO -> fills array CMD
 server_cmd() {
     local kind=${SCEN_KIND[$2]}
+    if [[ $kind == static ]]; then
+        case $1 in
+            maitred) CMD=("${BIN[maitred-static]}" --listen 127.0.0.1:0 --threads "$THREADS" "${MAITRED_EXTRA[@]+"${MAITRED_EXTRA[@]}"}" "$STATIC_DIR") ;;
+            nginx-*) nginx_cmd "${1#nginx-}" ;;
+        esac
+        return 0
+    fi
     case $1 in
         maitred|maitred-spool)
             CMD=("${BIN[maitred]}" --listen 127.0.0.1:0 --threads "$THREADS")
@@ -298,27 +356,80 @@ server_cmd() {
     esac
 }
 
+# nginx_cmd WORKERS (1 or auto): writes a configuration serving STATIC_DIR on a free port, in
+# the foreground (so $! is the master), sendfile on, no access log (maitred logs none by
+# default either), keep-alive requests capped at 1000 like maitred's default; fills CMD and
+# NGINX_PORT.
+nginx_cmd() {
+    local prefix="$WORK/nginx-$1" user_line=""
+    mkdir -p "$prefix/tmp"
+    NGINX_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # As root, nginx's workers would run as `nobody`, who cannot read the 0700 work directory.
+    (( EUID == 0 )) && user_line="user root root;"
+    cat >"$prefix/nginx.conf" <<EOF_NGINX
+$user_line
+daemon off;
+master_process on;
+worker_processes $1;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000;
+    default_type application/octet-stream;
+    client_body_temp_path $prefix/tmp/body;
+    proxy_temp_path $prefix/tmp/proxy;
+    fastcgi_temp_path $prefix/tmp/fastcgi;
+    uwsgi_temp_path $prefix/tmp/uwsgi;
+    scgi_temp_path $prefix/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $STATIC_DIR;
+    }
+}
+EOF_NGINX
+    CMD=("${BIN[nginx]}" -p "$prefix/" -e "$prefix/error.log" -c "$prefix/nginx.conf")
+}
+
 # ---------------------------------------------------------------------------------------------
-# /proc readers.
+# /proc readers. A server is its process and its direct children (nginx's master and workers).
+
+proc_family() { # proc_family PID -> PID and its children's PIDs, one per line
+    echo "$1"
+    # (pgrep reads each process's parent from /proc; /proc/PID/task/*/children would need
+    # CONFIG_PROC_CHILDREN, which not every kernel has.)
+    pgrep -P "$1" 2>/dev/null || true
+}
 
 # utime+stime of the whole process (all threads, including exited ones), in clock ticks.
 proc_cpu_ticks() {
-    local stat rest
+    local stat rest p total=0
     stat=$(<"/proc/$1/stat") || return 1
-    rest=${stat##*) }            # drop "pid (comm) "; comm may contain spaces and ')'
-    awk '{ print $12 + $13 }' <<<"$rest"   # fields 14 and 15 of the full line
+    for p in $(proc_family "$1"); do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        rest=${stat##*) }            # drop "pid (comm) "; comm may contain spaces and ')'
+        total=$(( total + $(awk '{ print $12 + $13 }' <<<"$rest") ))   # fields 14 and 15 of the full line
+    done
+    echo "$total"
 }
 
 # Sum of "voluntary nonvoluntary" context switches over all live threads.
 proc_ctxsw() {
-    cat /proc/"$1"/task/*/status 2>/dev/null | awk '
+    local p
+    for p in $(proc_family "$1"); do cat /proc/"$p"/task/*/status 2>/dev/null; done | awk '
         /^voluntary_ctxt_switches:/    { v += $2 }
         /^nonvoluntary_ctxt_switches:/ { n += $2 }
         END { printf "%d %d\n", v, n }'
 }
 
-proc_status_field() { # proc_status_field PID FIELD -> first number after "FIELD:" (kB for Vm*)
-    awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status"
+proc_status_field() { # proc_status_field PID FIELD -> "FIELD:" summed over the family (kB for Vm*)
+    local p
+    for p in $(proc_family "$1"); do cat "/proc/$p/status" 2>/dev/null; done \
+        | awk -v f="$2:" '$1 == f { t += $2 } END { print t + 0 }'
 }
 
 # TCP connections accepted by the kernel in this network namespace so far (all listeners; other
@@ -429,8 +540,13 @@ start_server() {
     START_ERR=""
     t0=$SECONDS
     while :; do
-        ADDR=$(grep -aoE 'listening on http://[^ ]+' "$slog" 2>/dev/null | head -n 1 \
-               | sed -E 's#^listening on http://##; s/[^0-9]+$//') || true
+        if [[ $name == nginx-* ]]; then
+            # nginx prints nothing: it is up when its port answers.
+            curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$NGINX_PORT/" 2>/dev/null && ADDR=127.0.0.1:$NGINX_PORT
+        else
+            ADDR=$(grep -aoE 'listening on http://[^ ]+' "$slog" 2>/dev/null | head -n 1 \
+                   | sed -E 's#^listening on http://##; s/[^0-9]+$//') || true
+        fi
         [[ -n $ADDR ]] && return 0
         if ! kill -0 "$PID" 2>/dev/null; then
             wait "$PID" 2>/dev/null || true
@@ -464,6 +580,13 @@ verify() {
                        "http://$addr/echo" 2>&1) || { echo "curl: $res"; return 1; }
             [[ $res == "200 $ECHO_BYTES" ]] && cmp -s "$out" "$WORK/body-1m.bin" \
                 || { echo "POST /echo of $ECHO_BYTES random bytes answered '$res' and $(stat -c %s "$out") bytes that $(cmp -s "$out" "$WORK/body-1m.bin" && echo match || echo 'do not match')"; return 1; } ;;
+        static-*)
+            local file="$STATIC_DIR/${kind#static-}.bin" size
+            size=$(stat -c %s "$file")
+            res=$(curl -sS --max-time 60 -o "$out" -w '%{http_code} %{size_download}' "http://$addr/${kind#static-}.bin" 2>&1) || { echo "curl: $res"; return 1; }
+            [[ $res == "200 $size" ]] && cmp -s "$out" "$file" \
+                || { echo "GET /${kind#static-}.bin answered '$res' (want 200 $size, byte-exact)"; return 1; }
+            rm -f "$out" ;;
         sleep)
             res=$(curl -sS --max-time 10 -o "$out" -w '%{http_code} %{time_total}' "http://$addr/sleep" 2>&1) || { echo "curl: $res"; return 1; }
             [[ ${res%% *} == 200 && "$(cat "$out")" == slept ]] \
@@ -482,6 +605,7 @@ wrk_plan() {
         echo)  CONNS_=$ECHO_CONNS; PATH_=/echo; WRK_ARGS=(-s "$ECHO_LUA") ;;
         sleep) CONNS_=$SLEEP_CONNS; PATH_=/sleep; SECS_=$SLEEP_DURATION ;;
         idle)  CONNS_=$IDLE_ACTIVE_CONNS ;;
+        static) CONNS_=${SCEN_N[$sc]}; PATH_=/${sc#static-}.bin ;;
     esac
 }
 
@@ -550,7 +674,9 @@ run_std() { # run_std SCENARIO ROUND VARIANT
     fi
     local pid=$PID addr=$ADDR
     log "$sc round $round: $name: pid $pid at http://$addr/"
-    if ! why=$(verify "${SCEN_KIND[$sc]}" "$addr"); then
+    local vkind=${SCEN_KIND[$sc]}
+    [[ $vkind == static ]] && vkind=$sc
+    if ! why=$(verify "$vkind" "$addr"); then
         stop_pid "$pid"; record_failure "$RAW_STD" "$sc" "$round" "$name" "check failed: $why"; return 0
     fi
     local -a WRK_ARGS; local PATH_ CONNS_ SECS_
@@ -707,6 +833,9 @@ median() { sort -g | awk '{ a[NR] = $1 } END {
 col_median() { # col_median FILE SCENARIO SERVER COLUMN
     awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" '$1 == sc && $3 == s && $4 != "FAILED" { print $c }' "$1" | median
 }
+col_median_expr() { # col_median_expr FILE SCENARIO SERVER AWK-EXPRESSION: median of a per-row value
+    awk -F'\t' -v sc="$2" -v s="$3" '$1 == sc && $3 == s && $4 != "FAILED" { print '"$4"' }' "$1" | median
+}
 ok_count() { awk -F'\t' -v sc="$2" -v s="$3" '$1 == sc && $3 == s && $4 != "FAILED"' "$1" | wc -l; }
 col_sum() { awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" '$1 == sc && $3 == s && $4 != "FAILED" { t += $c } END { print t + 0 }' "$1"; }
 spread() { # spread FILE SCENARIO SERVER COLUMN: (max - min) / median, percent
@@ -724,6 +853,7 @@ describe() { # one line saying what a scenario does
         close) echo "GET / with Connection: close (a new connection per request); ${SCEN_N[$sc]} connections; ${DURATION}s" ;;
         echo)  echo "POST /echo, 1 MiB body echoed back; $ECHO_CONNS connections; ${DURATION}s; maitred: --body-spool-threshold 2MiB (in memory), maitred-spool: default 512KiB (spooled to a temp file)" ;;
         sleep) echo "GET /sleep (handler sleeps 50 ms); $SLEEP_CONNS connections; ${SLEEP_DURATION}s; ideal = threads / 0.05 s (hyper: no thread limit, ideal = connections / 0.05 s)" ;;
+        static) echo "GET /${sc#static-}.bin (${SCEN_BYTES[$sc]} random bytes, page cache warm); ${SCEN_N[$sc]} keep-alive connections; ${DURATION}s; maitred: the \`maitred\` binary, --threads $THREADS; nginx-1 / nginx-auto: nginx $(${BIN[nginx]:-nginx} -v 2>&1 | sed 's#.*/##'), sendfile on, worker_processes 1 / auto" ;;
         idle)  echo "GET / with $IDLE_ACTIVE_CONNS connections: without, with ${SCEN_N[$sc]} idle keep-alive connections, without again (w/o = mean of the two); ${DURATION}s each; maitred: --connection-limit $(( 2 * SCEN_N[$sc] > 20000 ? 2 * SCEN_N[$sc] : 20000 )) --keepalive-timeout 300" ;;
     esac
 }
@@ -765,11 +895,14 @@ for sc in "${SCENARIO_LIST[@]}"; do
                     "$(col_sum "$RAW_IDLE" "$sc" "$s" 24)/$(col_sum "$RAW_IDLE" "$sc" "$s" 25)"
             done
         else
-            hyper_rps=$(col_median "$RAW_STD" "$sc" hyper 4)
+            # The peer every row is compared with: hyper, or nginx with one worker for static-*.
+            base=hyper
+            [[ ${SCEN_KIND[$sc]} == static ]] && base=nginx-1
+            hyper_rps=$(col_median "$RAW_STD" "$sc" "$base" 4)
             extra_h=""; extra_f=""
             if [[ ${SCEN_KIND[$sc]} == sleep ]]; then extra_h=$(printf ' %7s %9s' 'ideal/s' 'rps/ideal'); fi
             printf '%-13s %3s %9s %7s %9s %8s %8s %10s %5s %5s %6s %9s %9s %9s %8s %7s %13s%s\n' \
-                server ok 'req/s' 'spread%' 'rps/hyper' 'p50 ms' 'p99 ms' 'cpu us/req' 'cpu%' 'wrk%' 'other%' 'ctxsw/req' 'conns/req' \
+                server ok 'req/s' 'spread%' "rps/$base" 'p50 ms' 'p99 ms' 'cpu us/req' 'cpu%' 'wrk%' 'other%' 'ctxsw/req' 'conns/req' \
                 'KiB/resp' 'RSS MiB' threads 'err sock/http' "$extra_h"
             for s in "${vs[@]}"; do
                 ok=$(ok_count "$RAW_STD" "$sc" "$s")
@@ -825,6 +958,21 @@ if has_scenario echo-1m; then
     target "  [cpu] 1 MiB echo: hyper / maitred us/req" "$(ratio "$(std_cpu echo-1m hyper)" "$(std_cpu echo-1m maitred)")" ">=" 0.8
     target "  [info] 1 MiB echo: maitred-spool (spooled) / hyper req/s" "$(ratio "$(std_rps echo-1m maitred-spool)" "$(std_rps echo-1m hyper)")" ">=" 0.8
 fi
+# static-*: against nginx with one worker process (the issue's bar) and, for information, with
+# `worker_processes auto`. static-100m compares throughput (bytes read / duration, partial
+# responses included), the others requests per second.
+std_mibs() { col_median_expr "$RAW_STD" "$1" "$2" '$20 / $16 / 1048576'; }
+for sc in static-1k static-64k; do
+    has_scenario "$sc" || continue
+    target "$sc, ${SCEN_N[$sc]} conns: maitred / nginx-1 req/s" "$(ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" nginx-1)")" ">=" 1.0
+    target "  [cpu] $sc: nginx-1 / maitred us/req" "$(ratio "$(std_cpu "$sc" nginx-1)" "$(std_cpu "$sc" maitred)")" ">=" 1.0
+    target "  [info] $sc: maitred / nginx-auto req/s" "$(ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" nginx-auto)")" ">=" 1.0
+done
+if has_scenario static-100m; then
+    target "static-100m, ${SCEN_N[static-100m]} conns: maitred / nginx-1 MiB/s" "$(ratio "$(std_mibs static-100m maitred)" "$(std_mibs static-100m nginx-1)")" ">=" 1.0
+    target "  [cpu] static-100m: nginx-1 / maitred us/req" "$(ratio "$(std_cpu static-100m nginx-1)" "$(std_cpu static-100m maitred)")" ">=" 1.0
+    target "  [info] static-100m: maitred / nginx-auto MiB/s" "$(ratio "$(std_mibs static-100m maitred)" "$(std_mibs static-100m nginx-auto)")" ">=" 1.0
+fi
 for sc in "${SCENARIO_LIST[@]}"; do
     [[ ${SCEN_KIND[$sc]} == idle ]] || continue
     n=${SCEN_N[$sc]}
@@ -864,6 +1012,13 @@ else check PROBLEM "wrk socket errors: $sockerr_runs"; fi
 [[ -z $tiny_close_runs ]] || check NOTE "close-N tiny-pool read errors (expected: tiny_http omits Connection: close in its answer, so wrk reuses the connection and finds it closed; requests still complete): $tiny_close_runs"
 for sc in "${SCENARIO_LIST[@]}"; do
     case ${SCEN_KIND[$sc]} in
+        static)
+            # Bytes read per response: the file and a head of under 1 KiB, allowing for the
+            # partial responses in flight when wrk stopped (one per connection); and every
+            # keep-alive connection open half-way through.
+            bad=$(awk -F'\t' -v sc="$sc" -v b="${SCEN_BYTES[$sc]}" '$1 == sc && $4 != "FAILED" && ($20 / $5 <= b || $20 / $5 > (b + 1024) * (1 + $18 / $5) || $22 != $18) { printf "%s r%s: %s KiB/resp, %s of %s established mid-run; ", $3, $2, $15, $22, $18 }' "$RAW_STD")
+            [[ -z $bad ]] && check OK "$sc: bytes read per response between the file's size and size + 1 KiB, and all wrk's connections ESTABLISHED mid-run, in every run; curl fetched the file byte-exact before each run" \
+                          || check PROBLEM "$sc: $bad" ;;
         hello|sleep)
             # Connections wrk holds half-way through (ss, on the server's port) must be all of
             # them, and the port's TIME_WAIT sockets gained during the run, beyond one per wrk
@@ -927,6 +1082,40 @@ RAW_OUT=$RESULTS_DIR/run-$stamp.txt
     cat "$WORK/wrk-all.txt"
 } >"$RAW_OUT"
 
+# Medians, one row per scenario and server, for bench/chart.py (and anybody else): the
+# header lines say when, where and how they were measured.
+MEDIANS_OUT=$RESULTS_DIR/run-$stamp.medians.tsv
+{
+    echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "# machine: $(uname -srm); $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)); $(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+    echo "# pinning: $( (( PIN )) && echo "server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU" || echo off); other programs' CPU during the runs: median $(awk -F'\t' '$4 != "FAILED" { print $25 }' "$RAW_STD" | median)% of $(( $(nproc) * 100 ))%"
+    echo "# command: SCENARIOS='$SCENARIOS' ROUNDS=$ROUNDS DURATION=$DURATION THREADS=$THREADS bench/run.sh"
+    echo "# git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (dirty)')"
+    printf 'scenario\tserver\tok\trounds\trps\trps_spread_pct\tcpu_us_per_req\tp50_ms\tp99_ms\tmib_per_s\tdescription\n'
+    for sc in "${SCENARIO_LIST[@]}"; do
+        [[ ${SCEN_KIND[$sc]} == idle ]] && continue   # idle-N has its own table (A/B in one process)
+        mapfile -t vs < <(variants_of "$sc")
+        for s in "${vs[@]}"; do
+            ok=$(ok_count "$RAW_STD" "$sc" "$s")
+            (( ok > 0 )) || continue
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$s" "$ok" "$ROUNDS" \
+                "$(col_median "$RAW_STD" "$sc" "$s" 4)" "$(spread "$RAW_STD" "$sc" "$s" 4)" "$(col_median "$RAW_STD" "$sc" "$s" 9)" \
+                "$(col_median "$RAW_STD" "$sc" "$s" 6)" "$(col_median "$RAW_STD" "$sc" "$s" 7)" \
+                "$(col_median_expr "$RAW_STD" "$sc" "$s" '$20 / $16 / 1048576')" "$(describe "$sc")"
+        done
+    done
+} >"$MEDIANS_OUT"
+CHART=$RESULTS_DIR/run-$stamp.svg
+if command -v python3 >/dev/null 2>&1 && python3 "$BENCH_DIR/chart.py" "$MEDIANS_OUT" -o "$CHART"; then
+    if [[ -n $CHART_OUT ]]; then
+        cp "$CHART" "$CHART_OUT"
+        cp "$MEDIANS_OUT" "${CHART_OUT%.svg}.tsv"
+    fi
+else
+    log "no chart: python3 missing or bench/chart.py failed"
+    CHART=""
+fi
+
 cat "$TABLES"
 echo "targets (medians; $ROUNDS round(s)):"
 cat "$TARGETS"
@@ -939,7 +1128,7 @@ if (( ${#FAILURES[@]} > 0 )); then
     printf '  %s\n' "${FAILURES[@]}"
 fi
 echo
-echo "fd limit $FD_LIMIT (soft was $FD_SOFT_BEFORE); wall time ${ELAPSED}s; raw per-round numbers: ${RAW_OUT#"$ROOT"/}"
+echo "fd limit $FD_LIMIT (soft was $FD_SOFT_BEFORE); wall time ${ELAPSED}s; raw per-round numbers: ${RAW_OUT#"$ROOT"/}; medians: ${MEDIANS_OUT#"$ROOT"/}${CHART:+; chart: ${CHART#"$ROOT"/}}${CHART_OUT:+ (copied to $CHART_OUT)}"
 (( ${#FAILURES[@]} == 0 )) || exit 1
 exit 0
 }

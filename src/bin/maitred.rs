@@ -25,6 +25,18 @@ impl Handler for App {
         }
         response
     }
+
+    fn responds_on_loop(&self) -> bool {
+        self.files.responds_on_loop()
+    }
+
+    /// The static app's fast path, except for the root, which may need the welcome page.
+    fn respond_on_loop(&self, request: &Request) -> Option<Response> {
+        if request.path() == self.welcome_path {
+            return None;
+        }
+        self.files.respond_on_loop(request)
+    }
 }
 
 fn escape_html(text: &str) -> String {
