@@ -26,9 +26,11 @@ pub trait Handler: Send + Sync + 'static {
     /// `true`, and only for requests without a body.
     ///
     /// The contract, because every connection of the server waits while this runs:
-    /// * It never blocks: no reading or opening files, no network, no sleeping, no lock held by
-    ///   code that does any of these. At most a `stat`-sized system call on data the kernel
-    ///   already has. Anything more is `None`, and a worker does it.
+    /// * It never blocks: no reading files, no network, no sleeping, no lock held by code that
+    ///   does any of these. At most a few metadata system calls the kernel answers from what it
+    ///   holds in memory (a `stat`; an `open` of a file just found unchanged by one). Anything
+    ///   more is `None`, and a worker does it. A [`crate::Body::File`] answer is fine: the loop
+    ///   sends every file body itself, whoever made the response.
     /// * It is quick (microseconds) and allocates little.
     /// * Its answer is what [`Handler::handle`] would have answered (same status, headers and
     ///   body): the fast path is an optimisation, never a different behaviour.

@@ -819,7 +819,11 @@ fn wait_until_settled(path: &Path) {
 fn cached_files_are_answered_on_the_loop_and_a_changed_file_never_is() {
     let fixture = Fixture::new();
     fixture.write("settled.txt", b"first version\n");
+    // Larger than the cache holds in memory: served from the file, opened again each time.
+    let large: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    fixture.write("large.bin", &large);
     wait_until_settled(&fixture.root.join("settled.txt"));
+    wait_until_settled(&fixture.root.join("large.bin"));
     let (entered_tx, entered) = std::sync::mpsc::sync_channel(1);
     let (release, release_rx) = std::sync::mpsc::channel();
     let app = HeldWorker {
@@ -832,6 +836,7 @@ fn cached_files_are_answered_on_the_loop_and_a_changed_file_never_is() {
     // First request: a worker reads the file into the cache.
     let first = get(&server, "/settled.txt");
     assert_eq!((first.status, first.body_text().as_str()), (200, "first version\n"));
+    assert_eq!(get(&server, "/large.bin").body, large);
     let etag = first.header("etag").unwrap().to_string();
 
     // The only worker is held: every answer now comes from the loop, exactly as a worker's.
@@ -851,6 +856,12 @@ fn cached_files_are_answered_on_the_loop_and_a_changed_file_never_is() {
     let head = request(&server, "HEAD", "/settled.txt", "");
     assert_eq!((head.status, head.header("content-length")), (200, Some("14")));
     assert_eq!(get(&server, "/.env").status, 404, "refused by its URL alone, on the loop");
+    let whole = get(&server, "/large.bin");
+    assert_eq!((whole.status, whole.header("content-length")), (200, Some("40000")));
+    assert!(whole.body == large, "the large file, byte-exact, from the loop");
+    let tail = get_with(&server, "/large.bin", "Range: bytes=39990-\r\n");
+    assert_eq!((tail.status, tail.header("content-range")), (206, Some("bytes 39990-39999/40000")));
+    assert_eq!(tail.body, &large[39990..]);
 
     // The file changes: the loop's stat sees it, and the request waits for the worker.
     fixture.write("settled.txt", b"second\n");

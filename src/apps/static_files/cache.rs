@@ -1,11 +1,15 @@
-//! The file cache: small files' bytes and validators, kept in memory under the path they were
-//! found at, and used only while one `stat` of that path says it still names the same,
-//! unchanged file.
+//! The file cache: what a request for a file needs to know about it (its canonical path,
+//! validators, type, and for small files the bytes), kept under the path the URL named, and
+//! used only while one `stat` of that path says it still names the same, unchanged file.
 //!
-//! Owns the cache's bounds (bytes, entries, the largest file kept), its eviction (oldest entry
-//! first) and the identity rule below. Never opens or reads a file on the lookup path (a lookup
-//! is one `stat`), so the I/O loop may use it; loading is done by a worker
-//! ([`FileCache::load`]).
+//! Owns the cache's bounds (bytes, entries, the largest file kept in memory), its eviction
+//! (oldest entry first) and the identity rule below. Never reads a file on the lookup path (a
+//! lookup is one `stat`; [`FileCache::reopen`] is an `open` and an `fstat`), so the I/O loop may
+//! use it; loading is done by a worker ([`FileCache::load`]).
+//!
+//! Files up to [`MAX_IN_MEMORY`] are held in memory (their head and body then leave in one
+//! write). Larger ones keep only what was learnt about them: the request skips the path checks,
+//! and the body is sent from a fresh descriptor, with `sendfile` where the transport can.
 //!
 //! ## Staying right when files change
 //!
@@ -35,9 +39,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::conditional::Validators;
 
-/// Files larger than this are never cached (they are sent from the file, in pieces).
-pub(super) const MAX_FILE_BYTES: u64 = 256 * 1024;
-/// The cache holds at most this many bytes of file contents and keys.
+/// Files up to this size are held in memory (the encoder copies bodies this small behind the
+/// head); larger ones are sent from the file.
+pub(super) const MAX_IN_MEMORY: u64 = 16 * 1024;
+/// The cache holds at most this many bytes of file contents, paths and entries.
 const MAX_TOTAL_BYTES: usize = 32 * 1024 * 1024;
 /// The cache holds at most this many entries.
 const MAX_ENTRIES: usize = 4096;
@@ -88,8 +93,12 @@ impl Identity {
 /// One cached file.
 pub(super) struct Entry {
     identity: Identity,
-    /// The whole file.
-    pub(super) bytes: Vec<u8>,
+    /// The canonical path the file was opened at (checked against the root).
+    pub(super) path: PathBuf,
+    /// The size in bytes.
+    pub(super) len: u64,
+    /// The whole file, if it is at most [`MAX_IN_MEMORY`].
+    pub(super) bytes: Option<Vec<u8>>,
     pub(super) validators: Option<Validators>,
     /// `Last-Modified`, formatted once.
     pub(super) last_modified: Option<Vec<u8>>,
@@ -98,7 +107,10 @@ pub(super) struct Entry {
 
 impl Entry {
     fn cost(&self, key: &Path) -> usize {
-        self.bytes.len() + key.as_os_str().len() + std::mem::size_of::<Entry>()
+        self.bytes.as_ref().map_or(0, Vec::len)
+            + key.as_os_str().len()
+            + self.path.as_os_str().len()
+            + std::mem::size_of::<Entry>()
     }
 }
 
@@ -148,30 +160,53 @@ impl FileCache {
         (Identity::of(&now) == Some(entry.identity)).then_some(entry)
     }
 
-    /// Reads the open `file` (at its start; `metadata` from its `fstat`) into the cache under
-    /// `key`, if it is small enough and did not change while it was read. On `None` the file's
+    /// Opens the file of a cached entry without bytes, for its body: `None` (the request goes
+    /// the full way) if it cannot be opened or is no longer the file the entry describes.
+    pub(super) fn reopen(&self, entry: &Entry) -> Option<File> {
+        let file = File::open(&entry.path).ok()?;
+        let metadata = file.metadata().ok()?;
+        (Identity::of(&metadata) == Some(entry.identity)).then_some(file)
+    }
+
+    /// Caches the open regular `file` (at its start; `metadata` from its `fstat`), found at the
+    /// canonical `path`, under `key`, if it has settled; a small one is read into memory if it
+    /// did not change while it was read. On `None`, and for an entry without bytes, the file's
     /// position is unspecified: rewind before using it.
     pub(super) fn load(
         &self,
         key: &Path,
+        path: &Path,
         file: &mut File,
         metadata: &Metadata,
         content_type: &'static str,
     ) -> Option<Arc<Entry>> {
         let identity = Identity::of(metadata)?;
-        if metadata.len() > MAX_FILE_BYTES || !identity.settled(self.settle) {
+        if !identity.settled(self.settle) {
             return None;
         }
-        let mut bytes = Vec::with_capacity(metadata.len() as usize);
-        // One byte more than the size: a file that grew is seen, not cut.
-        file.by_ref().take(metadata.len() + 1).read_to_end(&mut bytes).ok()?;
-        let after = file.metadata().ok()?;
-        if bytes.len() as u64 != metadata.len() || Identity::of(&after) != Some(identity) {
-            return None;
-        }
+        let bytes = if metadata.len() <= MAX_IN_MEMORY {
+            let mut bytes = Vec::with_capacity(metadata.len() as usize);
+            // One byte more than the size: a file that grew is seen, not cut.
+            file.by_ref().take(metadata.len() + 1).read_to_end(&mut bytes).ok()?;
+            let after = file.metadata().ok()?;
+            if bytes.len() as u64 != metadata.len() || Identity::of(&after) != Some(identity) {
+                return None;
+            }
+            Some(bytes)
+        } else {
+            None
+        };
         let validators = Validators::of(metadata);
         let last_modified = validators.as_ref().and_then(Validators::last_modified);
-        let entry = Arc::new(Entry { identity, bytes, validators, last_modified, content_type });
+        let entry = Arc::new(Entry {
+            identity,
+            path: path.to_path_buf(),
+            len: metadata.len(),
+            bytes,
+            validators,
+            last_modified,
+            content_type,
+        });
         self.insert(key, Arc::clone(&entry));
         Some(entry)
     }
@@ -222,7 +257,11 @@ mod tests {
     fn load(cache: &FileCache, path: &Path) -> Option<Arc<Entry>> {
         let mut file = File::open(path).unwrap();
         let metadata = file.metadata().unwrap();
-        cache.load(path, &mut file, &metadata, "text/plain")
+        cache.load(path, path, &mut file, &metadata, "text/plain")
+    }
+
+    fn bytes(entry: Option<Arc<Entry>>) -> Vec<u8> {
+        entry.expect("an entry").bytes.clone().expect("bytes in memory")
     }
 
     #[test]
@@ -232,11 +271,11 @@ mod tests {
         fs::write(&path, b"one").unwrap();
         let cache = FileCache { settle: Duration::ZERO, ..FileCache::default() };
         assert!(cache.lookup(&path).is_none(), "empty cache");
-        assert_eq!(load(&cache, &path).unwrap().bytes, b"one");
-        assert_eq!(cache.lookup(&path).unwrap().bytes, b"one");
+        assert_eq!(bytes(load(&cache, &path)), b"one");
+        assert_eq!(bytes(cache.lookup(&path)), b"one");
         fs::write(&path, b"two!").unwrap();
         assert!(cache.lookup(&path).is_none(), "written in place: size and times changed");
-        assert_eq!(load(&cache, &path).unwrap().bytes, b"two!");
+        assert_eq!(bytes(load(&cache, &path)), b"two!");
         // Same size, replaced by a rename: a new inode.
         let other = dir.join("b.txt");
         fs::write(&other, b"2wo!").unwrap();
@@ -260,22 +299,34 @@ mod tests {
     }
 
     #[test]
-    fn large_files_are_not_cached_and_the_total_is_bounded() {
-        let dir = temp_dir("bounded");
+    fn large_files_keep_no_bytes_and_are_reopened_only_while_unchanged() {
+        let dir = temp_dir("large");
         let big = dir.join("big.bin");
-        fs::write(&big, vec![0u8; MAX_FILE_BYTES as usize + 1]).unwrap();
+        fs::write(&big, vec![7u8; MAX_IN_MEMORY as usize + 1]).unwrap();
         let cache = FileCache { settle: Duration::ZERO, ..FileCache::default() };
-        assert!(load(&cache, &big).is_none());
+        let entry = load(&cache, &big).expect("cached");
+        assert!(entry.bytes.is_none());
+        assert_eq!(entry.len, MAX_IN_MEMORY + 1);
+        assert!(cache.reopen(&entry).is_some());
+        fs::write(&big, vec![8u8; MAX_IN_MEMORY as usize + 2]).unwrap();
+        assert!(cache.reopen(&entry).is_none(), "changed since");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_total_is_bounded_oldest_out_first() {
+        let dir = temp_dir("bounded");
+        let cache = FileCache { settle: Duration::ZERO, ..FileCache::default() };
         let file = dir.join("f.bin");
-        fs::write(&file, vec![1u8; MAX_FILE_BYTES as usize]).unwrap();
+        fs::write(&file, vec![1u8; MAX_IN_MEMORY as usize]).unwrap();
         // Many keys for the same file: the bytes bound evicts the oldest.
         let mut f = File::open(&file).unwrap();
         let metadata = f.metadata().unwrap();
-        let keys = MAX_TOTAL_BYTES / MAX_FILE_BYTES as usize + 10;
+        let keys = MAX_TOTAL_BYTES / MAX_IN_MEMORY as usize + 10;
         for i in 0..keys {
             use std::io::Seek;
             f.rewind().unwrap();
-            assert!(cache.load(&dir.join(format!("k{i}")), &mut f, &metadata, "x").is_some());
+            assert!(cache.load(&dir.join(format!("k{i}")), &file, &mut f, &metadata, "x").is_some());
         }
         let (entries, bytes) = cache.size();
         assert!(bytes <= MAX_TOTAL_BYTES, "{bytes}");

@@ -200,8 +200,8 @@ impl StaticFiles {
         let mut joined = self.root.clone();
         joined.extend(&target.segments);
         if !target.trailing_slash {
-            if let Some(entry) = self.cache.lookup(&joined) {
-                return Some(serve_cached(request, &entry));
+            if let Some(response) = self.cache.lookup(&joined).and_then(|entry| self.serve_entry(request, &entry)) {
+                return Some(response);
             }
         }
         if on_loop {
@@ -218,6 +218,16 @@ impl StaticFiles {
         } else {
             serve_file(request, &self.cache, Some(&joined), &path, content_type(&joined))
         })
+    }
+
+    /// Serves a file the cache knows: from memory, or from the file opened again (`None` if
+    /// it cannot be, or changed: the request then goes the full way).
+    fn serve_entry(&self, request: &Request, entry: &Entry) -> Option<Response> {
+        let content = match &entry.bytes {
+            Some(bytes) => Content::Cached(bytes),
+            None => Content::File { file: self.cache.reopen(entry)?, path: &entry.path },
+        };
+        Some(entry_response(request, entry, content))
     }
 
     /// Canonicalises `joined` and checks it stays under the root (unless symlinks may leave
@@ -438,10 +448,16 @@ fn serve_file(
         return plain(404);
     }
     if let Some(key) = key {
-        if let Some(entry) = cache.load(key, &mut file, &metadata, content_type) {
-            return serve_cached(request, &entry);
+        if let Some(entry) = cache.load(key, path, &mut file, &metadata, content_type) {
+            let content = match &entry.bytes {
+                Some(bytes) => Content::Cached(bytes),
+                // Too large to hold: not read, still at its start.
+                None => Content::File { file, path },
+            };
+            return entry_response(request, &entry, content);
         }
-        if metadata.len() <= cache::MAX_FILE_BYTES {
+        if metadata.len() <= cache::MAX_IN_MEMORY {
+            // A small file was (perhaps partly) read for the cache.
             if let Err(e) = file.rewind() {
                 log::warn!("cannot seek in {}: {e}", path.display());
                 return plain(500);
@@ -454,11 +470,10 @@ fn serve_file(
     file_response(request, metadata.len(), validators.as_ref(), last_modified, content_type, content)
 }
 
-/// Serves a file from the cache (its bytes, validators and type as they were read).
-fn serve_cached(request: &Request, entry: &Entry) -> Response {
-    let len = entry.bytes.len() as u64;
-    let content = Content::Cached(&entry.bytes);
-    file_response(request, len, entry.validators.as_ref(), entry.last_modified.clone(), entry.content_type, content)
+/// The response for a file the cache knows (its validators and type as they were read).
+fn entry_response(request: &Request, entry: &Entry, content: Content<'_>) -> Response {
+    let last_modified = entry.last_modified.clone();
+    file_response(request, entry.len, entry.validators.as_ref(), last_modified, entry.content_type, content)
 }
 
 /// Where a file response's bytes come from.

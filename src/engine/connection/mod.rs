@@ -177,6 +177,14 @@ pub(crate) trait Transport {
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
     /// Shuts the write side (the client then reads end-of-file).
     fn shutdown_write(&self) -> io::Result<()>;
+    /// Sends up to `len` bytes of `file` from its current position (which advances) straight
+    /// to the peer, like `write`: `Ok(0)` is the end of the file, `WouldBlock` a full socket.
+    /// `None`: this transport cannot (the default; e.g. an encrypting one), and file bodies are
+    /// read and written in pieces instead.
+    fn send_file(&self, file: &std::fs::File, len: usize) -> Option<io::Result<usize>> {
+        let _ = (file, len);
+        None
+    }
 }
 
 impl Transport for Registered<Stream> {
@@ -190,6 +198,12 @@ impl Transport for Registered<Stream> {
 
     fn shutdown_write(&self) -> io::Result<()> {
         self.get().shutdown(Shutdown::Write)
+    }
+
+    /// `sendfile(2)` on Linux, for TCP and Unix sockets alike.
+    #[cfg(target_os = "linux")]
+    fn send_file(&self, file: &std::fs::File, len: usize) -> Option<io::Result<usize>> {
+        Some(rustix::fs::sendfile(self.get(), file, None, len).map_err(io::Error::from))
     }
 }
 

@@ -1,5 +1,6 @@
-//! Writing one response: the head and body bytes in order, a file in pieces, a streamed body
-//! through the output gate, and what happens once it is all sent.
+//! Writing one response: the head and body bytes in order, a file (with `sendfile` where the
+//! transport can, else in pieces read and written), a streamed body through the output gate,
+//! and what happens once it is all sent.
 //!
 //! Owns the write side of a connection while it is in `Phase::Writing`, the gate accounting
 //! that holds a streaming worker at the high-water mark, and the write deadlines' bookkeeping.
@@ -16,6 +17,8 @@ use crate::engine::handoff::{After, Outgoing, Source};
 
 /// Bytes read from a file body per step for a client taking it below the minimum rate.
 const SLOW_FILE_PIECE: usize = 4 * 1024;
+/// Bytes asked of one `sendfile` call at most (the socket takes what its buffer has room for).
+const SENDFILE_PIECE: u64 = 1024 * 1024;
 
 /// A response being written: what is left of it, and the clocks of the write deadline.
 pub(super) struct Writing {
@@ -46,6 +49,9 @@ pub(super) struct Writing {
     since_blocked: u64,
     /// `out` holds a piece of the file body (which can be read again).
     out_from_file: bool,
+    /// A file body goes with [`Transport::send_file`] (until the transport or the file
+    /// refuses it; then in pieces read and written).
+    send_file: bool,
 }
 
 impl Writing {
@@ -108,6 +114,7 @@ impl<S: Transport> Connection<S> {
             blocked_at: None,
             since_blocked: 0,
             out_from_file: false,
+            send_file: true,
         }));
     }
 
@@ -206,6 +213,44 @@ impl<S: Transport> Connection<S> {
             // little memory while it keeps its place.
             let slow = w.slow_since(now, ctx.shared.config.min_transfer_rate).is_some();
             if let Source::File(file, remaining) = &mut w.source {
+                if *remaining > 0 && w.send_file {
+                    // Straight from the page cache to the socket: no piece held in memory,
+                    // however slow the client.
+                    match self.io.send_file(file, (*remaining).min(SENDFILE_PIECE) as usize) {
+                        Some(Ok(0)) => {
+                            warn!(target: "maitred::io", "file body for {} ended early; connection closed", self.peer);
+                            return Step::Close;
+                        }
+                        Some(Ok(n)) => {
+                            ctx.shared.metrics.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            *remaining -= n as u64;
+                            w.written += n as u64;
+                            w.last_progress = now;
+                            if w.blocked_at.is_some() {
+                                w.since_blocked += n as u64;
+                            }
+                            continue;
+                        }
+                        Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                            w.blocked_at.get_or_insert(now);
+                            return Step::Open;
+                        }
+                        Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        // The file cannot be sent this way (EINVAL, ENOSYS, EOPNOTSUPP): read
+                        // and write it instead, from where it is.
+                        Some(Err(e))
+                            if matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) =>
+                        {
+                            w.send_file = false;
+                            continue;
+                        }
+                        Some(Err(_)) => return Step::Close,
+                        None => {
+                            w.send_file = false;
+                            continue;
+                        }
+                    }
+                }
                 if *remaining > 0 {
                     let piece_max = if slow { SLOW_FILE_PIECE } else { FILE_PIECE };
                     let piece = (*remaining).min(piece_max as u64) as usize;
