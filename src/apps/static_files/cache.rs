@@ -4,8 +4,8 @@
 //!
 //! Owns the cache's bounds (bytes, entries, the largest file kept in memory), its eviction
 //! (oldest entry first) and the identity rule below. Never reads a file on the lookup path (a
-//! lookup is one `stat`; [`FileCache::reopen`] is an `open` and an `fstat`), so the I/O loop may
-//! use it; loading is done by a worker ([`FileCache::load`]).
+//! lookup is one `stat`, or an `open` and an `fstat`), so the I/O loop may use it; loading is
+//! done by a worker ([`FileCache::load`]).
 //!
 //! Files up to [`MAX_IN_MEMORY`] are held in memory (their head and body then leave in one
 //! write). Larger ones keep only what was learnt about them: the request skips the path checks,
@@ -13,8 +13,8 @@
 //!
 //! ## Staying right when files change
 //!
-//! Every use revalidates: [`FileCache::lookup`] stats the path (following symlinks, like the
-//! lookup that first found the file) and compares device, inode, size, modification time and
+//! Every use revalidates: [`FileCache::lookup`] stats the path, or opens it and stats the open
+//! file (following symlinks either way, like the lookup that first found the file), and compares device, inode, size, modification time and
 //! change time, to the nanosecond, with what they were when the bytes were read. A file written
 //! in place changes its times and size; a file replaced (renamed over, a symlink repointed)
 //! changes its inode. Any difference is a miss, and the request takes the full path again (the
@@ -93,8 +93,6 @@ impl Identity {
 /// One cached file.
 pub(super) struct Entry {
     identity: Identity,
-    /// The canonical path the file was opened at (checked against the root).
-    pub(super) path: PathBuf,
     /// The size in bytes.
     pub(super) len: u64,
     /// The whole file, if it is at most [`MAX_IN_MEMORY`].
@@ -107,10 +105,7 @@ pub(super) struct Entry {
 
 impl Entry {
     fn cost(&self, key: &Path) -> usize {
-        self.bytes.as_ref().map_or(0, Vec::len)
-            + key.as_os_str().len()
-            + self.path.as_os_str().len()
-            + std::mem::size_of::<Entry>()
+        self.bytes.as_ref().map_or(0, Vec::len) + key.as_os_str().len() + std::mem::size_of::<Entry>()
     }
 }
 
@@ -146,9 +141,11 @@ struct Inner {
 }
 
 impl FileCache {
-    /// The cached file for `path`, if `path` still names the same, unchanged file: one `stat`,
-    /// no `open`, no read.
-    pub(super) fn lookup(&self, path: &Path) -> Option<Arc<Entry>> {
+    /// The cached file for `path`, if `path` still names the same, unchanged file. For a file
+    /// held in memory that is one `stat` of `path`, and no file is returned; otherwise `path` is
+    /// opened (following symlinks, as the `stat` would) and its `fstat` compared, and the open
+    /// file, at its start, comes with the entry. No read either way.
+    pub(super) fn lookup(&self, path: &Path) -> Option<(Arc<Entry>, Option<File>)> {
         let entry = {
             let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             if inner.map.is_empty() {
@@ -156,26 +153,22 @@ impl FileCache {
             }
             inner.map.get(path).cloned()?
         };
-        let now = fs::metadata(path).ok()?;
-        (Identity::of(&now) == Some(entry.identity)).then_some(entry)
+        let (now, file) = if entry.bytes.is_some() {
+            (fs::metadata(path).ok()?, None)
+        } else {
+            let file = File::open(path).ok()?;
+            (file.metadata().ok()?, Some(file))
+        };
+        (Identity::of(&now) == Some(entry.identity)).then_some((entry, file))
     }
 
-    /// Opens the file of a cached entry without bytes, for its body: `None` (the request goes
-    /// the full way) if it cannot be opened or is no longer the file the entry describes.
-    pub(super) fn reopen(&self, entry: &Entry) -> Option<File> {
-        let file = File::open(&entry.path).ok()?;
-        let metadata = file.metadata().ok()?;
-        (Identity::of(&metadata) == Some(entry.identity)).then_some(file)
-    }
-
-    /// Caches the open regular `file` (at its start; `metadata` from its `fstat`), found at the
-    /// canonical `path`, under `key`, if it has settled; a small one is read into memory if it
+    /// Caches the open regular `file` (at its start; `metadata` from its `fstat`) under `key`,
+    /// the path the URL named, if it has settled; a small one is read into memory if it
     /// did not change while it was read. On `None`, and for an entry without bytes, the file's
     /// position is unspecified: rewind before using it.
     pub(super) fn load(
         &self,
         key: &Path,
-        path: &Path,
         file: &mut File,
         metadata: &Metadata,
         content_type: &'static str,
@@ -198,15 +191,7 @@ impl FileCache {
         };
         let validators = Validators::of(metadata);
         let last_modified = validators.as_ref().and_then(Validators::last_modified);
-        let entry = Arc::new(Entry {
-            identity,
-            path: path.to_path_buf(),
-            len: metadata.len(),
-            bytes,
-            validators,
-            last_modified,
-            content_type,
-        });
+        let entry = Arc::new(Entry { identity, len: metadata.len(), bytes, validators, last_modified, content_type });
         self.insert(key, Arc::clone(&entry));
         Some(entry)
     }
@@ -257,7 +242,7 @@ mod tests {
     fn load(cache: &FileCache, path: &Path) -> Option<Arc<Entry>> {
         let mut file = File::open(path).unwrap();
         let metadata = file.metadata().unwrap();
-        cache.load(path, path, &mut file, &metadata, "text/plain")
+        cache.load(path, &mut file, &metadata, "text/plain")
     }
 
     fn bytes(entry: Option<Arc<Entry>>) -> Vec<u8> {
@@ -272,7 +257,7 @@ mod tests {
         let cache = FileCache { settle: Duration::ZERO, ..FileCache::default() };
         assert!(cache.lookup(&path).is_none(), "empty cache");
         assert_eq!(bytes(load(&cache, &path)), b"one");
-        assert_eq!(bytes(cache.lookup(&path)), b"one");
+        assert_eq!(bytes(cache.lookup(&path).map(|(entry, _)| entry)), b"one");
         fs::write(&path, b"two!").unwrap();
         assert!(cache.lookup(&path).is_none(), "written in place: size and times changed");
         assert_eq!(bytes(load(&cache, &path)), b"two!");
@@ -307,9 +292,10 @@ mod tests {
         let entry = load(&cache, &big).expect("cached");
         assert!(entry.bytes.is_none());
         assert_eq!(entry.len, MAX_IN_MEMORY + 1);
-        assert!(cache.reopen(&entry).is_some());
+        let (_, file) = cache.lookup(&big).expect("unchanged");
+        assert!(file.is_some(), "opened");
         fs::write(&big, vec![8u8; MAX_IN_MEMORY as usize + 2]).unwrap();
-        assert!(cache.reopen(&entry).is_none(), "changed since");
+        assert!(cache.lookup(&big).is_none(), "changed since");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -326,7 +312,7 @@ mod tests {
         for i in 0..keys {
             use std::io::Seek;
             f.rewind().unwrap();
-            assert!(cache.load(&dir.join(format!("k{i}")), &file, &mut f, &metadata, "x").is_some());
+            assert!(cache.load(&dir.join(format!("k{i}")), &mut f, &metadata, "x").is_some());
         }
         let (entries, bytes) = cache.size();
         assert!(bytes <= MAX_TOTAL_BYTES, "{bytes}");

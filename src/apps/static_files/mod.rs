@@ -200,8 +200,15 @@ impl StaticFiles {
         let mut joined = self.root.clone();
         joined.extend(&target.segments);
         if !target.trailing_slash {
-            if let Some(response) = self.cache.lookup(&joined).and_then(|entry| self.serve_entry(request, &entry)) {
-                return Some(response);
+            if let Some((entry, file)) = self.cache.lookup(&joined) {
+                let content = match (&entry.bytes, file) {
+                    (Some(bytes), _) => Some(Content::Cached(bytes)),
+                    (None, Some(file)) => Some(Content::File { file, path: &joined }),
+                    (None, None) => None, // (the cache opens every file it does not hold)
+                };
+                if let Some(content) = content {
+                    return Some(entry_response(request, &entry, content));
+                }
             }
         }
         if on_loop {
@@ -218,16 +225,6 @@ impl StaticFiles {
         } else {
             serve_file(request, &self.cache, Some(&joined), &path, content_type(&joined))
         })
-    }
-
-    /// Serves a file the cache knows: from memory, or from the file opened again (`None` if
-    /// it cannot be, or changed: the request then goes the full way).
-    fn serve_entry(&self, request: &Request, entry: &Entry) -> Option<Response> {
-        let content = match &entry.bytes {
-            Some(bytes) => Content::Cached(bytes),
-            None => Content::File { file: self.cache.reopen(entry)?, path: &entry.path },
-        };
-        Some(entry_response(request, entry, content))
     }
 
     /// Canonicalises `joined` and checks it stays under the root (unless symlinks may leave
@@ -448,7 +445,7 @@ fn serve_file(
         return plain(404);
     }
     if let Some(key) = key {
-        if let Some(entry) = cache.load(key, path, &mut file, &metadata, content_type) {
+        if let Some(entry) = cache.load(key, &mut file, &metadata, content_type) {
             let content = match &entry.bytes {
                 Some(bytes) => Content::Cached(bytes),
                 // Too large to hold: not read, still at its start.

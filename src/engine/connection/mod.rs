@@ -185,6 +185,11 @@ pub(crate) trait Transport {
         let _ = (file, len);
         None
     }
+    /// [`Transport::write`] of bytes that [`Transport::send_file`] bytes will follow at once:
+    /// where it can, the transport holds them back to leave in full packets with the file.
+    fn write_before_file(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
+    }
 }
 
 impl Transport for Registered<Stream> {
@@ -204,6 +209,16 @@ impl Transport for Registered<Stream> {
     #[cfg(target_os = "linux")]
     fn send_file(&self, file: &std::fs::File, len: usize) -> Option<io::Result<usize>> {
         Some(rustix::fs::sendfile(self.get(), file, None, len).map_err(io::Error::from))
+    }
+
+    /// `send(MSG_MORE)` on Linux TCP sockets (the head and the start of the file then share
+    /// packets, as nginx's `tcp_nopush` does).
+    #[cfg(target_os = "linux")]
+    fn write_before_file(&self, buf: &[u8]) -> io::Result<usize> {
+        match self.get() {
+            Stream::Tcp(tcp) => rustix::net::send(tcp, buf, rustix::net::SendFlags::MORE).map_err(io::Error::from),
+            _ => self.write(buf),
+        }
     }
 }
 

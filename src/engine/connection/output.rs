@@ -158,7 +158,13 @@ impl<S: Transport> Connection<S> {
         let Phase::Writing(w) = &mut self.phase else { return Step::Open };
         loop {
             if w.pos < w.out.len() {
-                match self.io.write(&w.out[w.pos..]) {
+                let file_follows = w.send_file && matches!(w.source, Source::File(_, remaining) if remaining > 0);
+                let written = if file_follows {
+                    self.io.write_before_file(&w.out[w.pos..])
+                } else {
+                    self.io.write(&w.out[w.pos..])
+                };
+                match written {
                     Ok(0) => return Step::Close,
                     Ok(n) => {
                         ctx.shared.metrics.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
