@@ -27,7 +27,9 @@
 //! A request reaches a worker only when its head and body are complete, so a slow or idle
 //! client costs a buffer, never a worker. The handler's response goes back to the I/O loop,
 //! which writes it; a streamed body is handed over in pieces and the worker waits while
-//! `max_buffered_output` bytes are unsent. No thread is created per connection or per request:
+//! `max_buffered_output` bytes are unsent. A handler may also offer a fast path the loop takes
+//! for a bodiless request it can answer without blocking ([`Handler::respond_on_loop`]; the
+//! static file app answers cached files this way). No thread is created per connection or per request:
 //! the process runs `threads + 2` threads (plus one for signals when started by [`launch`], and
 //! `maitred-access-log`, which writes access log lines from a bounded queue, when the access
 //! log is on).
@@ -70,7 +72,7 @@
 //! | `engine/` | start-up and shutdown, the acceptor, the I/O loop, the connection state machine (with the built-in health and metrics answers), the handoffs between threads, the worker pool, buffers, sockets | parse HTTP itself, decide who the client is behind a proxy |
 //! | `http1/` | the head parser and framing decision, body decoders, [`Request`], [`Response`], the encoder, the status mapping of the server's own errors, the shared grammar, dates | I/O, reading [`Config`], blocking |
 //! | `ops/` | trusted proxies and forwarded headers, the PROXY protocol, the access log, metrics, the health check probe | touch a client socket, run the handler |
-//! | `apps/static_files/` | the [`static_files`] app: paths, conditional requests, ranges | reach into the engine: it is an ordinary [`Handler`] |
+//! | `apps/static_files/` | the [`static_files`] app: paths, conditional requests, ranges, the file cache | reach into the engine: it is an ordinary [`Handler`] (with a fast path) |
 //! | `python/` | the WSGI front end (feature `python`) | touch a socket |
 //!
 //! `unsafe` lives in two modules, each call with its `SAFETY` argument: `engine::sys`

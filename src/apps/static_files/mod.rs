@@ -61,7 +61,27 @@
 //!   `If-Range` (a strong ETag, or exactly the `Last-Modified` date) must match for the range
 //!   to be honoured; otherwise the whole file is sent.
 //! * Files are sent with [`Body::File`] after seeking to the range start, so they are never
-//!   read into memory whole.
+//!   read into memory whole (the engine sends them with `sendfile` on Linux), except files of
+//!   at most 16 KiB held by the cache below.
+//!
+//! ## The file cache and the I/O loop's fast path
+//!
+//! What a request for a file learns (the file's identity, validators, type, and the bytes of a
+//! file of at most 16 KiB) is cached under the checked path, up to 32 MiB and 4,096 entries
+//! (oldest out first). Every use revalidates: one `stat` of the path (a file held in memory),
+//! or an `open` and `fstat` (a larger one), compared with the device, inode, size,
+//! modification and change time the entry was made from, so a file written or replaced is never
+//! served stale and `ETag`/`Last-Modified` always describe the bytes sent. A file changed less
+//! than a second before it was read is not cached (file system clocks are coarse). The cache is
+//! on for Unix (it needs the inode); elsewhere every request takes the full path.
+//!
+//! The app has a fast path ([`Handler::respond_on_loop`]): the I/O loop answers a request for a
+//! cached file, and a request refused by its URL alone (400, 404 for a dot-file, 405), without
+//! the round trip through the worker pool. Anything else (a file not cached yet or changed, a
+//! directory, a missing file) goes to a worker, which fills the cache. What a slow disk can do
+//! to the loop is bounded by what the fast path does: the metadata calls above on a file the
+//! kernel has just served, never a read; the body's bytes are sent by the loop as every file
+//! body always was (from the page cache).
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
