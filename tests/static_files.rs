@@ -875,3 +875,23 @@ fn cached_files_are_answered_on_the_loop_and_a_changed_file_never_is() {
     assert_eq!((fresh.status, fresh.body_text().as_str()), (200, "second\n"));
     assert_ne!(fresh.header("etag"), Some(etag.as_str()));
 }
+
+#[test]
+fn many_pipelined_requests_answered_on_the_loop_all_arrive_in_order() {
+    let fixture = Fixture::new();
+    let server = fixture.serve();
+    // Refused by the URL alone, so answered on the loop: 27 bytes each, many per read.
+    let mut client = server.client();
+    let count = 990; // under max_requests_per_connection (1000)
+    let mut burst = String::new();
+    for i in 0..count {
+        burst.push_str(&format!("GET /.hidden-{i:04} HTTP/1.1\r\nHost: t\r\n\r\n"));
+    }
+    client.send(burst);
+    for i in 0..count {
+        let response = client.response();
+        assert_eq!(response.status, 404, "response {i}");
+    }
+    // The last one was answered on the same connection, which is still open.
+    assert_eq!(get(&server, "/hello.txt").status, 200);
+}

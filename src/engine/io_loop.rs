@@ -111,6 +111,7 @@ impl IoLoop {
                 open_connections: 0,
                 warnings: Default::default(),
                 on_loop,
+                on_loop_depth: 0,
             },
             next_generation: 0,
             drain_deadline: None,

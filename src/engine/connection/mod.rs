@@ -87,6 +87,9 @@ pub(crate) struct LoopCtx {
     /// The handler, when it has a fast path the loop may take
     /// ([`Handler::respond_on_loop`](crate::Handler::respond_on_loop)).
     pub(crate) on_loop: Option<Arc<dyn crate::handler::Handler>>,
+    /// Fast-path answers being written one inside another (a response sent whole goes on to
+    /// the next pipelined request from within the same call), bounded by `on_loop::MAX_DEPTH`.
+    pub(crate) on_loop_depth: usize,
 }
 
 impl LoopCtx {

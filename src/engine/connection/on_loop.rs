@@ -25,10 +25,19 @@ use crate::http1::request::{Origin, Request, RequestBody};
 use crate::http1::response::Response;
 use crate::ops::access_log::{AccessLogFormat, AccessRecord};
 
+/// Fast-path answers written one inside another at most. A response written whole goes on to
+/// the next pipelined request in the same call, so a client pipelining many small requests
+/// would otherwise nest one call per request; past this depth the next request goes to a
+/// worker, whose answer arrives as a message and starts afresh.
+const MAX_DEPTH: usize = 8;
+
 impl<S: Transport> Connection<S> {
     /// Offers the complete bodiless request `head` to the handler's fast path. `Ok`: it was
     /// answered here and is being written; `Err`: declined, the head to dispatch to a worker.
     pub(super) fn respond_on_loop(&mut self, ctx: &mut LoopCtx, head: Head, now: Instant) -> Result<Step, Head> {
+        if ctx.on_loop_depth >= MAX_DEPTH {
+            return Err(head);
+        }
         let Some(handler) = ctx.on_loop.as_ref().map(Arc::clone) else { return Err(head) };
         let (framing, wants_keep_alive, expect_continue) = (head.body, head.keep_alive, head.expect_continue);
         let mut head = head;
@@ -88,6 +97,9 @@ impl<S: Transport> Connection<S> {
         let after = if encoded.close { After::Close } else { After::KeepAlive };
         self.phase = Phase::Handling;
         self.start_writing(Outgoing { head: encoded.bytes, source, after }, now);
-        Ok(self.flush(ctx, now))
+        ctx.on_loop_depth += 1;
+        let step = self.flush(ctx, now);
+        ctx.on_loop_depth -= 1;
+        Ok(step)
     }
 }

@@ -110,6 +110,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         open_connections: 1,
         warnings: Default::default(),
         on_loop: None,
+        on_loop_depth: 0,
     };
     (ctx, jobs_rx)
 }
