@@ -573,8 +573,8 @@ impl<S: Transport> Connection<S> {
     fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
         let head = if ctx.on_loop.is_some() && matches!(head.body, BodyFraming::None) {
             match self.respond_on_loop(ctx, head, now) {
-                Ok(step) => return step,
-                Err(head) => head,
+                on_loop::Offer::Answered(step) => return step,
+                on_loop::Offer::Declined(head) => head,
             }
         } else {
             head

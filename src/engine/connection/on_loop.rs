@@ -31,14 +31,21 @@ use crate::ops::access_log::{AccessLogFormat, AccessRecord};
 /// worker, whose answer arrives as a message and starts afresh.
 const MAX_DEPTH: usize = 8;
 
+/// What became of a request offered to the fast path.
+pub(super) enum Offer {
+    /// Answered here; the response is being written.
+    Answered(Step),
+    /// Declined: the head, to dispatch to a worker.
+    Declined(Head),
+}
+
 impl<S: Transport> Connection<S> {
-    /// Offers the complete bodiless request `head` to the handler's fast path. `Ok`: it was
-    /// answered here and is being written; `Err`: declined, the head to dispatch to a worker.
-    pub(super) fn respond_on_loop(&mut self, ctx: &mut LoopCtx, head: Head, now: Instant) -> Result<Step, Head> {
+    /// Offers the complete bodiless request `head` to the handler's fast path.
+    pub(super) fn respond_on_loop(&mut self, ctx: &mut LoopCtx, head: Head, now: Instant) -> Offer {
         if ctx.on_loop_depth >= MAX_DEPTH {
-            return Err(head);
+            return Offer::Declined(head);
         }
-        let Some(handler) = ctx.on_loop.as_ref().map(Arc::clone) else { return Err(head) };
+        let Some(handler) = ctx.on_loop.as_ref().map(Arc::clone) else { return Offer::Declined(head) };
         let (framing, wants_keep_alive, expect_continue) = (head.body, head.keep_alive, head.expect_continue);
         let mut head = head;
         // The worker resolves the client again for a declined request: resolving is
@@ -53,7 +60,7 @@ impl<S: Transport> Connection<S> {
         };
         let request = Request::new(head, RequestBody::empty(), origin);
         let (response, keep_alive) = match catch_unwind(AssertUnwindSafe(|| handler.respond_on_loop(&request))) {
-            Ok(None) => return Err(request.into_head(framing, wants_keep_alive, expect_continue)),
+            Ok(None) => return Offer::Declined(request.into_head(framing, wants_keep_alive, expect_continue)),
             Ok(Some(response)) => (response, true),
             Err(payload) => (panic_response(&ctx.shared, &*payload, request.target()), false),
         };
@@ -100,6 +107,6 @@ impl<S: Transport> Connection<S> {
         ctx.on_loop_depth += 1;
         let step = self.flush(ctx, now);
         ctx.on_loop_depth -= 1;
-        Ok(step)
+        Offer::Answered(step)
     }
 }
