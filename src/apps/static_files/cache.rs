@@ -221,7 +221,7 @@ impl FileCache {
     }
 
     /// Entries and bytes held (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, unix))]
     fn size(&self) -> (usize, usize) {
         let inner = self.inner.lock().unwrap();
         (inner.map.len(), inner.bytes)
