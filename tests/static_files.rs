@@ -768,12 +768,14 @@ fn options_asterisk_is_answered_with_the_methods_served() {
 
 /// The static app with a route, `/hold`, that keeps the server's only worker until the test
 /// lets go: whatever is answered meanwhile was answered on the I/O loop.
+#[cfg(unix)]
 struct HeldWorker {
     files: StaticFiles,
     entered: std::sync::mpsc::SyncSender<()>,
     release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
+#[cfg(unix)]
 impl maitred::Handler for HeldWorker {
     fn handle(&self, request: maitred::Request) -> maitred::Response {
         if request.path() == "/hold" {
