@@ -30,6 +30,9 @@ struct ScriptState {
     write_shut: bool,
     /// The client reset the connection: reads fail.
     reset: bool,
+    /// `send_file` calls answered before it says `Unsupported`; `None`: the transport has no
+    /// `send_file` (like an encrypting one).
+    send_file_calls: Option<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -81,6 +84,21 @@ impl Transport for Script {
     fn shutdown_write(&self) -> io::Result<()> {
         self.0.borrow_mut().write_shut = true;
         Ok(())
+    }
+
+    fn send_file(&self, file: &std::fs::File, len: usize) -> Option<io::Result<usize>> {
+        let calls = self.0.borrow().send_file_calls?;
+        if calls == 0 {
+            return Some(Err(io::ErrorKind::Unsupported.into()));
+        }
+        self.0.borrow_mut().send_file_calls = Some(calls - 1);
+        let room = self.0.borrow().write_room.map_or(len, |room| room.min(len));
+        let mut piece = vec![0; room];
+        let n = match (&*file).read(&mut piece) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(self.write(&piece[..n]))
     }
 }
 
@@ -178,6 +196,59 @@ fn keep_alive_is_offered_only_within_the_request_cap_and_outside_a_drain() {
     script.send(GET_A);
     assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
     assert!(!jobs.try_recv().unwrap().keep_alive, "draining");
+}
+
+/// A file of `len` bytes (`0123456789` repeated) at its start, and that text.
+fn numbered_file(len: usize) -> (std::fs::File, String) {
+    use std::io::{Seek, Write as _};
+    let text: String = (0..len).map(|i| char::from(b'0' + (i % 10) as u8)).collect();
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file.rewind().unwrap();
+    (file, text)
+}
+
+/// Serves `file` (`len` bytes) as the answer to one request, the client taking `room` bytes per
+/// turn; returns everything written.
+fn serve_file(script: &Script, file: std::fs::File, len: usize, room: usize) -> String {
+    let (mut ctx, jobs) = context(Config::default());
+    let now = Instant::now();
+    let mut conn = connection(script, now);
+    script.send(GET_A);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    jobs.try_recv().unwrap();
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+    script.set_write_room(Some(room));
+    let response = Outgoing { head, source: Source::File(file, len as u64), after: After::KeepAlive };
+    assert_eq!(conn.on_response(&mut ctx, response, now), Step::Open);
+    for _ in 0..10_000 {
+        if conn.interest() != Interest::WRITE {
+            break;
+        }
+        script.set_write_room(Some(room));
+        assert_eq!(conn.on_writable(&mut ctx, now), Step::Open);
+    }
+    assert_eq!(conn.interest(), Interest::READ, "the response was sent whole: idle again");
+    script.take_output()
+}
+
+#[test]
+fn a_file_body_is_read_and_written_when_the_transport_cannot_send_files() {
+    let script = Script::default();
+    let (file, text) = numbered_file(200_000);
+    let out = serve_file(&script, file, text.len(), 7_000);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert_eq!(out.split_once("\r\n\r\n").unwrap().1, text);
+}
+
+#[test]
+fn a_file_body_goes_by_send_file_and_falls_back_to_read_and_write_where_refused() {
+    let script = Script::default();
+    script.0.borrow_mut().send_file_calls = Some(3);
+    let (file, text) = numbered_file(200_000);
+    let out = serve_file(&script, file, text.len(), 7_000);
+    assert_eq!(script.0.borrow().send_file_calls, Some(0), "sent by send_file until it refused");
+    assert_eq!(out.split_once("\r\n\r\n").unwrap().1, text, "every byte once, in order");
 }
 
 #[test]
