@@ -271,8 +271,14 @@ impl ChunkedDecoder {
 }
 
 /// Body bytes held in memory up to a threshold, then in an anonymous temporary file.
+///
+/// A body of announced length that fits under the threshold gets its whole memory buffer at
+/// once (zeroed by the allocator, so untouched pages cost nothing), and the connection can read
+/// the socket straight into it ([`SpoolBuffer::room`]) instead of copying from its input
+/// buffer.
 #[derive(Debug)]
 pub struct SpoolBuffer {
+    /// In memory: `memory[..len]` is the body so far; a pre-sized buffer is longer.
     memory: Vec<u8>,
     file: Option<File>,
     len: u64,
@@ -281,26 +287,52 @@ pub struct SpoolBuffer {
 
 impl SpoolBuffer {
     /// An empty buffer that spools past `threshold` bytes. `expected` (a Content-Length)
-    /// sizes the memory buffer up front when it fits under the threshold.
+    /// sizes the memory buffer up front when it fits under the threshold; a body announced
+    /// larger goes to the file from its first byte, so no memory is filled only to be copied
+    /// out.
     pub fn new(threshold: usize, expected: Option<u64>) -> Self {
-        let capacity = expected.map_or(0, |n| n.min(threshold as u64) as usize);
-        SpoolBuffer { memory: Vec::with_capacity(capacity), file: None, len: 0, threshold }
+        let (memory, threshold) = match expected {
+            Some(n) if n > threshold as u64 => (Vec::new(), 0),
+            Some(n) => (vec![0; n as usize], threshold),
+            None => (Vec::new(), threshold),
+        };
+        SpoolBuffer { memory, file: None, len: 0, threshold }
     }
 
     /// Appends body bytes, moving to a temporary file when the threshold is crossed.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.file.is_none() && self.memory.len() + data.len() > self.threshold {
+        let held = self.len as usize;
+        if self.file.is_none() && held + data.len() > self.threshold {
             let mut file = tempfile::tempfile()?;
-            file.write_all(&self.memory)?;
+            file.write_all(&self.memory[..held])?;
             self.memory = Vec::new();
             self.file = Some(file);
         }
         match &mut self.file {
             Some(file) => file.write_all(data)?,
-            None => self.memory.extend_from_slice(data),
+            None if held + data.len() <= self.memory.len() => {
+                self.memory[held..held + data.len()].copy_from_slice(data);
+            }
+            None => {
+                self.memory.truncate(held);
+                self.memory.extend_from_slice(data);
+            }
         }
         self.len += data.len() as u64;
         Ok(())
+    }
+
+    /// The unfilled part of a pre-sized memory buffer, to read body bytes into directly (then
+    /// [`SpoolBuffer::filled`]); `None` when there is none (a spooled or growing body).
+    pub fn room(&mut self) -> Option<&mut [u8]> {
+        let held = self.len as usize;
+        (self.file.is_none() && held < self.memory.len()).then(|| &mut self.memory[held..])
+    }
+
+    /// `n` bytes were read into [`SpoolBuffer::room`].
+    pub fn filled(&mut self, n: usize) {
+        debug_assert!(self.file.is_none() && self.len as usize + n <= self.memory.len());
+        self.len += n as u64;
     }
 
     /// Bytes written so far.
@@ -314,10 +346,13 @@ impl SpoolBuffer {
     }
 
     /// The finished body, readable from its start.
-    pub fn finish(self) -> io::Result<RequestBody> {
+    pub fn finish(mut self) -> io::Result<RequestBody> {
         match self.file {
             Some(file) => RequestBody::from_spooled(file, self.len),
-            None => Ok(RequestBody::from_bytes(self.memory)),
+            None => {
+                self.memory.truncate(self.len as usize);
+                Ok(RequestBody::from_bytes(self.memory))
+            }
         }
     }
 }
