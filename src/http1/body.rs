@@ -444,9 +444,33 @@ mod tests {
     }
 
     #[test]
+    fn a_body_of_known_length_is_read_into_its_buffer_or_spooled_from_the_first_byte() {
+        use std::io::Read;
+        let mut spool = SpoolBuffer::new(64, Some(20));
+        spool.write(b"abc").unwrap();
+        let room = spool.room().expect("a pre-sized buffer");
+        assert_eq!(room.len(), 17);
+        room[..17].copy_from_slice(b"defghijklmnopqrst");
+        spool.filled(17);
+        assert!(spool.room().is_none());
+        let body = spool.finish().unwrap();
+        assert!(!body.is_spooled());
+        assert_eq!(body.into_bytes().unwrap(), b"abcdefghijklmnopqrst");
+
+        let mut spool = SpoolBuffer::new(8, Some(20));
+        assert!(spool.room().is_none(), "announced past the threshold: no memory buffer");
+        spool.write(b"12345").unwrap();
+        let mut body = spool.finish().unwrap();
+        assert!(body.is_spooled(), "spooled from the first byte");
+        let mut text = String::new();
+        body.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "12345");
+    }
+
+    #[test]
     fn spool_moves_to_disk_past_threshold() {
         use std::io::Read;
-        let mut spool = SpoolBuffer::new(8, Some(20));
+        let mut spool = SpoolBuffer::new(8, None);
         spool.write(b"12345").unwrap();
         spool.write(b"67890abcdef").unwrap();
         let mut body = spool.finish().unwrap();
