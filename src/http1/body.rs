@@ -272,31 +272,37 @@ impl ChunkedDecoder {
 
 /// Body bytes held in memory up to a threshold, then in an anonymous temporary file.
 ///
-/// A body of announced length that fits under the threshold gets its whole memory buffer at
-/// once (zeroed by the allocator, so untouched pages cost nothing), and the connection can read
-/// the socket straight into it ([`SpoolBuffer::room`]) instead of copying from its input
-/// buffer.
+/// A body of announced length that fits under the threshold gets its whole memory buffer
+/// reserved at once, and the connection can read the socket straight into it
+/// ([`SpoolBuffer::room`]) instead of copying from its input buffer. The room offered grows
+/// with what has arrived (at most as much again, and at least `ROOM_STEP`), so memory in use
+/// follows the bytes received, not the length announced.
 #[derive(Debug)]
 pub struct SpoolBuffer {
-    /// In memory: `memory[..len]` is the body so far; a pre-sized buffer is longer.
+    /// In memory: `memory[..len]` is the body so far; bytes past it are room already offered.
     memory: Vec<u8>,
     file: Option<File>,
     len: u64,
     threshold: usize,
+    /// The announced length, when the memory buffer was reserved for it (else 0).
+    reserved: usize,
 }
+
+/// The least room [`SpoolBuffer::room`] offers at a time.
+const ROOM_STEP: usize = 64 * 1024;
 
 impl SpoolBuffer {
     /// An empty buffer that spools past `threshold` bytes. `expected` (a Content-Length)
-    /// sizes the memory buffer up front when it fits under the threshold; a body announced
+    /// reserves the memory buffer up front when it fits under the threshold; a body announced
     /// larger goes to the file from its first byte, so no memory is filled only to be copied
     /// out.
     pub fn new(threshold: usize, expected: Option<u64>) -> Self {
-        let (memory, threshold) = match expected {
-            Some(n) if n > threshold as u64 => (Vec::new(), 0),
-            Some(n) => (vec![0; n as usize], threshold),
-            None => (Vec::new(), threshold),
+        let (reserved, threshold) = match expected {
+            Some(n) if n > threshold as u64 => (0, 0),
+            Some(n) => (n as usize, threshold),
+            None => (0, threshold),
         };
-        SpoolBuffer { memory, file: None, len: 0, threshold }
+        SpoolBuffer { memory: Vec::with_capacity(reserved), file: None, len: 0, threshold, reserved }
     }
 
     /// Appends body bytes, moving to a temporary file when the threshold is crossed.
@@ -322,11 +328,19 @@ impl SpoolBuffer {
         Ok(())
     }
 
-    /// The unfilled part of a pre-sized memory buffer, to read body bytes into directly (then
-    /// [`SpoolBuffer::filled`]); `None` when there is none (a spooled or growing body).
+    /// Room in a reserved memory buffer to read body bytes into directly (then
+    /// [`SpoolBuffer::filled`]); `None` when there is none (a spooled body, one of unknown
+    /// length, or a full buffer).
     pub fn room(&mut self) -> Option<&mut [u8]> {
         let held = self.len as usize;
-        (self.file.is_none() && held < self.memory.len()).then(|| &mut self.memory[held..])
+        if self.file.is_some() || held >= self.reserved {
+            return None;
+        }
+        if self.memory.len() == held {
+            let step = held.max(ROOM_STEP).min(self.reserved - held);
+            self.memory.resize(held + step, 0);
+        }
+        Some(&mut self.memory[held..])
     }
 
     /// `n` bytes were read into [`SpoolBuffer::room`].
@@ -448,7 +462,7 @@ mod tests {
         use std::io::Read;
         let mut spool = SpoolBuffer::new(64, Some(20));
         spool.write(b"abc").unwrap();
-        let room = spool.room().expect("a pre-sized buffer");
+        let room = spool.room().expect("a reserved buffer");
         assert_eq!(room.len(), 17);
         room[..17].copy_from_slice(b"defghijklmnopqrst");
         spool.filled(17);
@@ -465,6 +479,18 @@ mod tests {
         let mut text = String::new();
         body.read_to_string(&mut text).unwrap();
         assert_eq!(text, "12345");
+
+        // The room offered grows with what has arrived: never the whole announced length at once.
+        let mut large = SpoolBuffer::new(1 << 20, Some(1 << 20));
+        let mut offered = Vec::new();
+        while let Some(room) = large.room() {
+            offered.push(room.len());
+            let n = room.len();
+            large.filled(n);
+        }
+        assert_eq!(offered, [64 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10]);
+        assert_eq!(large.len(), 1 << 20);
+        assert!(!large.finish().unwrap().is_spooled());
     }
 
     #[test]
