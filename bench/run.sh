@@ -816,6 +816,13 @@ if has_scenario hello-50; then
     target "  [cpu] hello, 50 conns: hyper / maitred us/req" "$(ratio "$(std_cpu hello-50 hyper)" "$(std_cpu hello-50 maitred)")" ">=" 0.8
     target "  [cpu] hello, 50 conns: tiny-pool / maitred us/req" "$(ratio "$(std_cpu hello-50 tiny-pool)" "$(std_cpu hello-50 maitred)")" ">=" 1.5
 fi
+# Issue 15: hello at 50 and 256 connections, level with hyper in both requests per second and
+# server CPU per request.
+for sc in hello-50 hello-256; do
+    has_scenario "$sc" || continue
+    target "issue 15: $sc: maitred / hyper req/s" "$(ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" hyper)")" ">=" 1.0
+    target "issue 15: $sc: hyper / maitred cpu us/req" "$(ratio "$(std_cpu "$sc" hyper)" "$(std_cpu "$sc" maitred)")" ">=" 1.0
+done
 if has_scenario close-50; then
     target "new connection per request, 50 conns: maitred / hyper" "$(ratio "$(std_rps close-50 maitred)" "$(std_rps close-50 hyper)")" ">=" 0.8
     target "  [cpu] new connection per request: hyper / maitred us/req" "$(ratio "$(std_cpu close-50 hyper)" "$(std_cpu close-50 maitred)")" ">=" 0.8
