@@ -522,6 +522,45 @@ fn body_over_spool_threshold_is_spooled_and_arrives_intact() {
     assert!(r.body[10..] == body[..], "spooled body differs from what was sent");
 }
 
+/// Reads the first 10 body bytes, then hands the rest back as the response body as it is
+/// (`From<RequestBody> for Body`): from memory, or from the spool file.
+fn echo_rest(mut request: Request) -> Response {
+    let mut first = [0u8; 10];
+    if request.body().read_exact(&mut first).is_err() {
+        return Response::text(500, "short body\n");
+    }
+    let spooled = if request.body().is_spooled() { "yes" } else { "no" };
+    Response::new(200).with_header("X-Spooled", spooled).with_body(request.take_body())
+}
+
+#[test]
+fn request_body_returned_as_the_response_is_sent_from_memory_or_its_spool_file() {
+    for (threshold, spooled) in [(1024, "yes"), (1024 * 1024, "no")] {
+        let server = TestServer::with_config(
+            |c| {
+                base(c);
+                c.body_spool_threshold = threshold;
+            },
+            echo_rest,
+        );
+        let mut c = server.client();
+        let body = pattern(300 * 1024 + 5);
+        // The head alone first, then the body in pieces, with the next request right behind it.
+        c.send(format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len()));
+        for piece in body.chunks(70_000) {
+            c.send(piece);
+        }
+        c.send("GET /next HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n0123456789ab");
+        let r = c.response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-spooled"), Some(spooled));
+        assert_eq!(r.header("content-length"), Some((body.len() - 10).to_string().as_str()));
+        assert!(r.body == body[10..], "body sent back (spooled: {spooled}) differs from what was sent");
+        let next = c.response();
+        assert_eq!((next.status, next.body.as_slice()), (200, &b"ab"[..]), "the pipelined request behind the body");
+    }
+}
+
 #[test]
 fn chunked_body_over_spool_threshold_is_spooled_and_arrives_intact() {
     let server = TestServer::with_config(spool_limits, echo);

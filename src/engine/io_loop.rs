@@ -167,7 +167,10 @@ impl IoLoop {
     fn on_event(&mut self, event: Event, now: Instant) {
         let slot = event.key;
         let Some(conn) = self.conns.get_mut(slot) else { return };
-        conn.armed = Interest::NONE;
+        // A level-triggered registration stays armed; a oneshot one is off until re-armed.
+        if !crate::engine::sys::stays_armed(&self.poller, conn.armed.event(slot)) {
+            conn.armed = Interest::NONE;
+        }
         let mut step = Step::Open;
         if event.readable {
             step = conn.on_readable(&mut self.ctx, now);
@@ -187,7 +190,7 @@ impl IoLoop {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         let want = conn.interest();
         if want != conn.armed {
-            if conn.registration().modify(want.event(slot)).is_err() {
+            if conn.registration().rearm(want.event(slot)).is_err() {
                 self.close(slot);
                 return;
             }
@@ -262,7 +265,7 @@ impl IoLoop {
     fn accept(&mut self, stream: Stream, peer: SocketAddr, now: Instant) {
         let local = stream.local_addr().unwrap_or(peer);
         let slot = self.conns.next_slot();
-        let io = match Registered::new(Arc::clone(&self.poller), stream, Event::readable(slot)) {
+        let io = match Registered::new_level(Arc::clone(&self.poller), stream, Event::readable(slot)) {
             Ok(io) => io,
             Err(e) => {
                 warn!(target: "maitred::io", "cannot watch connection from {peer}: {e}");

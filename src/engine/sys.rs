@@ -11,7 +11,7 @@
 use std::io;
 use std::sync::Arc;
 
-use polling::{AsRawSource, AsSource, Event, Poller};
+use polling::{AsRawSource, AsSource, Event, PollMode, Poller};
 
 /// A socket registered with a poller for as long as this value lives.
 pub(crate) struct Registered<S: AsSource> {
@@ -30,6 +30,34 @@ where
         unsafe { poller.add(&source, interest)? };
         Ok(Registered { poller, source })
     }
+
+    /// Registers `source` with `poller` with `interest`, level-triggered (see
+    /// [`Registered::rearm`]) where the poller supports it, oneshot otherwise.
+    pub(crate) fn new_level(poller: Arc<Poller>, source: S, interest: Event) -> io::Result<Self> {
+        let mode = level_mode(&poller, interest);
+        // SAFETY: as in `new`: `source` moves into the returned value, whose `Drop` deletes it
+        // from the poller before `source` itself is dropped.
+        unsafe { poller.add_with_mode(&source, interest, mode)? };
+        Ok(Registered { poller, source })
+    }
+}
+
+/// The mode a connection is registered in for `interest`: level-triggered, so a socket that
+/// stays ready keeps being reported and a wait needs no re-arming (`epoll_ctl`) after an event;
+/// oneshot for no interest (a hang-up is reported even then, and must not be reported again
+/// and again while nobody acts on it) and where the poller has no level mode.
+fn level_mode(poller: &Poller, interest: Event) -> PollMode {
+    if poller.supports_level() && (interest.readable || interest.writable) {
+        PollMode::Level
+    } else {
+        PollMode::Oneshot
+    }
+}
+
+/// Whether a registration for `interest` (see [`Registered::new_level`]) stays armed after it
+/// reports an event: false when it was oneshot.
+pub(crate) fn stays_armed(poller: &Poller, interest: Event) -> bool {
+    level_mode(poller, interest) == PollMode::Level
 }
 
 impl<S: AsSource> Registered<S> {
@@ -41,6 +69,12 @@ impl<S: AsSource> Registered<S> {
     /// Re-arms the oneshot registration with a new interest.
     pub(crate) fn modify(&self, interest: Event) -> io::Result<()> {
         self.poller.modify(&self.source, interest)
+    }
+
+    /// Changes the interest of a registration made by [`Registered::new_level`], in the mode
+    /// it picks for `interest`.
+    pub(crate) fn rearm(&self, interest: Event) -> io::Result<()> {
+        self.poller.modify_with_mode(&self.source, interest, level_mode(&self.poller, interest))
     }
 }
 

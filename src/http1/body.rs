@@ -271,36 +271,82 @@ impl ChunkedDecoder {
 }
 
 /// Body bytes held in memory up to a threshold, then in an anonymous temporary file.
+///
+/// A body of announced length that fits under the threshold gets its whole memory buffer
+/// reserved at once, and the connection can read the socket straight into it
+/// ([`SpoolBuffer::room`]) instead of copying from its input buffer. The room offered grows
+/// with what has arrived (at most as much again, and at least `ROOM_STEP`), so memory in use
+/// follows the bytes received, not the length announced.
 #[derive(Debug)]
 pub struct SpoolBuffer {
+    /// In memory: `memory[..len]` is the body so far; bytes past it are room already offered.
     memory: Vec<u8>,
     file: Option<File>,
     len: u64,
     threshold: usize,
+    /// The announced length, when the memory buffer was reserved for it (else 0).
+    reserved: usize,
 }
+
+/// The least room [`SpoolBuffer::room`] offers at a time.
+const ROOM_STEP: usize = 64 * 1024;
 
 impl SpoolBuffer {
     /// An empty buffer that spools past `threshold` bytes. `expected` (a Content-Length)
-    /// sizes the memory buffer up front when it fits under the threshold.
+    /// reserves the memory buffer up front when it fits under the threshold; a body announced
+    /// larger goes to the file from its first byte, so no memory is filled only to be copied
+    /// out.
     pub fn new(threshold: usize, expected: Option<u64>) -> Self {
-        let capacity = expected.map_or(0, |n| n.min(threshold as u64) as usize);
-        SpoolBuffer { memory: Vec::with_capacity(capacity), file: None, len: 0, threshold }
+        let (reserved, threshold) = match expected {
+            Some(n) if n > threshold as u64 => (0, 0),
+            Some(n) => (n as usize, threshold),
+            None => (0, threshold),
+        };
+        SpoolBuffer { memory: Vec::with_capacity(reserved), file: None, len: 0, threshold, reserved }
     }
 
     /// Appends body bytes, moving to a temporary file when the threshold is crossed.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.file.is_none() && self.memory.len() + data.len() > self.threshold {
+        let held = self.len as usize;
+        if self.file.is_none() && held + data.len() > self.threshold {
             let mut file = tempfile::tempfile()?;
-            file.write_all(&self.memory)?;
+            file.write_all(&self.memory[..held])?;
             self.memory = Vec::new();
             self.file = Some(file);
         }
         match &mut self.file {
             Some(file) => file.write_all(data)?,
-            None => self.memory.extend_from_slice(data),
+            None if held + data.len() <= self.memory.len() => {
+                self.memory[held..held + data.len()].copy_from_slice(data);
+            }
+            None => {
+                self.memory.truncate(held);
+                self.memory.extend_from_slice(data);
+            }
         }
         self.len += data.len() as u64;
         Ok(())
+    }
+
+    /// Room in a reserved memory buffer to read body bytes into directly (then
+    /// [`SpoolBuffer::filled`]); `None` when there is none (a spooled body, one of unknown
+    /// length, or a full buffer).
+    pub fn room(&mut self) -> Option<&mut [u8]> {
+        let held = self.len as usize;
+        if self.file.is_some() || held >= self.reserved {
+            return None;
+        }
+        if self.memory.len() == held {
+            let step = held.max(ROOM_STEP).min(self.reserved - held);
+            self.memory.resize(held + step, 0);
+        }
+        Some(&mut self.memory[held..])
+    }
+
+    /// `n` bytes were read into [`SpoolBuffer::room`].
+    pub fn filled(&mut self, n: usize) {
+        debug_assert!(self.file.is_none() && self.len as usize + n <= self.memory.len());
+        self.len += n as u64;
     }
 
     /// Bytes written so far.
@@ -314,10 +360,13 @@ impl SpoolBuffer {
     }
 
     /// The finished body, readable from its start.
-    pub fn finish(self) -> io::Result<RequestBody> {
+    pub fn finish(mut self) -> io::Result<RequestBody> {
         match self.file {
             Some(file) => RequestBody::from_spooled(file, self.len),
-            None => Ok(RequestBody::from_bytes(self.memory)),
+            None => {
+                self.memory.truncate(self.len as usize);
+                Ok(RequestBody::from_bytes(self.memory))
+            }
         }
     }
 }
@@ -409,9 +458,45 @@ mod tests {
     }
 
     #[test]
+    fn a_body_of_known_length_is_read_into_its_buffer_or_spooled_from_the_first_byte() {
+        use std::io::Read;
+        let mut spool = SpoolBuffer::new(64, Some(20));
+        spool.write(b"abc").unwrap();
+        let room = spool.room().expect("a reserved buffer");
+        assert_eq!(room.len(), 17);
+        room[..17].copy_from_slice(b"defghijklmnopqrst");
+        spool.filled(17);
+        assert!(spool.room().is_none());
+        let body = spool.finish().unwrap();
+        assert!(!body.is_spooled());
+        assert_eq!(body.into_bytes().unwrap(), b"abcdefghijklmnopqrst");
+
+        let mut spool = SpoolBuffer::new(8, Some(20));
+        assert!(spool.room().is_none(), "announced past the threshold: no memory buffer");
+        spool.write(b"12345").unwrap();
+        let mut body = spool.finish().unwrap();
+        assert!(body.is_spooled(), "spooled from the first byte");
+        let mut text = String::new();
+        body.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "12345");
+
+        // The room offered grows with what has arrived: never the whole announced length at once.
+        let mut large = SpoolBuffer::new(1 << 20, Some(1 << 20));
+        let mut offered = Vec::new();
+        while let Some(room) = large.room() {
+            offered.push(room.len());
+            let n = room.len();
+            large.filled(n);
+        }
+        assert_eq!(offered, [64 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10]);
+        assert_eq!(large.len(), 1 << 20);
+        assert!(!large.finish().unwrap().is_spooled());
+    }
+
+    #[test]
     fn spool_moves_to_disk_past_threshold() {
         use std::io::Read;
-        let mut spool = SpoolBuffer::new(8, Some(20));
+        let mut spool = SpoolBuffer::new(8, None);
         spool.write(b"12345").unwrap();
         spool.write(b"67890abcdef").unwrap();
         let mut body = spool.finish().unwrap();

@@ -156,7 +156,7 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     }
 
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
+    put_decimal(&mut out, u64::from(status));
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -198,6 +198,21 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     Ok(encoded)
 }
 
+/// Appends `n` in decimal, without allocating.
+fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -223,7 +238,11 @@ fn finish_head(
         put_header(out, b"Server", ctx.server_header.as_bytes());
     }
     match framing {
-        Framing::Length(n) => put_header(out, b"Content-Length", n.to_string().as_bytes()),
+        Framing::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            put_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
         Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         Framing::NoBody | Framing::UntilClose | Framing::HeadUnknown => {}
     }
@@ -331,6 +350,15 @@ mod tests {
         ];
         for r in bad {
             assert!(encode(r, &ctx(false, Version::Http11, true), Vec::new()).is_err());
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_whole() {
+        for n in [0, 7, 10, 200, 65_535, 1_048_576, u64::MAX] {
+            let mut out = Vec::new();
+            put_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
         }
     }
 

@@ -71,6 +71,22 @@ impl HeadScanner {
     /// on every call. Returns the span of the head once it is complete.
     pub fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<HeadSpan>, Rejection> {
         while self.pos < buf.len() {
+            if !self.prev_cr {
+                // Ordinary bytes change nothing but the position: skip a run of them at once,
+                // up to where a limit would be passed (the byte there is then looked at below,
+                // so the same error comes out as byte by byte).
+                let line_limit = if self.request_line_done { limits.max_header_line } else { limits.max_request_line };
+                let end = buf
+                    .len()
+                    .min(self.head_start.saturating_add(limits.max_headers_size))
+                    .min(self.line_start.saturating_add(line_limit));
+                if self.pos < end {
+                    self.pos += plain_run(&buf[self.pos..end]);
+                    if self.pos == buf.len() {
+                        break;
+                    }
+                }
+            }
             // The head's size includes the byte being looked at: the byte that completes the
             // head counts like any other.
             if self.pos + 1 - self.head_start > limits.max_headers_size {
@@ -132,6 +148,25 @@ impl HeadScanner {
         }
         Ok(None)
     }
+}
+
+/// Whether `b` may appear in a request head with no effect but advancing the scan: anything but
+/// a control character (the scanner itself looks at CR, LF, HTAB and the rest).
+fn is_plain(b: u8) -> bool {
+    b >= 0x20 && b != 0x7f
+}
+
+/// The length of the run of plain bytes (see [`is_plain`]) at the start of `bytes`; whole
+/// 16-byte blocks are tested without branches, which the compiler turns into vector compares.
+fn plain_run(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    for block in bytes.chunks_exact(16) {
+        if block.iter().fold(false, |special, &b| special | !is_plain(b)) {
+            break;
+        }
+        n += 16;
+    }
+    n + bytes[n..].iter().position(|&b| !is_plain(b)).unwrap_or(bytes.len() - n)
 }
 
 /// How the request body is delimited.
@@ -434,6 +469,59 @@ mod tests {
         let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
         head.extend_from_slice(&long_line);
         assert_eq!(HeadScanner::new().scan(&head, &limits), Err(Rejection::HeadersTooLarge));
+    }
+
+    /// Scans `input` whole, then fed a byte at a time: both must give the same answer.
+    fn scan_whole_and_split(input: &[u8], limits: &Limits) -> Result<Option<HeadSpan>, Rejection> {
+        let whole = HeadScanner::new().scan(input, limits);
+        let mut scanner = HeadScanner::new();
+        let mut split = Ok(None);
+        for end in 1..=input.len() {
+            split = scanner.scan(&input[..end], limits);
+            if !matches!(split, Ok(None)) {
+                break;
+            }
+        }
+        assert_eq!(whole, split, "{:?}", String::from_utf8_lossy(input));
+        whole
+    }
+
+    #[test]
+    fn limits_hold_at_their_exact_boundaries_whole_or_split() {
+        let limits = Limits { max_request_line: 40, max_header_line: 30, max_headers_size: 120, ..Limits::default() };
+        let status = |input: &[u8]| scan_whole_and_split(input, &limits).map(|span| span.is_some());
+        let request_line = |len: usize| format!("GET /{} HTTP/1.1", "a".repeat(len - 14));
+        assert_eq!(request_line(40).len(), 40);
+        for (len, want) in [(40, Ok(true)), (41, Err(Rejection::RequestLineTooLong))] {
+            assert_eq!(status(format!("{}\r\nHost: a\r\n\r\n", request_line(len)).as_bytes()), want);
+        }
+        // A control character just past a full line is the error; one past an over-long line,
+        // the length is.
+        let bad = Rejection::BadRequest("control character in request head");
+        assert_eq!(status(format!("{}\0", request_line(40)).as_bytes()), Err(bad));
+        assert_eq!(status(format!("{}\0", request_line(41)).as_bytes()), Err(Rejection::RequestLineTooLong));
+        let header = |len: usize| format!("X: {}", "b".repeat(len - 3));
+        for (len, want) in [(30, Ok(true)), (31, Err(Rejection::HeadersTooLarge))] {
+            assert_eq!(status(format!("GET / HTTP/1.1\r\n{}\r\nHost: a\r\n\r\n", header(len)).as_bytes()), want);
+        }
+        // The whole head: exactly 120 bytes is accepted, 121 refused.
+        for (size, lines, want) in [(120, [26, 26, 26], Ok(true)), (121, [26, 26, 27], Err(Rejection::HeadersTooLarge))]
+        {
+            let mut head = "GET / HTTP/1.1\r\nHost: a\r\n".to_string();
+            for n in lines {
+                head.push_str(&format!("Y: {}\r\n", "c".repeat(n)));
+            }
+            head.push_str("\r\n");
+            assert_eq!(head.len(), size);
+            assert_eq!(status(head.as_bytes()), want);
+        }
+        // Ordinary bytes in long runs, with a control character at every offset of a block.
+        for at in 0..40 {
+            let mut input = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "e".repeat(26)).into_bytes();
+            let offset = 19 + at % 26;
+            input[offset] = 0x01;
+            assert_eq!(status(&input), Err(Rejection::BadRequest("control character in request head")));
+        }
     }
 
     #[test]

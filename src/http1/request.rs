@@ -7,6 +7,7 @@ use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 
 use crate::http1::parse::{BodyFraming, Head};
+use crate::http1::response::Body;
 
 /// The HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,7 +58,8 @@ pub struct RequestBody {
 #[derive(Debug)]
 enum BodyStore {
     Memory(Cursor<Vec<u8>>),
-    File(File),
+    /// The spool file, and how many of its bytes have been read.
+    File(File, u64),
 }
 
 impl RequestBody {
@@ -75,7 +77,7 @@ impl RequestBody {
     /// A body spooled to `file`, which holds `len` bytes; it is read from the start.
     pub(crate) fn from_spooled(mut file: File, len: u64) -> io::Result<Self> {
         file.seek(SeekFrom::Start(0))?;
-        Ok(RequestBody { inner: BodyStore::File(file), len })
+        Ok(RequestBody { inner: BodyStore::File(file, 0), len })
     }
 
     /// Total length of the body in bytes (not what is left to read).
@@ -90,23 +92,38 @@ impl RequestBody {
 
     /// Whether the body was spooled to a temporary file.
     pub fn is_spooled(&self) -> bool {
-        matches!(self.inner, BodyStore::File(_))
+        matches!(self.inner, BodyStore::File(..))
     }
 
     /// The whole body (what is left unread) as bytes, reading a spooled body into memory.
     pub fn into_bytes(self) -> io::Result<Vec<u8>> {
         match self.inner {
-            BodyStore::Memory(cursor) => {
-                let position = cursor.position() as usize;
-                let mut bytes = cursor.into_inner();
-                bytes.drain(..position.min(bytes.len()));
-                Ok(bytes)
-            }
-            BodyStore::File(mut file) => {
-                let mut bytes = Vec::with_capacity(self.len as usize);
+            BodyStore::Memory(cursor) => Ok(unread(cursor)),
+            BodyStore::File(mut file, read) => {
+                let mut bytes = Vec::with_capacity(self.len.saturating_sub(read) as usize);
                 file.read_to_end(&mut bytes)?;
                 Ok(bytes)
             }
+        }
+    }
+}
+
+/// The bytes of an in-memory body not read yet.
+fn unread(cursor: Cursor<Vec<u8>>) -> Vec<u8> {
+    let position = cursor.position() as usize;
+    let mut bytes = cursor.into_inner();
+    bytes.drain(..position.min(bytes.len()));
+    bytes
+}
+
+/// What is left unread of a request body, as a response body, without reading it into memory:
+/// a spooled body is sent from its temporary file by the I/O loop, in pieces (the way to echo
+/// or forward a large upload).
+impl From<RequestBody> for Body {
+    fn from(body: RequestBody) -> Body {
+        match body.inner {
+            BodyStore::Memory(cursor) => Body::Bytes(unread(cursor)),
+            BodyStore::File(file, read) => Body::File { file, len: body.len.saturating_sub(read) },
         }
     }
 }
@@ -115,7 +132,11 @@ impl Read for RequestBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.inner {
             BodyStore::Memory(cursor) => cursor.read(buf),
-            BodyStore::File(file) => file.read(buf),
+            BodyStore::File(file, read) => {
+                let n = file.read(buf)?;
+                *read += n as u64;
+                Ok(n)
+            }
         }
     }
 }

@@ -411,7 +411,7 @@ BIG_BODY = 9 * 1024 * 1024  # past maitred's default max_body_size (8 MiB), far 
     "Request body of 9 MiB with the default settings",
     waitress="200: read in full (max_request_body_size defaults to 1 GiB)",
     maitred="413 from Content-Length, before 100 Continue and before any body byte is read (max_body_size defaults to 8 MiB)",
-    why="a body past body_spool_threshold (512 KiB) goes to a temporary file: disk, or memory where /tmp is a tmpfs "
+    why="a body past body_spool_threshold (1 MiB) goes to a temporary file: disk, or memory where /tmp is a tmpfs "
     "(Debian 13, Fedora, Arch, many containers); at the default connection_limit of 1024, 1 GiB bodies let clients "
     "park up to 1 TiB there, 8 MiB bodies 8 GiB. Applications that take large uploads say so: "
     "--max-body-size 1GiB, or Waitress's --max-request-body-size",

@@ -240,7 +240,8 @@ pub(crate) struct Connection<S: Transport = Registered<Stream>> {
     interim: &'static [u8],
     /// A PROXY protocol header must come first (a trusted proxy, with `proxy_protocol` on).
     expect_proxy_header: bool,
-    /// The interest currently armed in the poller (oneshot: cleared when an event fires).
+    /// The interest currently armed in the poller (cleared when an event fires on a oneshot
+    /// registration; kept on a level-triggered one, see `sys::stays_armed`).
     pub(crate) armed: Interest,
     /// The deadline the connection currently has.
     pub(crate) deadline: Option<Instant>,
@@ -375,17 +376,25 @@ impl<S: Transport> Connection<S> {
             // A body is read in large pieces once a read has filled its room (a fast upload
             // takes few system calls); a head, and a slow body, in small ones, so a slow client
             // holds little memory.
-            let in_body = matches!(self.phase, Phase::Body(_));
-            let spare =
-                self.inbuf.spare(&mut ctx.buffers, if in_body && reads > 0 { BODY_READ_ROOM } else { READ_ROOM });
-            let room = spare.len();
-            match self.io.read(spare) {
+            let (read, room, direct) = match self.read_body_direct(now) {
+                Some((read, room)) => (read, room, true),
+                None => {
+                    let in_body = matches!(self.phase, Phase::Body(_));
+                    let min = if in_body && reads > 0 { BODY_READ_ROOM } else { READ_ROOM };
+                    let spare = self.inbuf.spare(&mut ctx.buffers, min);
+                    let room = spare.len();
+                    (self.io.read(spare), room, false)
+                }
+            };
+            match read {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
                 Ok(n) => {
-                    self.inbuf.filled_more(n);
+                    if !direct {
+                        self.inbuf.filled_more(n);
+                    }
                     ctx.shared.metrics.bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     reads += 1;
                     if n < room || reads >= MAX_READS_PER_EVENT {
@@ -409,6 +418,32 @@ impl<S: Transport> Connection<S> {
             self.peer_closed = true;
         }
         self.process_input(ctx, now)
+    }
+
+    /// Reads body bytes straight into the body's pre-sized memory buffer (no copy through the
+    /// input buffer, and reads as large as the rest of the body): for a body of known length
+    /// held in memory, once nothing is left in the input buffer. Returns the read's result and
+    /// the room it was given, or `None` when the body is not read this way.
+    fn read_body_direct(&mut self, now: Instant) -> Option<(io::Result<usize>, usize)> {
+        if !self.inbuf.is_empty() {
+            return None;
+        }
+        let Phase::Body(body) = &mut self.phase else { return None };
+        let BodyReader::Length { remaining } = &mut body.reader else { return None };
+        let room = body.spool.room()?;
+        let want = room.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+        if want == 0 {
+            return None;
+        }
+        let read = self.io.read(&mut room[..want]);
+        if let Ok(n) = read {
+            body.spool.filled(n);
+            *remaining -= n as u64;
+            if n > 0 {
+                body.last_progress = now;
+            }
+        }
+        Some((read, want))
     }
 
     /// The socket is writable.
