@@ -91,6 +91,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
     let (to_loop, _) = unbounded();
     let (jobs, jobs_rx) = bounded(4);
     let shared = Arc::new(Shared {
+        watch: crate::engine::watchdog::Watch::new(1, None),
         config: Arc::new(config),
         trusted: TrustedProxies::none(),
         metrics: Metrics::default(),
