@@ -226,6 +226,7 @@ fn two_workers_share_the_connections_and_both_serve() {
     let served = requests_per_worker(&log);
     assert_eq!(served.len(), 2, "{log}");
     let total: u64 = served.iter().sum();
+    eprintln!("requests per worker: {served:?}");
     assert!(total >= ok, "{served:?} vs {ok} answered");
     for n in &served {
         // 16 connections over 2 processes: a shared listen queue taken one connection per

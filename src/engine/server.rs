@@ -113,6 +113,7 @@ impl Server {
         let (to_loop, loop_rx) = unbounded();
         let (jobs_tx, jobs_rx) = bounded(config.queue_capacity());
         let stop = Arc::new(AtomicBool::new(false));
+        let (registered_tx, registered_rx) = bounded(1);
         let threads = config.threads;
         let config_timeout = config.worker_timeout;
         let metrics = Metrics::default();
@@ -126,6 +127,7 @@ impl Server {
             draining: AtomicBool::new(false),
             waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
             gauge: Gauge::default(),
+            fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
             watch: Watch::new(threads, Some(config_timeout).filter(|t| !t.is_zero())),
         });
 
@@ -142,8 +144,11 @@ impl Server {
             shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),
             accepts_per_wakeup: if shared_listeners { 1 } else { usize::MAX },
+            registered: registered_tx,
         };
         let acceptor_thread = thread::Builder::new().name("maitred-acceptor".into()).spawn(move || acceptor.run())?;
+        // Started means accepting: the listeners are watched before this returns.
+        let _ = registered_rx.recv_timeout(Duration::from_secs(10));
 
         Ok(ServerHandle {
             addrs,
