@@ -206,7 +206,6 @@ fn pass_listeners(listeners: &[Listener]) -> Result<Vec<(&'static str, String)>,
     }
 }
 
-
 struct Arbiter {
     config: Config,
     program: Program,
