@@ -422,3 +422,22 @@ fn a_second_stop_signal_kills_the_workers_at_once() {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} still runs");
     }
 }
+
+#[test]
+fn a_worker_over_max_worker_memory_is_replaced_gracefully() {
+    // Every process is over 1 MiB resident: each worker is replaced after its first report,
+    // and the clients never see it.
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2", "--max-worker-memory", "1MiB"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() >= 2), "{}", server.log());
+    let load = Load::start(server.addr, "/a.txt", 4, true);
+    assert!(
+        wait_for(Duration::from_secs(60), || started_workers(&server.log()).len() >= 5),
+        "workers were not replaced\n{}",
+        server.log()
+    );
+    let (ok, failures, _) = load.finish();
+    assert!(ok > 0 && failures.is_empty(), "{ok} ok, {failures:?}");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
+    assert!(server.log().contains("(memory, after "), "{}", server.log());
+}

@@ -480,6 +480,11 @@ impl Arbiter {
                 }
             }
         }
+        #[cfg(target_os = "linux")]
+        {
+            let pids: Vec<u32> = self.workers.iter().map(|w| w.pid).collect();
+            super::orphans::reap(&pids);
+        }
     }
 
     fn exited(&mut self, w: Worker, status: ExitStatus) {
