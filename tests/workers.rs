@@ -441,3 +441,21 @@ fn a_worker_over_max_worker_memory_is_replaced_gracefully() {
     assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
     assert!(server.log().contains("(memory, after "), "{}", server.log());
 }
+
+#[test]
+fn workers_drain_and_exit_when_their_supervisor_is_killed() {
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    let pids: Vec<u32> = started_workers(&server.log()).iter().map(|(_, pid)| *pid).collect();
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10)).expect("killed");
+    // The end of their input is the supervisor gone: each drains (nothing in flight) and exits.
+    for pid in pids {
+        let gone = wait_for(Duration::from_secs(30), || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Gone, or a zombie waiting for whoever inherited it.
+            stat.is_empty() || stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        });
+        assert!(gone, "worker {pid} still runs without its supervisor");
+    }
+}
