@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub(crate) waker: LoopWaker,
     /// Open connections, counted against `connection_limit`.
     pub(crate) gauge: Gauge,
+    /// With worker processes: the fewest connections another worker had open at its last
+    /// report (`u64::MAX` while unknown), for the acceptor to let a less busy one go first.
+    pub(crate) fewest_peer_connections: std::sync::atomic::AtomicU64,
     /// The access log's writer (lines from workers and from the loop's own answers).
     pub(crate) access_log: AccessLog,
     /// Each worker thread's busy-since time: hung calls and the wedged health answer.

@@ -119,7 +119,6 @@ impl Watch {
             })
     }
 
-    #[allow(dead_code)] // until the supervisor's control channel (src/supervisor/) uses it
     /// A handler call ran longer than `worker_timeout` since this process started.
     pub(crate) fn timed_out(&self) -> bool {
         self.timed_out.load(Relaxed)
@@ -242,7 +241,6 @@ fn report_stuck(stuck: &Receiver<Stuck>, handler: &dyn Handler, timeout: Duratio
     }
 }
 
-#[allow(dead_code)] // until the supervisor's control channel (src/supervisor/) uses it
 impl Shared {
     /// What this worker process tells its supervisor now.
     pub(crate) fn report(&self) -> Report {

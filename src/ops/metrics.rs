@@ -87,13 +87,11 @@ pub(crate) struct Snapshot {
 }
 
 /// One field of a [`Snapshot`] in its text form: a key and where its numbers live.
-#[allow(dead_code)] // until the supervisor's control channel (src/supervisor/) uses it
 enum Field<'a> {
     One(&'static str, &'a u64),
     Many(&'static str, &'a [u64]),
 }
 
-#[allow(dead_code)] // until the supervisor's control channel (src/supervisor/) uses it
 impl Snapshot {
     /// Adds `other` to this snapshot, counter by counter (saturating).
     pub(crate) fn add(&mut self, other: &Snapshot) {
@@ -233,7 +231,6 @@ pub(crate) struct ClusterView {
 /// The restart reasons always rendered (at 0 until one happens), so dashboards see the series.
 pub(crate) const RESTART_REASONS: [&str; 6] = ["crash", "timeout", "max_requests", "memory", "reload", "scale"];
 
-#[allow(dead_code)] // until the supervisor's control channel (src/supervisor/) uses it
 impl ClusterView {
     /// One line, no `\n`: the snapshot's tokens, then `w=id,pid,busy,open,resident,handled`
     /// per worker and `r=reason:count` per restart reason.
@@ -314,7 +311,6 @@ impl Metrics {
         self.rejections[class(status)].fetch_add(1, Relaxed);
     }
 
-    #[allow(dead_code)] // until the supervisor's control channel (src/supervisor/) uses it
     /// This process's counters, now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |a: &[AtomicU64]| -> Vec<u64> { a.iter().map(|n| n.load(Relaxed)).collect() };
@@ -336,14 +332,12 @@ impl Metrics {
         s
     }
 
-    #[allow(dead_code)] // until the supervisor's control channel (src/supervisor/) uses it
     /// Replaces what this process knows about the other worker processes (from the
     /// supervisor); the metrics path then answers for all of them.
     pub(crate) fn set_cluster(&self, view: ClusterView) {
         *self.cluster.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
     }
 
-    #[allow(dead_code)] // until the supervisor's control channel (src/supervisor/) uses it
     /// Worker threads running the handler now.
     pub(crate) fn busy_threads(&self) -> u64 {
         self.busy_workers.load(Relaxed)

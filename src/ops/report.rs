@@ -2,9 +2,6 @@
 //! it asks to be replaced. Owns the [`Report`] data and its one-line text form. Never sends it
 //! (the supervisor's control channel does) and never decides what the supervisor does with it.
 
-// Until the supervisor's control channel (src/supervisor/) sends and reads reports.
-#![allow(dead_code)]
-
 use std::fmt::Write as _;
 
 use crate::ops::metrics::Snapshot;
