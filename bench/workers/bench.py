@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ sys.path.insert(0, WSGI)
 
 # The WSGI benchmark's helpers: free port, readiness, process tree CPU, wrk and its parsing.
 import bench as wsgi_bench  # noqa: E402
-from bench import cpu_ticks, free_port, process_tree, wait_ready  # noqa: E402
+from bench import cpu_ticks, free_port, process_tree, stop, wait_ready  # noqa: E402
 from freethreading import busy_ticks  # noqa: E402
 
 PY = sys.executable
@@ -102,16 +101,6 @@ def memory(root: int) -> dict:
     }
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 def measure(server: str, app: str, log_dir: str) -> dict:
     spec, conns, _ = APPS[app]
     port = free_port()
@@ -130,7 +119,7 @@ def measure(server: str, app: str, log_dir: str) -> dict:
         busy_s = (busy_ticks() - b0) / CLK_TCK
         res.update(memory(proc.pid))
     finally:
-        stop(proc)
+        stop(proc, grace=30)
         log.close()
     res.pop("raw", None)
     res["cpu_us_per_req"] = server_s * 1e6 / res["requests"] if res["requests"] else float("nan")
