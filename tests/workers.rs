@@ -459,3 +459,49 @@ fn workers_drain_and_exit_when_their_supervisor_is_killed() {
         assert!(gone, "worker {pid} still runs without its supervisor");
     }
 }
+
+#[test]
+fn access_log_lines_of_every_worker_reach_stdout_whole() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("a.txt"), "hello\n").unwrap();
+    let mut child = std::process::Command::new(common::child::maitred_bin())
+        .args(["--listen", "127.0.0.1:0", "--workers", "2", "--threads", "2", "--access-log", "json"])
+        .arg(site.path())
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (log_tx, log_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+    let mut addr = None;
+    let mut started = 0;
+    while addr.is_none() || started < 2 {
+        let line = log_rx.recv_timeout(Duration::from_secs(30)).expect("the supervisor's start-up lines");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = Some(rest.trim().parse::<SocketAddr>().unwrap());
+        }
+        started += usize::from(line.ends_with(") started"));
+    }
+    let load = Load::start(addr.unwrap(), "/a.txt", 8, false);
+    assert!(load.wait_more(3000, Duration::from_secs(60)));
+    let (ok, failures, _) = load.finish();
+    assert!(failures.is_empty(), "{failures:?}");
+    signal_pid(child.id(), "TERM");
+    assert!(child.wait().unwrap().success());
+    let lines = lines.join().unwrap();
+    // One JSON object per line, one line per response, from both workers' streams at once.
+    assert_eq!(lines.len() as u64, ok, "a line per request");
+    for line in &lines {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert_eq!(record["status"], 200, "{line}");
+    }
+}
