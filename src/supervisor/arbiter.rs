@@ -162,16 +162,18 @@ pub(crate) fn supervise(
     reload: Box<dyn FnMut() -> Result<Config, String> + Send>,
 ) -> Result<u8, Error> {
     config.validate()?;
-    let mut listeners = Vec::with_capacity(config.listen.len());
-    for addr in &config.listen {
-        let bind_error = |source| Error::Bind { addr: addr.clone(), source };
-        listeners.push(Listener::bind(addr, config.backlog).map_err(bind_error)?);
-    }
+    // Signals first: one that comes while the listeners are bound is acted on once the loop
+    // runs, instead of killing the process.
     let (events_tx, events) = unbounded();
     let signals = events_tx.clone();
     crate::signals::forward_supervisor_signals(move |order| {
         let _ = signals.send(Event::Signal(order));
     })?;
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    for addr in &config.listen {
+        let bind_error = |source| Error::Bind { addr: addr.clone(), source };
+        listeners.push(Listener::bind(addr, config.backlog).map_err(bind_error)?);
+    }
     let worker_env = pass_listeners(&listeners)?;
     let target = config.worker_count();
     let mut arbiter = Arbiter {
@@ -529,7 +531,8 @@ impl Arbiter {
                     w.report.requests_handled
                 );
             }
-            State::Starting if self.stopping || w.retiring.is_some() => {
+            // Not needed any more: stopping, replaced, or of a generation a reload superseded.
+            State::Starting if self.stopping || w.retiring.is_some() || w.generation < self.generation => {
                 debug!(target: "maitred::server", "{} stopped before it was ready ({how})", w.name());
             }
             State::Starting if w.generation == self.generation && self.reloading() => {
