@@ -326,7 +326,10 @@ fn sigttin_adds_a_worker_and_sigttou_removes_one() {
     server.signal("TTIN");
     assert!(wait_for(Duration::from_secs(20), || live_workers(server.pid()) == 3), "{}", server.log());
     assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 3), "{}", server.log());
+    // One at a time: two signals of a kind sent at once may arrive as one (Unix does not
+    // queue them).
     server.signal("TTOU");
+    assert!(wait_for(Duration::from_secs(30), || live_workers(server.pid()) == 2), "{}", server.log());
     server.signal("TTOU");
     assert!(wait_for(Duration::from_secs(30), || live_workers(server.pid()) == 1), "{}", server.log());
     let load = Load::start(server.addr, "/a.txt", 2);
@@ -503,4 +506,28 @@ fn access_log_lines_of_every_worker_reach_stdout_whole() {
         let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
         assert_eq!(record["status"], 200, "{line}");
     }
+}
+
+#[test]
+fn after_the_drain_delay_a_stopping_cluster_refuses_new_clients() {
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2", "--graceful-timeout", "20s"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    // A download in flight keeps one worker draining for a while.
+    let big: Vec<u8> = vec![b'x'; 8 << 20];
+    std::fs::write(server.site.as_ref().unwrap().path().join("big.bin"), &big).unwrap();
+    let mut slow = connect(server.addr).unwrap();
+    slow.get_mut().write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut first = String::new();
+    slow.read_line(&mut first).unwrap();
+    server.signal("TERM");
+    // Once both workers closed their listeners, nobody holds the socket: refused, not queued.
+    assert!(
+        wait_for(Duration::from_secs(10), || TcpStream::connect_timeout(&server.addr, Duration::from_secs(1)).is_err()),
+        "new connections still accepted into the backlog\n{}",
+        server.log()
+    );
+    let mut rest = Vec::new();
+    slow.read_to_end(&mut rest).unwrap();
+    assert!(rest.len() > big.len(), "the download in flight completes");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
 }

@@ -464,6 +464,12 @@ impl Arbiter {
         if self.end.is_none() {
             self.end = Some(end);
         }
+        // No worker will be started again: the workers' own copies keep the sockets open for
+        // their drain, and a socket closes with the last of them, so a client arriving after
+        // that is refused rather than left in the backlog. A Unix socket's file stays until
+        // the end (the supervisor removes it).
+        #[cfg(unix)]
+        self.listeners.retain(|l| matches!(l, Listener::Unix(..)));
         for i in 0..self.workers.len() {
             if !self.workers[i].draining() {
                 self.drain(i);
