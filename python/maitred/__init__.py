@@ -15,6 +15,10 @@ sees the command line:
 ``--call``
     The spec names a factory: call it with no arguments and serve what it returns.
 
+With ``--workers N`` (or ``auto``: one per usable CPU) the command supervises N worker
+processes, each this interpreter started again, importing the application itself; SIGHUP
+loads new code into new workers before the old ones drain.
+
 From Python::
 
     import maitred
@@ -209,7 +213,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             note = None if app_log.isEnabledFor(logging.DEBUG) else "--log-level debug shows the traceback"
             raise AppLoadError(describe_failure(e, note)) from None
 
-    code = _native().run(list(args), loader)
+    # With --workers N, the process started like this one supervises N copies of it, each of
+    # which imports the application itself (spawned, never forked).
+    worker_program = [sys.executable, "-m", "maitred", *argv]
+    code = _native().run(list(args), loader, worker_program)
     if _wants_help(args):
         sys.stdout.write(PYTHON_FLAGS_HELP)
         sys.stdout.flush()
@@ -231,6 +238,13 @@ def serve(app: Callable, **settings: Any) -> None:
     ``listen``. An unknown or invalid setting raises ``ValueError``; an address that cannot
     be bound raises ``OSError``. Logging is set up as for the command line unless it is
     already configured. No ``MAITRED_*`` variable or flag is read.
+
+    With ``workers=N`` (or ``"auto"``) this process supervises N worker processes and serves
+    nothing itself: each worker is this program started again (``sys.executable`` with the
+    same command line), which imports its modules, reaches ``serve`` and serves its own
+    ``app``. So, as with ``multiprocessing``, call ``serve`` under
+    ``if __name__ == "__main__":`` and keep start-up work that must run once out of the
+    worker's path.
     """
     if not callable(app):
         raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
@@ -242,7 +256,18 @@ def serve(app: Callable, **settings: Any) -> None:
         )
     configure_logging()
     normalized = {key.replace("-", "_"): value for key, value in settings.items()}
-    _native().serve(app, normalized)
+    _native().serve(app, normalized, _this_program())
+
+
+def _this_program() -> List[str]:
+    """How to start this program again: a worker process runs it from the start, reaches
+    ``serve`` itself and serves its own application (so, as with ``multiprocessing``'s spawn,
+    a script that calls ``serve(app, workers=...)`` should do so under
+    ``if __name__ == "__main__":``, which a worker runs too)."""
+    orig = getattr(sys, "orig_argv", None)  # Python 3.10+: with -m, -c and interpreter flags
+    if orig:
+        return [sys.executable, *orig[1:]]
+    return [sys.executable, *sys.argv]
 
 
 def _settings_doc() -> str:

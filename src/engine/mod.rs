@@ -2,7 +2,8 @@
 //!
 //! Owns everything that does I/O or crosses a thread: start-up and shutdown ([`server`]), the
 //! acceptor, the I/O loop and its per-connection state machine, the messages between threads
-//! ([`handoff`]), the worker pool and one request's life on a worker, reusable buffers, socket
+//! ([`handoff`]), the worker pool and one request's life on a worker, the [`watchdog`] over
+//! hung handler calls, reusable buffers, socket
 //! plumbing and the one module with `unsafe` ([`sys`]). Never parses HTTP itself (that is
 //! [`crate::http1`]) and never decides who the client is behind a proxy (that is [`crate::ops`]).
 
@@ -15,6 +16,7 @@ pub(crate) mod net;
 pub(crate) mod pool;
 pub(crate) mod server;
 pub(crate) mod sys;
+pub(crate) mod watchdog;
 pub(crate) mod worker;
 
 use std::sync::atomic::AtomicBool;
@@ -26,6 +28,9 @@ use crate::ops::metrics::Metrics;
 use crate::ops::proxy::TrustedProxies;
 use acceptor::Gauge;
 use handoff::LoopWaker;
+
+/// A worker process's idle connections wait this long for their next request in a drain.
+pub(crate) const IDLE_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the acceptor, the I/O loop and the workers share for the server's whole life: built
 /// once by [`server::Server::start`], passed to each thread as one `Arc`.
@@ -41,6 +46,15 @@ pub(crate) struct Shared {
     pub(crate) waker: LoopWaker,
     /// Open connections, counted against `connection_limit`.
     pub(crate) gauge: Gauge,
+    /// With worker processes: the fewest connections another worker had open at its last
+    /// report (`u64::MAX` while unknown), for the acceptor to let a less busy one go first.
+    pub(crate) fewest_peer_connections: std::sync::atomic::AtomicU64,
+    /// How long an idle connection may wait for one more request when the drain begins: zero
+    /// for a process alone (idle connections close at once), [`IDLE_DRAIN_GRACE`] for a
+    /// worker process, whose listeners other processes keep serving.
+    pub(crate) idle_drain_grace: std::time::Duration,
     /// The access log's writer (lines from workers and from the loop's own answers).
     pub(crate) access_log: AccessLog,
+    /// Each worker thread's busy-since time: hung calls and the wedged health answer.
+    pub(crate) watch: watchdog::Watch,
 }

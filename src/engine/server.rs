@@ -15,6 +15,7 @@ use crate::engine::handoff::LoopWaker;
 use crate::engine::io_loop::IoLoop;
 use crate::engine::net::{ListenAddr, Listener};
 use crate::engine::pool::Pool;
+use crate::engine::watchdog::{Watch, Watchdog};
 use crate::engine::worker::WorkerShared;
 use crate::engine::Shared;
 use crate::error::Error;
@@ -43,12 +44,43 @@ pub struct Server {
     listeners: Vec<Listener>,
     addrs: Vec<ListenAddr>,
     handler: Arc<dyn Handler>,
+    /// Other processes accept from the same listeners (see [`Server::with_shared_listeners`]).
+    shared_listeners: bool,
 }
 
 impl Server {
     /// Validates `config` and binds every address in `config.listen` (port 0 picks a free port;
     /// [`Server::local_addrs`] reports it).
-    pub fn bind(mut config: Config, handler: impl Handler) -> Result<Server, Error> {
+    pub fn bind(config: Config, handler: impl Handler) -> Result<Server, Error> {
+        let (config, trusted) = Self::prepare(config)?;
+        let mut listeners = Vec::with_capacity(config.listen.len());
+        let mut addrs = Vec::with_capacity(config.listen.len());
+        for addr in &config.listen {
+            let bind_error = |source| Error::Bind { addr: addr.clone(), source };
+            let listener = Listener::bind(addr, config.backlog).map_err(bind_error)?;
+            addrs.push(listener.local_addr().map_err(bind_error)?);
+            listeners.push(listener);
+        }
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler, shared_listeners: false })
+    }
+
+    /// A server on listeners bound elsewhere (a worker process's, inherited from its
+    /// supervisor), which other processes accept from too: the acceptor takes one connection
+    /// per wake-up, so the processes share new connections fairly.
+    pub(crate) fn with_shared_listeners(
+        config: Config,
+        handler: impl Handler,
+        listeners: Vec<Listener>,
+    ) -> Result<Server, Error> {
+        let (config, trusted) = Self::prepare(config)?;
+        let addrs = listeners.iter().map(Listener::local_addr).collect::<Result<Vec<_>, _>>()?;
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler, shared_listeners: true })
+    }
+
+    /// Validates `config` and fits `connection_limit` to the descriptor limit.
+    fn prepare(mut config: Config) -> Result<(Config, TrustedProxies), Error> {
         let trusted = config.check()?;
         if let Some(fit) = crate::engine::sys::raise_fd_limit() {
             if config.connection_limit > fit {
@@ -60,15 +92,7 @@ impl Server {
                 config.connection_limit = fit;
             }
         }
-        let mut listeners = Vec::with_capacity(config.listen.len());
-        let mut addrs = Vec::with_capacity(config.listen.len());
-        for addr in &config.listen {
-            let bind_error = |source| Error::Bind { addr: addr.clone(), source };
-            let listener = Listener::bind(addr, config.backlog).map_err(bind_error)?;
-            addrs.push(listener.local_addr().map_err(bind_error)?);
-            listeners.push(listener);
-        }
-        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler: Arc::new(handler) })
+        Ok((config, trusted))
     }
 
     /// The bound addresses, in the order of `config.listen`.
@@ -83,13 +107,15 @@ impl Server {
 
     /// Starts the acceptor, the I/O loop and the workers; returns at once.
     pub fn start(self) -> Result<ServerHandle, Error> {
-        let Server { config, trusted, listeners, addrs, handler } = self;
+        let Server { config, trusted, listeners, addrs, handler, shared_listeners } = self;
         let loop_poller = Arc::new(Poller::new()?);
         let acceptor_poller = Arc::new(Poller::new()?);
         let (to_loop, loop_rx) = unbounded();
         let (jobs_tx, jobs_rx) = bounded(config.queue_capacity());
         let stop = Arc::new(AtomicBool::new(false));
+        let (registered_tx, registered_rx) = bounded(1);
         let threads = config.threads;
+        let config_timeout = config.worker_timeout;
         let metrics = Metrics::default();
         let (access_log, access_log_thread) =
             AccessLog::start(config.access_log, Arc::clone(&metrics.access_log_dropped))?;
@@ -101,8 +127,12 @@ impl Server {
             draining: AtomicBool::new(false),
             waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
             gauge: Gauge::default(),
+            fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
+            idle_drain_grace: if shared_listeners { crate::engine::IDLE_DRAIN_GRACE } else { Duration::ZERO },
+            watch: Watch::new(threads, Some(config_timeout).filter(|t| !t.is_zero())),
         });
 
+        let watchdog = Watchdog::start(Arc::clone(&shared), Arc::clone(&handler))?;
         let on_loop = handler.responds_on_loop().then(|| Arc::clone(&handler));
         let pool =
             Pool::start(threads, Arc::new(WorkerShared { handler, shared: Arc::clone(&shared) }), jobs_rx.clone())?;
@@ -115,8 +145,12 @@ impl Server {
             poller: Arc::clone(&acceptor_poller),
             shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),
+            accepts_per_wakeup: if shared_listeners { 1 } else { usize::MAX },
+            registered: registered_tx,
         };
         let acceptor_thread = thread::Builder::new().name("maitred-acceptor".into()).spawn(move || acceptor.run())?;
+        // Started means accepting: the listeners are watched before this returns.
+        let _ = registered_rx.recv_timeout(Duration::from_secs(10));
 
         Ok(ServerHandle {
             addrs,
@@ -124,6 +158,7 @@ impl Server {
             acceptor: Some(acceptor_thread),
             io_loop: Some(io_thread),
             pool: Some(pool),
+            watchdog: Some(watchdog),
             access_log: access_log_thread,
         })
     }
@@ -161,6 +196,7 @@ pub struct ServerHandle {
     acceptor: Option<JoinHandle<()>>,
     io_loop: Option<JoinHandle<()>>,
     pool: Option<Pool>,
+    watchdog: Option<Watchdog>,
     access_log: Option<AccessLogThread>,
 }
 
@@ -178,6 +214,12 @@ impl ServerHandle {
     /// Begins the graceful drain (see [`Stopper::shutdown`]); returns at once.
     pub fn shutdown(&self) {
         self.stopper.shutdown();
+    }
+
+    /// What the acceptor, the loop and the workers share: a worker process reads its
+    /// counters and gauges from it for the reports it sends its supervisor.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.stopper.control.shared
     }
 
     /// Blocks until the server has stopped: after a shutdown, once every connection is closed
@@ -198,6 +240,9 @@ impl ServerHandle {
             Some(pool) => pool.join_until(Instant::now() + Duration::from_secs(1)),
             None => true,
         };
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.stop();
+        }
         // Last: every line the loop and the workers queued is written before `wait` returns.
         if let Some(thread) = self.access_log.take() {
             thread.stop(&self.stopper.control.shared.access_log);
