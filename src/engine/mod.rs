@@ -29,6 +29,9 @@ use crate::ops::proxy::TrustedProxies;
 use acceptor::Gauge;
 use handoff::LoopWaker;
 
+/// A worker process's idle connections wait this long for their next request in a drain.
+pub(crate) const IDLE_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the acceptor, the I/O loop and the workers share for the server's whole life: built
 /// once by [`server::Server::start`], passed to each thread as one `Arc`.
 pub(crate) struct Shared {
@@ -46,6 +49,10 @@ pub(crate) struct Shared {
     /// With worker processes: the fewest connections another worker had open at its last
     /// report (`u64::MAX` while unknown), for the acceptor to let a less busy one go first.
     pub(crate) fewest_peer_connections: std::sync::atomic::AtomicU64,
+    /// How long an idle connection may wait for one more request when the drain begins: zero
+    /// for a process alone (idle connections close at once), [`IDLE_DRAIN_GRACE`] for a
+    /// worker process, whose listeners other processes keep serving.
+    pub(crate) idle_drain_grace: std::time::Duration,
     /// The access log's writer (lines from workers and from the loop's own answers).
     pub(crate) access_log: AccessLog,
     /// Each worker thread's busy-since time: hung calls and the wedged health answer.

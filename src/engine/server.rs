@@ -128,6 +128,7 @@ impl Server {
             waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
             gauge: Gauge::default(),
             fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
+            idle_drain_grace: if shared_listeners { crate::engine::IDLE_DRAIN_GRACE } else { Duration::ZERO },
             watch: Watch::new(threads, Some(config_timeout).filter(|t| !t.is_zero())),
         });
 

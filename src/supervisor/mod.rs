@@ -14,6 +14,8 @@ pub(crate) mod arbiter;
 pub(crate) mod channel;
 #[cfg(unix)]
 mod inherit;
+#[cfg(target_os = "linux")]
+mod orphans;
 mod status;
 pub(crate) mod worker;
 

@@ -214,6 +214,9 @@ pub(crate) struct Connection<S: Transport = Registered<Stream>> {
     /// drops the request instead of running the handler. One per connection, shared with
     /// each job.
     cancelled: Option<Arc<AtomicBool>>,
+    /// During a drain with a grace for idle connections (a worker process being replaced):
+    /// when this idle connection closes if no request comes first.
+    drain_by: Option<Instant>,
 }
 
 /// Readiness a connection waits for.
@@ -263,6 +266,7 @@ impl<S: Transport> Connection<S> {
             deadline: None,
             scheduled: None,
             cancelled: None,
+            drain_by: None,
         }
     }
 
@@ -311,8 +315,12 @@ impl<S: Transport> Connection<S> {
         let divisor = if pressure { PRESSURE_DIVISOR } else { 1 };
         let (header_timeout, body_timeout) = (config.header_timeout / divisor, config.body_timeout / divisor);
         match &self.phase {
-            Phase::Idle { since, fresh: true } => Some(*since + header_timeout),
-            Phase::Idle { since, fresh: false } => Some(*since + config.keepalive_timeout),
+            Phase::Idle { since, fresh: true } => {
+                Some(self.drain_by.map_or(*since + header_timeout, |by| by.min(*since + header_timeout)))
+            }
+            Phase::Idle { since, fresh: false } => Some(
+                self.drain_by.map_or(*since + config.keepalive_timeout, |by| by.min(*since + config.keepalive_timeout)),
+            ),
             Phase::Head { started, .. } => Some(*started + header_timeout),
             Phase::Body(b) => {
                 let stalled = b.last_progress + body_timeout;
@@ -690,15 +698,23 @@ impl<S: Transport> Connection<S> {
 
     /// The server started draining: idle connections close now, after a last look for a
     /// request already waiting (new and kept-alive ones alike: it is answered with
-    /// `Connection: close`); the rest close after their current response.
+    /// `Connection: close`); the rest close after their current response. In a worker process
+    /// being replaced (`Shared::idle_drain_grace`), an idle connection instead waits that long
+    /// for its next request, answered with `Connection: close`: a busy client's request already
+    /// on its way is served, not cut by the close.
     pub(crate) fn on_drain(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
         if let Phase::Idle { .. } = self.phase {
             if self.inbuf.is_empty() && self.on_readable(ctx, now) == Step::Close {
                 return Step::Close;
             }
         }
+        let grace = ctx.shared.idle_drain_grace;
         match self.phase {
-            Phase::Idle { .. } if self.inbuf.is_empty() => Step::Close,
+            Phase::Idle { .. } if self.inbuf.is_empty() && grace.is_zero() => Step::Close,
+            Phase::Idle { .. } if self.inbuf.is_empty() => {
+                self.drain_by = Some(now + grace);
+                Step::Open
+            }
             _ => Step::Open,
         }
     }

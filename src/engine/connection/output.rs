@@ -252,6 +252,11 @@ impl<S: Transport> Connection<S> {
             // The response was sent as kept alive, but the stream behind it broke, or the loop
             // began closing connections (the drain) while it was written.
             After::KeepAlive if w.complete && !ctx.closing => {}
+            // A worker process being replaced: its client may send the next request before it
+            // can see a close; wait for it (answered with `Connection: close`) for the grace.
+            After::KeepAlive if w.complete && !ctx.shared.idle_drain_grace.is_zero() => {
+                self.drain_by = Some(now + ctx.shared.idle_drain_grace);
+            }
             After::KeepAlive | After::Close => return Step::Close,
         }
         self.phase = Phase::Idle { since: now, fresh: false };
