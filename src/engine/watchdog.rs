@@ -257,3 +257,47 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A watch whose clock says the process has run for the wedge bound and 3 s more, and
+    /// whose calls begin `started_ago` before now.
+    fn watch_with_calls(threads: usize, started_ago: Duration) -> Watch {
+        let mut w = Watch::new(threads, None);
+        w.epoch = Instant::now().checked_sub(WEDGED_AFTER + Duration::from_secs(3)).expect("a machine up for 8 s");
+        w.clock.store(w.now() - started_ago.as_millis() as u64, Relaxed);
+        w
+    }
+
+    #[test]
+    fn wedged_only_when_every_thread_has_been_in_one_call_past_the_bound() {
+        let long = WEDGED_AFTER + Duration::from_secs(1);
+        let w = watch_with_calls(2, long);
+        assert!(!w.wedged(), "idle threads are free");
+        w.begin(0, "GET", "/a");
+        assert!(!w.wedged(), "one thread is still free");
+        w.begin(1, "GET", "/b");
+        assert!(w.wedged(), "both threads in calls older than the bound");
+        // A thread waiting for a slow client to take a stream is not stuck in the handler.
+        w.at_gate(1, true);
+        assert!(!w.wedged());
+        w.begin(1, "GET", "/b");
+        w.end(0);
+        assert!(!w.wedged(), "a thread that finished is free");
+        // Calls that began recently (a busy burst of short requests) are not a wedge.
+        let recent = watch_with_calls(2, Duration::from_millis(100));
+        recent.begin(0, "GET", "/");
+        recent.begin(1, "GET", "/");
+        assert!(!recent.wedged());
+    }
+
+    #[test]
+    fn requests_are_remembered_only_with_a_timeout() {
+        assert!(Watch::new(2, None).requests.is_none());
+        let w = Watch::new(2, Some(Duration::from_secs(1)));
+        w.begin(1, "POST", "/upload");
+        assert_eq!(*w.requests.as_ref().unwrap()[1].lock().unwrap(), "POST /upload");
+    }
+}
