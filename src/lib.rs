@@ -92,6 +92,7 @@ mod ops;
 #[cfg(feature = "python")]
 pub mod python;
 mod signals;
+mod supervisor;
 
 pub use apps::static_files;
 pub use config::{Config, ConfigError, Scope, Setting, SETTINGS};

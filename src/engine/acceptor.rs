@@ -6,6 +6,7 @@
 //! by asking the loop to free a place, and retried after a growing pause.
 
 use std::io;
+use std::net::TcpStream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,7 +16,7 @@ use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
 use crate::engine::handoff::ToLoop;
-use crate::engine::net::{ListenAddr, Listener};
+use crate::engine::net::{tcp_stream, ListenAddr, Listener};
 use crate::engine::sys::Registered;
 use crate::engine::Shared;
 
@@ -68,6 +69,40 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// At the connection cap, asks the loop to close the connection making the least progress (if
+/// one may give way) and waits up to 100 ms for it. True when there is room for one more.
+fn make_room(shared: &Shared) -> bool {
+    let limit = shared.config.connection_limit;
+    if shared.gauge.current() < limit {
+        return true;
+    }
+    shared.waker.send(ToLoop::Evict);
+    shared.gauge.wait_below(limit, Duration::from_millis(100));
+    shared.gauge.current() < limit
+}
+
+/// Admits a connection accepted by another process (on Windows the supervisor accepts and hands
+/// each connection to a worker process) exactly as the acceptor admits one of its own: the
+/// socket options of [`Listener::accept`], the connection cap (with the same eviction and
+/// pause), the gauge, then the I/O loop.
+///
+/// Errors, after which the caller drops (closes) the connection: the client is already gone,
+/// the table stays full (counted in `connections_rejected`), or the loop has stopped.
+pub(crate) fn admit(shared: &Shared, stream: TcpStream) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    if !make_room(shared) {
+        shared.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+        return Err(io::Error::other("the connection table is full"));
+    }
+    let stream = tcp_stream(stream, shared.config.send_buffer_size)?;
+    shared.gauge.add();
+    if !shared.waker.send(ToLoop::Accepted(stream, peer)) {
+        shared.gauge.remove();
+        return Err(io::Error::other("the server has stopped"));
+    }
+    Ok(())
+}
+
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
@@ -116,12 +151,8 @@ impl Acceptor {
                             // Full now; the re-armed listener says whether anyone else waits.
                             break;
                         }
-                        // Readiness while full: a client is waiting. Ask the loop to close the
-                        // connection making the least progress (if one may give way), and pause
-                        // accepting until it has.
-                        waker.send(ToLoop::Evict);
-                        gauge.wait_below(limit, Duration::from_millis(100));
-                        if gauge.current() >= limit {
+                        // Readiness while full: a client is waiting.
+                        if !make_room(&shared) {
                             break;
                         }
                     }
