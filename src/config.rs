@@ -278,6 +278,13 @@ settings! {
     /// Addresses to listen on, comma-separated or repeated: `HOST:PORT`, `[V6]:PORT`, `*:PORT`,
     /// or `unix:PATH` on Unix. Defaults to `127.0.0.1:8080`.
     listen: Vec<ListenAddr> = vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080)))], "addresses";
+    /// Worker processes. `1` serves from this process, as always. More (or `auto`: the CPUs
+    /// this process may use, cgroup quota and CPU affinity respected) starts a supervisor that
+    /// binds the listeners once, serves nothing itself, and runs that many copies of this
+    /// program, each with its own `threads`; it replaces a worker that dies, recycles workers
+    /// (`max_requests`, `max_worker_memory`), reloads on SIGHUP and adds or removes one on
+    /// SIGTTIN / SIGTTOU. Defaults to 1.
+    workers: Option<usize> = Some(1), "count";
     /// Worker threads that run the handler; the pool never grows or shrinks. Defaults to
     /// twice the CPU count, at least 4 and at most 64.
     threads: usize = default_threads(), "threads", auto = "2 × CPUs, 4 to 64";
@@ -384,6 +391,16 @@ settings! {
     /// How many forwarding hops (entries from the right of the list) to walk back through
     /// trusted proxies. Defaults to 1.
     trusted_proxy_hops: usize = 1, "count";
+    /// With worker processes: requests a worker serves before it is replaced (the replacement
+    /// accepts before the old one drains); 0 never. Gunicorn's `--max-requests`. Defaults to 0.
+    max_requests: u64 = 0, "count";
+    /// With `max_requests`: each worker's limit is `max_requests` plus a random 0 to this
+    /// many, so workers are not all replaced at once. Gunicorn's `--max-requests-jitter`.
+    /// Defaults to 0.
+    max_requests_jitter: u64 = 0, "count";
+    /// With worker processes: a worker whose resident memory exceeds this is replaced
+    /// gracefully (checked about twice a second); 0 never. Defaults to 0.
+    max_worker_memory: u64 = 0, "bytes";
     /// Expect a PROXY protocol (v1 or v2) header from trusted proxies, giving the client's
     /// address. Defaults to false.
     proxy_protocol: bool = false, "true/false";
@@ -391,6 +408,9 @@ settings! {
     /// response body. For development only: it shows internals to clients. Defaults to false.
     expose_tracebacks: bool = false, "true/false";
 }
+
+/// Most worker processes a supervisor runs (`workers`).
+pub(crate) const MAX_WORKERS: usize = 256;
 
 fn default_threads() -> usize {
     (num_cpus::get() * 2).clamp(4, 64)
@@ -434,6 +454,15 @@ impl Config {
         SETTINGS.iter().find(|s| s.name == wanted)
     }
 
+    /// How many worker processes `workers` asks for: the number, or for `auto` the CPUs this
+    /// process may use (`std::thread::available_parallelism`: CPU affinity and the cgroup
+    /// quota, as in a container limited to 1.5 CPUs, rounded down, at least 1).
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+            .clamp(1, MAX_WORKERS)
+    }
+
     /// The dispatch queue's capacity: `max_queued_requests`, or 64 per thread.
     pub fn queue_capacity(&self) -> usize {
         self.max_queued_requests.unwrap_or(self.threads * 64)
@@ -469,6 +498,13 @@ impl Config {
             if value < low || value > high {
                 return err(format!("{name}: {value} is outside the allowed range {low}..={high}"));
             }
+        }
+        match self.workers {
+            Some(0) => return err("workers: must be at least 1 (or auto)".into()),
+            Some(n) if n > MAX_WORKERS => {
+                return err(format!("workers: {n} is outside the allowed range 1..={MAX_WORKERS} (or auto)"))
+            }
+            _ => {}
         }
         if let Some(0) = self.max_queued_requests {
             return err("max_queued_requests: must be at least 1 (or auto)".into());

@@ -27,6 +27,9 @@ pub enum Error {
     /// The signal handler could not be installed (for example, one is installed already:
     /// there can be one per process).
     Signals(Box<dyn std::error::Error + Send + Sync>),
+    /// Worker processes could not run: a worker without the listeners it should have been
+    /// given, or a supervisor whose worker could not start (the message says which and why).
+    Worker(String),
 }
 
 impl fmt::Display for Error {
@@ -39,6 +42,7 @@ impl fmt::Display for Error {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Io(e) => write!(f, "cannot start the server: {e}"),
             Error::Signals(e) => write!(f, "cannot install the signal handler: {e}"),
+            Error::Worker(e) => f.write_str(e),
         }
     }
 }
@@ -50,6 +54,7 @@ impl std::error::Error for Error {
             Error::Bind { source, .. } => Some(source),
             Error::Io(e) => Some(e),
             Error::Signals(e) => Some(&**e),
+            Error::Worker(_) => None,
         }
     }
 }

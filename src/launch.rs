@@ -133,8 +133,27 @@ where
 /// Starts `handler` with `config` (already validated and final) and blocks until it has
 /// drained, as [`serve_until_signal`]; a start-up failure is one line on stderr prefixed with
 /// `program` and exit status 1, a drain exit status 0. `launch_with` ends here.
+///
+/// With more than one worker (`workers`), this process becomes their supervisor: it binds
+/// the listeners, drops `handler` unused, and runs this program again (same arguments) as
+/// each worker; SIGHUP re-reads the settings from this process's arguments, environment and
+/// `--config` file. A worker that cannot start makes the supervisor exit with the worker's
+/// status after the worker's own one-line reason.
 pub fn serve_configured<H: Handler>(program: &str, config: Config, handler: H) -> ExitCode {
     init_logging(&config.log_level, config.access_log != crate::ops::access_log::AccessLogFormat::Off);
+    if config.worker_count() > 1 && !crate::supervisor::is_worker() {
+        drop(handler);
+        let supervised = crate::supervisor::Program::current()
+            .map_err(crate::Error::from)
+            .and_then(|me| crate::supervisor::supervise(config, me, Box::new(reread_settings)));
+        return match supervised {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("{program}: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match serve_until_signal(config, handler) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -144,12 +163,28 @@ pub fn serve_configured<H: Handler>(program: &str, config: Config, handler: H) -
     }
 }
 
+/// The settings again, from this process's arguments, `MAITRED_*` variables and `--config`
+/// file, as `launch` read them (a supervisor's SIGHUP).
+fn reread_settings() -> Result<Config, String> {
+    match cli::parse(std::env::args().skip(1), |k| std::env::var(k).ok())? {
+        Command::Run { config, .. } => config.validate().map(|()| config).map_err(|e| e.to_string()),
+        _ => Err("the command line no longer asks to run a server".into()),
+    }
+}
+
 /// Installs the drain on SIGTERM/SIGINT (Ctrl-C, Ctrl-Break, console close), binds and
 /// starts `handler` with `config`, logs where it listens, and blocks until the drain is done.
 /// The handler is in place before the listeners exist, so a signal that comes while the server
 /// starts drains it once it runs instead of killing the process. Logging is whatever `log`
 /// logger the caller installed (the WSGI front end forwards records to Python's `logging`).
+///
+/// Always one process: `workers` is for [`serve_configured`] (and so [`launch`]). In a
+/// process a supervisor started as its worker, it serves on the listeners it inherited and
+/// follows the supervisor's control channel instead of binding.
 pub fn serve_until_signal<H: Handler>(config: Config, handler: H) -> Result<(), crate::Error> {
+    if crate::supervisor::is_worker() {
+        return crate::supervisor::worker::serve_as_worker(config, handler);
+    }
     let threads = config.threads;
     let signals = crate::signals::SignalDrain::install();
     if let Err(e) = &signals {

@@ -73,3 +73,49 @@ pub fn drain_on_signals(stopper: Stopper) -> Result<(), Error> {
     SignalDrain::install()?.arm(stopper);
     Ok(())
 }
+
+/// What a signal asks of a supervisor of worker processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// SIGTERM, SIGINT (Ctrl-C, Ctrl-Break, console close on Windows): drain every worker and
+    /// exit; a second one stops at once.
+    Stop,
+    /// SIGHUP: start workers with the new code and a re-read configuration, then drain the
+    /// old ones.
+    Reload,
+    /// SIGTTIN: one worker more.
+    AddWorker,
+    /// SIGTTOU: one worker fewer.
+    RemoveWorker,
+    /// SIGCHLD: a worker may have exited (the supervisor checks them all).
+    ChildExited,
+}
+
+/// Delivers the supervisor's signals to `deliver` from a thread of their own: SIGTERM,
+/// SIGINT, SIGHUP, SIGTTIN, SIGTTOU and SIGCHLD on Unix (through `signal-hook`, whose
+/// handler only writes to a pipe); Ctrl-C, Ctrl-Break and console close on Windows (as
+/// [`Order::Stop`]). Installed once per process, instead of [`SignalDrain`].
+pub(crate) fn forward_supervisor_signals(deliver: impl Fn(Order) + Send + 'static) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGTTIN, SIGTTOU};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD])
+            .map_err(|e| Error::Signals(Box::new(e)))?;
+        std::thread::Builder::new().name("maitred-signals".into()).spawn(move || {
+            for signal in signals.forever() {
+                deliver(match signal {
+                    SIGHUP => Order::Reload,
+                    SIGTTIN => Order::AddWorker,
+                    SIGTTOU => Order::RemoveWorker,
+                    SIGCHLD => Order::ChildExited,
+                    _ => Order::Stop,
+                });
+            }
+        })?;
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        ctrlc::set_handler(move || deliver(Order::Stop)).map_err(|e| Error::Signals(Box::new(e)))
+    }
+}

@@ -56,6 +56,10 @@ pub(crate) struct Acceptor {
     pub(crate) poller: Arc<Poller>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Arc<AtomicBool>,
+    /// Connections taken per readiness event before waiting again: unbounded for a process
+    /// alone on its listeners; 1 when worker processes share them, so that one process woken
+    /// first does not take a whole burst and the connections spread fairly.
+    pub(crate) accepts_per_wakeup: usize,
 }
 
 /// Errors after which accepting again at once is right: the failure was the client's.
@@ -106,7 +110,7 @@ pub(crate) fn admit(shared: &Shared, stream: TcpStream) -> io::Result<()> {
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
-        let Acceptor { listeners, poller, shared, stop } = self;
+        let Acceptor { listeners, poller, shared, stop, accepts_per_wakeup } = self;
         let (waker, gauge, metrics) = (&shared.waker, &shared.gauge, &shared.metrics);
         let (limit, drain_delay) = (shared.config.connection_limit, shared.config.drain_delay);
         let mut registered = Vec::with_capacity(listeners.len());
@@ -162,6 +166,9 @@ impl Acceptor {
                             gauge.add();
                             waker.send(ToLoop::Accepted(stream, peer));
                             backoff = Duration::from_millis(10);
+                            if accepted >= accepts_per_wakeup {
+                                break;
+                            }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if is_transient(&e) => continue,

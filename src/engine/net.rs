@@ -76,8 +76,10 @@ pub(crate) const UNIX_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(st
 /// A listening socket.
 pub(crate) enum Listener {
     Tcp(TcpListener),
+    /// The socket, its path, and whether dropping it removes the file (false in a worker
+    /// process: the supervisor that bound it owns the file).
     #[cfg(unix)]
-    Unix(std::os::unix::net::UnixListener, PathBuf),
+    Unix(std::os::unix::net::UnixListener, PathBuf, bool),
 }
 
 impl Listener {
@@ -86,7 +88,7 @@ impl Listener {
         match addr {
             ListenAddr::Tcp(addr) => bind_tcp(*addr, backlog).map(Listener::Tcp),
             #[cfg(unix)]
-            ListenAddr::Unix(path) => bind_unix(path).map(|l| Listener::Unix(l, path.clone())),
+            ListenAddr::Unix(path) => bind_unix(path).map(|l| Listener::Unix(l, path.clone(), true)),
             #[cfg(not(unix))]
             ListenAddr::Unix(_) => {
                 Err(io::Error::new(io::ErrorKind::Unsupported, "Unix sockets are not available on this platform"))
@@ -99,7 +101,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.local_addr().map(ListenAddr::Tcp),
             #[cfg(unix)]
-            Listener::Unix(_, path) => Ok(ListenAddr::Unix(path.clone())),
+            Listener::Unix(_, path, _) => Ok(ListenAddr::Unix(path.clone())),
         }
     }
 
@@ -112,7 +114,7 @@ impl Listener {
                 Ok((tcp_stream(stream, send_buffer_size)?, peer))
             }
             #[cfg(unix)]
-            Listener::Unix(l, _) => {
+            Listener::Unix(l, _, _) => {
                 let (stream, _) = l.accept()?;
                 stream.set_nonblocking(true)?;
                 Ok((Stream::Unix(stream), UNIX_PEER))
@@ -137,7 +139,7 @@ pub(crate) fn tcp_stream(stream: TcpStream, send_buffer_size: usize) -> io::Resu
 #[cfg(unix)]
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
+        if let Listener::Unix(_, path, true) = self {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -252,7 +254,7 @@ mod fd {
         fn as_fd(&self) -> BorrowedFd<'_> {
             match self {
                 Listener::Tcp(l) => l.as_fd(),
-                Listener::Unix(l, _) => l.as_fd(),
+                Listener::Unix(l, _, _) => l.as_fd(),
             }
         }
     }

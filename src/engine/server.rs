@@ -43,12 +43,43 @@ pub struct Server {
     listeners: Vec<Listener>,
     addrs: Vec<ListenAddr>,
     handler: Arc<dyn Handler>,
+    /// Other processes accept from the same listeners (see [`Server::with_shared_listeners`]).
+    shared_listeners: bool,
 }
 
 impl Server {
     /// Validates `config` and binds every address in `config.listen` (port 0 picks a free port;
     /// [`Server::local_addrs`] reports it).
-    pub fn bind(mut config: Config, handler: impl Handler) -> Result<Server, Error> {
+    pub fn bind(config: Config, handler: impl Handler) -> Result<Server, Error> {
+        let (config, trusted) = Self::prepare(config)?;
+        let mut listeners = Vec::with_capacity(config.listen.len());
+        let mut addrs = Vec::with_capacity(config.listen.len());
+        for addr in &config.listen {
+            let bind_error = |source| Error::Bind { addr: addr.clone(), source };
+            let listener = Listener::bind(addr, config.backlog).map_err(bind_error)?;
+            addrs.push(listener.local_addr().map_err(bind_error)?);
+            listeners.push(listener);
+        }
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler, shared_listeners: false })
+    }
+
+    /// A server on listeners bound elsewhere (a worker process's, inherited from its
+    /// supervisor), which other processes accept from too: the acceptor takes one connection
+    /// per wake-up, so the processes share new connections fairly.
+    pub(crate) fn with_shared_listeners(
+        config: Config,
+        handler: impl Handler,
+        listeners: Vec<Listener>,
+    ) -> Result<Server, Error> {
+        let (config, trusted) = Self::prepare(config)?;
+        let addrs = listeners.iter().map(Listener::local_addr).collect::<Result<Vec<_>, _>>()?;
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler, shared_listeners: true })
+    }
+
+    /// Validates `config` and fits `connection_limit` to the descriptor limit.
+    fn prepare(mut config: Config) -> Result<(Config, TrustedProxies), Error> {
         let trusted = config.check()?;
         if let Some(fit) = crate::engine::sys::raise_fd_limit() {
             if config.connection_limit > fit {
@@ -60,15 +91,7 @@ impl Server {
                 config.connection_limit = fit;
             }
         }
-        let mut listeners = Vec::with_capacity(config.listen.len());
-        let mut addrs = Vec::with_capacity(config.listen.len());
-        for addr in &config.listen {
-            let bind_error = |source| Error::Bind { addr: addr.clone(), source };
-            let listener = Listener::bind(addr, config.backlog).map_err(bind_error)?;
-            addrs.push(listener.local_addr().map_err(bind_error)?);
-            listeners.push(listener);
-        }
-        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler: Arc::new(handler) })
+        Ok((config, trusted))
     }
 
     /// The bound addresses, in the order of `config.listen`.
@@ -83,7 +106,7 @@ impl Server {
 
     /// Starts the acceptor, the I/O loop and the workers; returns at once.
     pub fn start(self) -> Result<ServerHandle, Error> {
-        let Server { config, trusted, listeners, addrs, handler } = self;
+        let Server { config, trusted, listeners, addrs, handler, shared_listeners } = self;
         let loop_poller = Arc::new(Poller::new()?);
         let acceptor_poller = Arc::new(Poller::new()?);
         let (to_loop, loop_rx) = unbounded();
@@ -114,6 +137,7 @@ impl Server {
             poller: Arc::clone(&acceptor_poller),
             shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),
+            accepts_per_wakeup: if shared_listeners { 1 } else { usize::MAX },
         };
         let acceptor_thread = thread::Builder::new().name("maitred-acceptor".into()).spawn(move || acceptor.run())?;
 
@@ -177,6 +201,12 @@ impl ServerHandle {
     /// Begins the graceful drain (see [`Stopper::shutdown`]); returns at once.
     pub fn shutdown(&self) {
         self.stopper.shutdown();
+    }
+
+    /// What the acceptor, the loop and the workers share: a worker process reads its
+    /// counters and gauges from it for the reports it sends its supervisor.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.stopper.control.shared
     }
 
     /// Blocks until the server has stopped: after a shutdown, once every connection is closed

@@ -63,6 +63,11 @@ impl Metrics {
         self.duration_sum_us.fetch_add(duration.as_micros() as u64, Relaxed);
     }
 
+    /// Responses the workers gave (every status class): requests the handler answered.
+    pub(crate) fn responses_total(&self) -> u64 {
+        self.responses.iter().map(|n| n.load(Relaxed)).sum()
+    }
+
     /// Protection closed a connection (`cut`) to make room for a new client.
     pub(crate) fn record_eviction(&self, cut: Cut) {
         if let Some(i) = Cut::ALL.iter().position(|&c| c == cut) {

@@ -1,0 +1,121 @@
+//! The worker-process side: serve on the listeners the supervisor passed down, say `ready`,
+//! report about twice a second and at exit, drain when told to or when the supervisor is
+//! gone (end of standard input).
+//!
+//! Owns the worker's end of the control channel. Never decides when a worker is replaced
+//! (the supervisor does) and never binds a listener.
+
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, info};
+
+use super::channel::{self, WorkerReport};
+use crate::config::Config;
+use crate::engine::net::Listener;
+use crate::engine::server::{Server, Stopper};
+use crate::engine::Shared;
+use crate::error::Error;
+use crate::handler::Handler;
+
+/// How often a worker sends its report.
+const REPORT_EVERY: Duration = Duration::from_millis(500);
+
+/// Writes one control line to standard output, whole (the stdout lock keeps access log
+/// lines from this process out of it).
+fn send(message: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(channel::up_line(message).as_bytes());
+    let _ = out.flush();
+}
+
+/// This worker's report, from its engine.
+fn report(shared: &Shared) -> WorkerReport {
+    WorkerReport {
+        requests_handled: shared.metrics.responses_total(),
+        open_connections: shared.gauge.current() as u64,
+        resident_bytes: 0,
+    }
+}
+
+fn send_report(shared: &Shared) {
+    send(&format!("{} {}", channel::REPORT, report(shared).encode()));
+}
+
+/// The listeners this worker was given.
+fn listeners() -> Result<Vec<Listener>, Error> {
+    #[cfg(unix)]
+    {
+        let fds = std::env::var(super::LISTEN_FDS_VAR).unwrap_or_default();
+        super::inherit::adopt(&fds).map_err(Error::Worker)
+    }
+    #[cfg(not(unix))]
+    {
+        Err(Error::Worker(
+            "this worker was given no listeners: worker processes need the connection handoff on this platform".into(),
+        ))
+    }
+}
+
+/// Reads the supervisor's lines until `drain` or the end of input, then drains the server.
+fn follow_supervisor(stopper: Stopper) {
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    let mut lock = stdin.lock();
+    loop {
+        line.clear();
+        match lock.read_line(&mut line) {
+            Ok(0) | Err(_) => {
+                info!(target: "maitred::server", "supervisor gone; draining");
+                break;
+            }
+            Ok(_) => {}
+        }
+        let text = line.trim_end();
+        let word = text.split_once(' ').map_or(text, |(word, _)| word);
+        match word {
+            channel::DRAIN => break,
+            _ => debug!(target: "maitred::server", "ignoring control line {text:?}"),
+        }
+    }
+    stopper.shutdown();
+}
+
+/// Serves `handler` as one of a supervisor's workers: the engine on the inherited
+/// listeners, with stop signals draining it too (a terminal's Ctrl-C reaches every process
+/// of its group). Returns once drained; the report at exit is sent before.
+pub(crate) fn serve_as_worker<H: Handler>(config: Config, handler: H) -> Result<(), Error> {
+    let signals = crate::signals::SignalDrain::install();
+    let server = Server::with_shared_listeners(config, handler, listeners()?)?;
+    let handle = server.start()?;
+    if let Ok(signals) = &signals {
+        signals.arm(handle.stopper());
+    }
+    let stopper = handle.stopper();
+    std::thread::Builder::new().name("maitred-control".into()).spawn(move || follow_supervisor(stopper))?;
+    send(channel::READY);
+    let shared = Arc::clone(handle.shared());
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = {
+        let (shared, done) = (Arc::clone(&shared), Arc::clone(&done));
+        std::thread::Builder::new().name("maitred-report".into()).spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                std::thread::park_timeout(REPORT_EVERY);
+                if !done.load(Ordering::SeqCst) {
+                    send_report(&shared);
+                }
+            }
+        })?
+    };
+    let finished = handle.wait();
+    done.store(true, Ordering::SeqCst);
+    reporter.thread().unpark();
+    let _ = reporter.join();
+    send_report(&shared);
+    if !finished {
+        log::warn!(target: "maitred::server", "stopped with a handler still running after graceful_timeout");
+    }
+    Ok(())
+}
