@@ -156,15 +156,10 @@ pub(crate) fn supervise(
     })?;
     #[cfg(unix)]
     let fds = super::inherit::share(&listeners)?;
-    #[cfg(not(unix))]
-    {
-        return Err(Error::Worker(
-            "worker processes on this platform need the supervisor's connection handoff, which this build lacks; \
-             run with --workers 1"
-                .into(),
-        ));
-    }
-    #[cfg(unix)]
+    // Windows: the supervisor accepts and hands each connection to a worker (on copies of the
+    // listeners; the arbiter keeps its own to report and close them).
+    #[cfg(windows)]
+    let dispatcher = super::windows::dispatch::Dispatcher::start(&listeners)?;
     {
         let target = config.worker_count();
         let mut arbiter = Arbiter {
@@ -172,7 +167,10 @@ pub(crate) fn supervise(
             program,
             reload,
             listeners,
+            #[cfg(unix)]
             fds,
+            #[cfg(windows)]
+            dispatcher,
             events_tx,
             workers: Vec::new(),
             target,
@@ -199,6 +197,9 @@ struct Arbiter {
     /// Unix: the value of `LISTEN_FDS_VAR` each worker gets.
     #[cfg(unix)]
     fds: String,
+    /// Windows: the accept loop that hands connections to the workers it is told about.
+    #[cfg(windows)]
+    dispatcher: super::windows::dispatch::Dispatcher,
     events_tx: Sender<Event>,
     workers: Vec<Worker>,
     /// Workers wanted.
@@ -231,10 +232,14 @@ impl Arbiter {
             }
             self.reap();
             self.enforce_deadlines();
+            #[cfg(windows)]
+            self.publish();
             if self.stopping && self.workers.is_empty() {
                 break;
             }
             self.reconcile()?;
+            #[cfg(windows)]
+            self.publish();
         }
         let addrs: Vec<String> =
             self.listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
@@ -255,6 +260,20 @@ impl Arbiter {
                 Ok(0)
             }
         }
+    }
+
+    /// Windows: tells the accept loop which workers may take connections now.
+    #[cfg(windows)]
+    fn publish(&self) {
+        use super::windows::dispatch::Seen;
+        let seen = self.workers.iter().map(|w| Seen {
+            id: w.id,
+            pid: w.pid,
+            ready: w.state == State::Ready,
+            draining: w.draining(),
+            control: w.control.as_ref(),
+        });
+        self.dispatcher.roster().publish(seen, self.stopping, self.config.drain_delay);
     }
 
     /// When the loop must look again even if nothing happens.

@@ -141,14 +141,16 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Starts accepting on `listeners` (in the order of the `listen` setting) in a thread of its
-    /// own; connections wait in the backlog until a worker is published as ready.
-    pub(crate) fn start(listeners: Vec<Listener>) -> io::Result<Dispatcher> {
+    /// Starts accepting on copies of `listeners` (in the order of the `listen` setting) in a
+    /// thread of its own; connections wait in the backlog until a worker is published as
+    /// ready. The loop closes its copies when it ends; the caller closes the originals.
+    pub(crate) fn start(listeners: &[Listener]) -> io::Result<Dispatcher> {
         let poller = Arc::new(Poller::new()?);
         let roster = Arc::new(Roster { state: Mutex::new(State::default()), poller: Arc::clone(&poller) });
         let mut registered = Vec::with_capacity(listeners.len());
-        for (key, listener) in listeners.into_iter().enumerate() {
-            registered.push(Registered::new(Arc::clone(&poller), listener, Event::readable(key))?);
+        for (key, Listener::Tcp(listener)) in listeners.iter().enumerate() {
+            let copy = Listener::Tcp(listener.try_clone()?);
+            registered.push(Registered::new(Arc::clone(&poller), copy, Event::readable(key))?);
         }
         let thread = {
             let roster = Arc::clone(&roster);

@@ -12,6 +12,8 @@
 //! Windows servers go wrong (Granian forces one worker there; `socket.share` of a listener has
 //! a trail of bugs). One acceptor that hands each connection on keeps the engine's shape.
 #![cfg_attr(windows, allow(unsafe_code))]
+// The text form is compiled and tested on every platform; only Windows uses it.
+#![cfg_attr(not(windows), allow(dead_code))]
 
 use std::fmt::Write as _;
 
@@ -69,6 +71,7 @@ impl SocketLine {
     }
 
     /// Parses a whole line (`socket <listener-index> <hex>`); `None` if it is not one.
+    #[cfg(test)]
     pub(crate) fn decode(line: &str) -> Option<SocketLine> {
         SocketLine::decode_args(line.strip_prefix(COMMAND)?.strip_prefix(' ')?)
     }
