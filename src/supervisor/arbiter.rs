@@ -159,7 +159,7 @@ pub(crate) fn supervise(
     // Windows: the supervisor accepts and hands each connection to a worker (on copies of the
     // listeners; the arbiter keeps its own to report and close them).
     #[cfg(windows)]
-    let dispatcher = super::windows::dispatch::Dispatcher::start(&listeners)?;
+    let dispatcher = super::windows::dispatch::Dispatcher::start(&listeners, config.connection_limit)?;
     {
         let target = config.worker_count();
         let mut arbiter = Arbiter {
@@ -272,6 +272,7 @@ impl Arbiter {
             ready: w.state == State::Ready,
             draining: w.draining(),
             control: w.control.as_ref(),
+            open: w.report.open_connections,
         });
         self.dispatcher.roster().publish(seen, self.stopping, self.config.drain_delay);
     }

@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -45,6 +44,8 @@ pub(crate) struct Seen<'a> {
     pub(crate) draining: bool,
     /// Its control queue while it has one.
     pub(crate) control: Option<&'a Sender<String>>,
+    /// Connections open, from its last report.
+    pub(crate) open: u64,
 }
 
 /// A worker that may be handed connections.
@@ -54,6 +55,8 @@ struct Entry {
     control: Sender<String>,
     /// Once told to drain: when it stops being handed connections.
     until: Option<Instant>,
+    /// Connections open, from its last report.
+    open: u64,
 }
 
 #[derive(Default)]
@@ -66,6 +69,9 @@ struct State {
 pub(crate) struct Roster {
     state: Mutex<State>,
     poller: Arc<Poller>,
+    /// A worker whose last report shows this many open connections is passed over while
+    /// another has room (its own cap would refuse the connection).
+    connection_limit: u64,
 }
 
 impl Roster {
@@ -76,48 +82,52 @@ impl Roster {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut present = Vec::new();
+        let mut changed = state.stopping != stopping;
         for w in seen {
             present.push(w.id);
             match (state.entries.get_mut(&w.id), w.control) {
-                (Some(entry), _) if w.draining => {
-                    entry.until.get_or_insert(now + drain_delay);
+                (Some(entry), _) => {
+                    entry.open = w.open;
+                    if w.draining && entry.until.is_none() {
+                        entry.until = Some(now + drain_delay);
+                        changed = true;
+                    }
                 }
                 (None, Some(control)) if w.ready && !w.draining => {
-                    state.entries.insert(w.id, Entry { pid: w.pid, control: control.clone(), until: None });
+                    let entry = Entry { pid: w.pid, control: control.clone(), until: None, open: w.open };
+                    state.entries.insert(w.id, entry);
+                    changed = true;
                 }
                 _ => {}
             }
         }
+        let before = state.entries.len();
         state.entries.retain(|id, e| present.contains(id) && e.until.is_none_or(|t| t > now));
+        changed |= state.entries.len() != before;
         state.stopping = stopping;
         drop(state);
-        let _ = self.poller.notify();
+        if changed {
+            let _ = self.poller.notify();
+        }
     }
 
-    /// Candidates in order of preference: those not draining, else those still within their
-    /// `drain_delay`; each list sorted by worker id so round-robin is stable.
+    /// Candidates in order of preference: workers not draining with room, else those not
+    /// draining, else those still within their `drain_delay`; sorted by worker id so the
+    /// round-robin is stable.
     fn candidates(&self) -> Vec<(u64, u32, Sender<String>)> {
         let now = Instant::now();
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let pick = |draining: bool| {
-            let mut v: Vec<_> = state
-                .entries
-                .iter()
-                .filter(|(_, e)| match e.until {
-                    None => !draining,
-                    Some(t) => draining && t > now,
-                })
-                .map(|(id, e)| (*id, e.pid, e.control.clone()))
-                .collect();
+        let pick = |keep: &dyn Fn(&Entry) -> bool| {
+            let mut v: Vec<_> =
+                state.entries.iter().filter(|(_, e)| keep(e)).map(|(id, e)| (*id, e.pid, e.control.clone())).collect();
             v.sort_by_key(|(id, _, _)| *id);
             v
         };
-        let fresh = pick(false);
-        if fresh.is_empty() {
-            pick(true)
-        } else {
-            fresh
-        }
+        let tiers: [&dyn Fn(&Entry) -> bool; 3] =
+            [&|e| e.until.is_none() && e.open < self.connection_limit, &|e| e.until.is_none(), &|e| {
+                e.until.is_some_and(|t| t > now)
+            }];
+        tiers.iter().map(|keep| pick(*keep)).find(|v| !v.is_empty()).unwrap_or_default()
     }
 
     /// The supervisor is stopping and no worker may take a connection any more.
@@ -144,9 +154,14 @@ impl Dispatcher {
     /// Starts accepting on copies of `listeners` (in the order of the `listen` setting) in a
     /// thread of its own; connections wait in the backlog until a worker is published as
     /// ready. The loop closes its copies when it ends; the caller closes the originals.
-    pub(crate) fn start(listeners: &[Listener]) -> io::Result<Dispatcher> {
+    /// `connection_limit`: each worker's cap (see [`Roster`]).
+    pub(crate) fn start(listeners: &[Listener], connection_limit: usize) -> io::Result<Dispatcher> {
         let poller = Arc::new(Poller::new()?);
-        let roster = Arc::new(Roster { state: Mutex::new(State::default()), poller: Arc::clone(&poller) });
+        let roster = Arc::new(Roster {
+            state: Mutex::new(State::default()),
+            poller: Arc::clone(&poller),
+            connection_limit: connection_limit as u64,
+        });
         let mut registered = Vec::with_capacity(listeners.len());
         for (key, Listener::Tcp(listener)) in listeners.iter().enumerate() {
             let copy = Listener::Tcp(listener.try_clone()?);
@@ -156,7 +171,7 @@ impl Dispatcher {
             let roster = Arc::clone(&roster);
             std::thread::Builder::new()
                 .name("maitred-dispatch".into())
-                .spawn(move || AcceptLoop { registered, poller, roster, turn: AtomicUsize::new(0) }.run())?
+                .spawn(move || AcceptLoop { registered, poller, roster, turn: 0 }.run())?
         };
         Ok(Dispatcher { roster, thread: Some(thread) })
     }
@@ -181,11 +196,12 @@ struct AcceptLoop {
     registered: Vec<Registered<Listener>>,
     poller: Arc<Poller>,
     roster: Arc<Roster>,
-    turn: AtomicUsize,
+    /// Round-robin position.
+    turn: usize,
 }
 
 impl AcceptLoop {
-    fn run(self) {
+    fn run(mut self) {
         let mut events = Events::new();
         let mut armed = vec![true; self.registered.len()];
         let mut last_warning: Option<Instant> = None;
@@ -221,11 +237,10 @@ impl AcceptLoop {
                 loop {
                     match tcp.accept() {
                         Ok((stream, peer)) => {
-                            if !self.hand(event.key, &stream, peer) {
-                                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-                                    warn!(target: "maitred::server", "no worker could take the connection from {peer}; closed it");
-                                    last_warning = Some(Instant::now());
-                                }
+                            let taken = Self::hand(&self.roster, &mut self.turn, event.key, &stream, peer);
+                            if !taken && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                                warn!(target: "maitred::server", "no worker could take the connection from {peer}; closed it");
+                                last_warning = Some(Instant::now());
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -253,9 +268,10 @@ impl AcceptLoop {
     }
 
     /// Hands `stream` to one worker: true once a worker's control queue has its line.
-    fn hand(&self, listener: usize, stream: &TcpStream, peer: SocketAddr) -> bool {
-        let candidates = self.roster.candidates();
-        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+    fn hand(roster: &Roster, turn: &mut usize, listener: usize, stream: &TcpStream, peer: SocketAddr) -> bool {
+        let candidates = roster.candidates();
+        let start = *turn;
+        *turn = turn.wrapping_add(1);
         for k in 0..candidates.len() {
             let (id, pid, control) = &candidates[(start + k) % candidates.len()];
             if control.is_full() {
