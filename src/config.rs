@@ -343,6 +343,15 @@ settings! {
     /// Response bytes buffered per connection before a streaming handler waits for the
     /// client. Defaults to 256KiB.
     max_buffered_output: usize = 256 * 1024, "bytes";
+    /// A handler call running longer than this is reported: a warning naming method, path and
+    /// duration (with the stuck thread's Python stack under WSGI) and
+    /// `maitred_handler_timeouts_total`. Under a supervisor (`workers` above 1) the worker
+    /// process holding it is then replaced: its successor starts first, it takes no new
+    /// connections and finishes what it can within `graceful_timeout`. A thread cannot be
+    /// stopped, so a single process only reports. `0` turns it off: no request is ever cut for
+    /// being slow unless asked (the health path still answers 503 while every thread has been
+    /// stuck for 5s). Gunicorn's `--timeout`. Defaults to 0s (off).
+    worker_timeout: Duration = Duration::ZERO, "seconds";
     /// Time allowed on shutdown for in-flight and queued requests to finish; what is left is
     /// closed. Defaults to 30s.
     graceful_timeout: Duration = Duration::from_secs(30), "seconds";
@@ -534,6 +543,9 @@ impl Config {
             if value > Duration::from_secs(24 * 3600) {
                 return err(format!("{name}: must be at most a day"));
             }
+        }
+        if self.worker_timeout > Duration::from_secs(24 * 3600) {
+            return err("worker_timeout: must be at most a day".into());
         }
         if self.graceful_timeout > Duration::from_secs(24 * 3600) {
             return err("graceful_timeout: must be at most a day".into());

@@ -24,6 +24,15 @@ pub trait Handler: Send + Sync + 'static {
     fn on_worker_stop(&self, worker: usize) {
         let _ = worker;
     }
+
+    /// What the handler can say about worker thread `worker` while it is stuck in a call past
+    /// `worker_timeout`, for the warning: the WSGI handler gives that thread's Python stack.
+    /// Called on the watchdog's reporter thread, never on a worker or the I/O loop; it may
+    /// block (the reporter waits, nothing else does). Defaults to nothing.
+    fn stuck_stack(&self, worker: usize) -> Option<String> {
+        let _ = worker;
+        None
+    }
 }
 
 impl<F> Handler for F

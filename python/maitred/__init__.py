@@ -209,7 +209,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             note = None if app_log.isEnabledFor(logging.DEBUG) else "--log-level debug shows the traceback"
             raise AppLoadError(describe_failure(e, note)) from None
 
-    code = _native().run(list(args), loader)
+    # With --workers N, the process started like this one supervises N copies of it, each of
+    # which imports the application itself (spawned, never forked).
+    worker_program = [sys.executable, "-m", "maitred", *argv]
+    code = _native().run(list(args), loader, worker_program)
     if _wants_help(args):
         sys.stdout.write(PYTHON_FLAGS_HELP)
         sys.stdout.flush()
@@ -242,7 +245,18 @@ def serve(app: Callable, **settings: Any) -> None:
         )
     configure_logging()
     normalized = {key.replace("-", "_"): value for key, value in settings.items()}
-    _native().serve(app, normalized)
+    _native().serve(app, normalized, _this_program())
+
+
+def _this_program() -> List[str]:
+    """How to start this program again: a worker process runs it from the start, reaches
+    ``serve`` itself and serves its own application (so, as with ``multiprocessing``'s spawn,
+    a script that calls ``serve(app, workers=...)`` should do so under
+    ``if __name__ == "__main__":``, which a worker runs too)."""
+    orig = getattr(sys, "orig_argv", None)  # Python 3.10+: with -m, -c and interpreter flags
+    if orig:
+        return [sys.executable, *orig[1:]]
+    return [sys.executable, *sys.argv]
 
 
 def _settings_doc() -> str:

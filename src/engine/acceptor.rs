@@ -60,6 +60,19 @@ pub(crate) struct Acceptor {
     /// alone on its listeners; 1 when worker processes share them, so that one process woken
     /// first does not take a whole burst and the connections spread fairly.
     pub(crate) accepts_per_wakeup: usize,
+    /// Told once the listeners are registered with the poller: from then on a connection is
+    /// noticed (what "started" and a worker process's `ready` promise).
+    pub(crate) registered: crossbeam_channel::Sender<()>,
+}
+
+/// How long a worker process busier than its peers waits before taking a new connection.
+const DEFER_TO_PEERS: Duration = Duration::from_millis(1);
+
+/// Whether this worker process has clearly more connections open than the least busy other
+/// worker (as of the supervisor's last cluster view): more than 2 plus a sixteenth beyond it.
+fn busier_than_peers(shared: &Shared) -> bool {
+    let fewest = shared.fewest_peer_connections.load(Ordering::Relaxed);
+    fewest != u64::MAX && shared.gauge.current() as u64 > fewest + 2 + fewest / 16
 }
 
 /// Errors after which accepting again at once is right: the failure was the client's.
@@ -111,7 +124,7 @@ pub(crate) fn admit(shared: &Shared, stream: TcpStream) -> io::Result<()> {
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
-        let Acceptor { listeners, poller, shared, stop, accepts_per_wakeup } = self;
+        let Acceptor { listeners, poller, shared, stop, accepts_per_wakeup, registered: announce } = self;
         let (waker, gauge, metrics) = (&shared.waker, &shared.gauge, &shared.metrics);
         let (limit, drain_delay) = (shared.config.connection_limit, shared.config.drain_delay);
         let mut registered = Vec::with_capacity(listeners.len());
@@ -122,6 +135,7 @@ impl Acceptor {
                 Err(e) => warn!(target: "maitred::server", "cannot watch listener {addr:?}: {e}"),
             }
         }
+        let _ = announce.send(());
         let mut events = Events::new();
         let mut backoff = Duration::from_millis(10);
         let mut last_warning: Option<Instant> = None;
@@ -160,6 +174,11 @@ impl Acceptor {
                         if !make_room(&shared) {
                             break;
                         }
+                    }
+                    if accepts_per_wakeup == 1 && busier_than_peers(&shared) {
+                        // Let a less busy worker process take this one; if none has within
+                        // the pause, take it after all (never leave a client waiting).
+                        std::thread::sleep(DEFER_TO_PEERS);
                     }
                     match listener.get().accept(shared.config.send_buffer_size) {
                         Ok((stream, peer)) => {

@@ -2,7 +2,8 @@
 //!
 //! Owns everything that does I/O or crosses a thread: start-up and shutdown ([`server`]), the
 //! acceptor, the I/O loop and its per-connection state machine, the messages between threads
-//! ([`handoff`]), the worker pool and one request's life on a worker, reusable buffers, socket
+//! ([`handoff`]), the worker pool and one request's life on a worker, the [`watchdog`] over
+//! hung handler calls, reusable buffers, socket
 //! plumbing and the one module with `unsafe` ([`sys`]). Never parses HTTP itself (that is
 //! [`crate::http1`]) and never decides who the client is behind a proxy (that is [`crate::ops`]).
 
@@ -15,6 +16,7 @@ pub(crate) mod net;
 pub(crate) mod pool;
 pub(crate) mod server;
 pub(crate) mod sys;
+pub(crate) mod watchdog;
 pub(crate) mod worker;
 
 use std::sync::atomic::AtomicBool;
@@ -41,6 +43,11 @@ pub(crate) struct Shared {
     pub(crate) waker: LoopWaker,
     /// Open connections, counted against `connection_limit`.
     pub(crate) gauge: Gauge,
+    /// With worker processes: the fewest connections another worker had open at its last
+    /// report (`u64::MAX` while unknown), for the acceptor to let a less busy one go first.
+    pub(crate) fewest_peer_connections: std::sync::atomic::AtomicU64,
     /// The access log's writer (lines from workers and from the loop's own answers).
     pub(crate) access_log: AccessLog,
+    /// Each worker thread's busy-since time: hung calls and the wedged health answer.
+    pub(crate) watch: watchdog::Watch,
 }

@@ -82,7 +82,7 @@ fn run(index: usize, shared: &WorkerShared, jobs: &Receiver<Job>) {
     if catch_unwind(AssertUnwindSafe(|| shared.handler.on_worker_start(index))).is_err() {
         error!(target: "maitred::worker", "on_worker_start panicked on worker {index}");
     }
-    let mut scratch = crate::engine::worker::Scratch::default();
+    let mut scratch = crate::engine::worker::Scratch::new(index);
     while let Ok(job) = jobs.recv() {
         shared.serve(job, &mut scratch);
     }

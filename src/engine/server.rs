@@ -15,6 +15,7 @@ use crate::engine::handoff::LoopWaker;
 use crate::engine::io_loop::IoLoop;
 use crate::engine::net::{ListenAddr, Listener};
 use crate::engine::pool::Pool;
+use crate::engine::watchdog::{Watch, Watchdog};
 use crate::engine::worker::WorkerShared;
 use crate::engine::Shared;
 use crate::error::Error;
@@ -112,7 +113,9 @@ impl Server {
         let (to_loop, loop_rx) = unbounded();
         let (jobs_tx, jobs_rx) = bounded(config.queue_capacity());
         let stop = Arc::new(AtomicBool::new(false));
+        let (registered_tx, registered_rx) = bounded(1);
         let threads = config.threads;
+        let config_timeout = config.worker_timeout;
         let metrics = Metrics::default();
         let (access_log, access_log_thread) =
             AccessLog::start(config.access_log, Arc::clone(&metrics.access_log_dropped))?;
@@ -124,8 +127,11 @@ impl Server {
             draining: AtomicBool::new(false),
             waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
             gauge: Gauge::default(),
+            fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
+            watch: Watch::new(threads, Some(config_timeout).filter(|t| !t.is_zero())),
         });
 
+        let watchdog = Watchdog::start(Arc::clone(&shared), Arc::clone(&handler))?;
         let pool =
             Pool::start(threads, Arc::new(WorkerShared { handler, shared: Arc::clone(&shared) }), jobs_rx.clone())?;
 
@@ -138,8 +144,11 @@ impl Server {
             shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),
             accepts_per_wakeup: if shared_listeners { 1 } else { usize::MAX },
+            registered: registered_tx,
         };
         let acceptor_thread = thread::Builder::new().name("maitred-acceptor".into()).spawn(move || acceptor.run())?;
+        // Started means accepting: the listeners are watched before this returns.
+        let _ = registered_rx.recv_timeout(Duration::from_secs(10));
 
         Ok(ServerHandle {
             addrs,
@@ -147,6 +156,7 @@ impl Server {
             acceptor: Some(acceptor_thread),
             io_loop: Some(io_thread),
             pool: Some(pool),
+            watchdog: Some(watchdog),
             access_log: access_log_thread,
         })
     }
@@ -184,6 +194,7 @@ pub struct ServerHandle {
     acceptor: Option<JoinHandle<()>>,
     io_loop: Option<JoinHandle<()>>,
     pool: Option<Pool>,
+    watchdog: Option<Watchdog>,
     access_log: Option<AccessLogThread>,
 }
 
@@ -227,6 +238,9 @@ impl ServerHandle {
             Some(pool) => pool.join_until(Instant::now() + Duration::from_secs(1)),
             None => true,
         };
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.stop();
+        }
         // Last: every line the loop and the workers queued is written before `wait` returns.
         if let Some(thread) = self.access_log.take() {
             thread.stop(&self.stopper.control.shared.access_log);

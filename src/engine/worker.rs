@@ -25,13 +25,21 @@ pub(crate) struct WorkerShared {
 }
 
 /// Per-worker buffers reused from one request to the next.
-#[derive(Default)]
 pub(crate) struct Scratch {
+    /// This worker thread's number (its slot in the watchdog).
+    index: usize,
     /// The request target, for error messages and the access log.
     target: String,
     method: String,
     referer: Option<Vec<u8>>,
     user_agent: Option<Vec<u8>>,
+}
+
+impl Scratch {
+    /// Empty buffers for worker thread `index`.
+    pub(crate) fn new(index: usize) -> Scratch {
+        Scratch { index, target: String::new(), method: String::new(), referer: None, user_agent: None }
+    }
 }
 
 /// What the access log needs to know about the request, kept before the handler takes it.
@@ -60,6 +68,7 @@ impl WorkerShared {
             return;
         }
         self.shared.metrics.worker_busy();
+        self.shared.watch.begin(scratch.index, &head.method, &head.target[head.path.clone()]);
         let (head_request, version) = (head.method == "HEAD", head.version);
         // Forwarding headers are believed from trusted proxies and removed from everyone else.
         let client = crate::ops::proxy::resolve(&self.shared.trusted, peer, &mut head.headers);
@@ -121,7 +130,7 @@ impl WorkerShared {
                 let gate = Arc::new(Gate::new(self.shared.config.max_buffered_output));
                 let response = Outgoing { head: encoded.bytes, source: Source::Stream(Arc::clone(&gate)), after };
                 self.shared.waker.send(ToLoop::Response { conn, response });
-                let (complete, sent) = self.stream(conn, plan, &gate, target);
+                let (complete, sent) = self.stream(conn, plan, &gate, target, scratch.index);
                 self.shared.metrics.record_response(status, received.elapsed());
                 self.log_access(&seen, scratch, status, Some(sent), received);
                 self.shared.waker.send(ToLoop::StreamEnd { conn, complete });
@@ -141,6 +150,7 @@ impl WorkerShared {
             }
         }
         self.shared.metrics.worker_idle();
+        self.shared.watch.end(scratch.index);
     }
 
     /// Writes the access log line for a response, if the access log is on.
@@ -172,7 +182,7 @@ impl WorkerShared {
 
     /// Sends the chunks of a streamed body; returns whether the body went out whole and
     /// framed, and how many body bytes were sent.
-    fn stream(&self, conn: ConnRef, plan: StreamPlan, gate: &Gate, target: &str) -> (bool, u64) {
+    fn stream(&self, conn: ConnRef, plan: StreamPlan, gate: &Gate, target: &str, index: usize) -> (bool, u64) {
         let StreamPlan { mut chunks, exact_len, chunked } = plan;
         let mut sent: u64 = 0;
         let mut complete = true;
@@ -208,7 +218,11 @@ impl WorkerShared {
             let bytes = if chunked { frame_chunk(&data) } else { data };
             sent += data_len;
             if !bytes.is_empty() {
-                if !gate.reserve(bytes.len()) {
+                // Waiting for the client is not time spent in the handler.
+                self.shared.watch.at_gate(index, true);
+                let reserved = gate.reserve(bytes.len());
+                self.shared.watch.at_gate(index, false);
+                if !reserved {
                     complete = false;
                     break;
                 }

@@ -98,6 +98,37 @@ fn serve_blocking(py: Python<'_>, config: Config, app: Py<PyAny>) -> Result<(), 
     py.detach(move || crate::launch::serve_until_signal(config, handler))
 }
 
+/// Whether `config` asks for worker processes and this process is to supervise them (not
+/// one of them already).
+fn supervises(config: &Config) -> bool {
+    config.worker_count() > 1 && !crate::supervisor::is_worker()
+}
+
+/// Supervises worker processes, each started as `program` (a Python interpreter and what it
+/// runs, so every worker imports the application itself), with the GIL released; `reload`
+/// re-reads the settings on SIGHUP. Returns the exit status as [`crate::supervisor::supervise`].
+fn supervise_blocking(
+    py: Python<'_>,
+    config: Config,
+    program: Vec<String>,
+    reload: Box<dyn FnMut() -> Result<Config, String> + Send>,
+) -> Result<u8, crate::Error> {
+    let Some((command, args)) = program.split_first() else {
+        return Err(crate::Error::Worker("no program to start the worker processes with".into()));
+    };
+    install_logging(&config);
+    let program = crate::supervisor::Program { command: command.into(), args: args.iter().map(Into::into).collect() };
+    let result = py.detach(move || crate::supervisor::supervise(config, program, reload));
+    // The signal handlers chained Python's own SIGINT handler, which left a KeyboardInterrupt
+    // pending: the signal was the supervisor's to act on, and it did.
+    if let Err(e) = py.check_signals() {
+        if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
+            return Err(crate::Error::Worker(one_line(py, &e)));
+        }
+    }
+    result
+}
+
 /// `run(argv, load_app) -> int`: the `maitred` command. `argv` is the command line without
 /// the program name; `load_app(spec, log_level)` imports and returns the application named by
 /// the one positional argument `MODULE:APP`; `log_level` is the Python `logging` level the
@@ -112,8 +143,19 @@ fn serve_blocking(py: Python<'_>, config: Config, app: Py<PyAny>) -> Result<(), 
 /// are refused as flags and `--config` keys, and ignored, with a warning, as variables. While serving, the GIL is
 /// released and SIGINT and SIGTERM start the drain (the server's handler replaces Python's
 /// `KeyboardInterrupt` one).
+///
+/// With more than one worker (`--workers`), this process supervises them and loads no
+/// application: each worker is `program` (this interpreter running the `maitred` command
+/// again with the same arguments), which imports the application itself.
 #[pyfunction]
-pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> PyResult<i32> {
+#[pyo3(signature = (argv, load_app, program = None))]
+pub fn run(
+    py: Python<'_>,
+    argv: Vec<String>,
+    load_app: &Bound<'_, PyAny>,
+    program: Option<Vec<String>>,
+) -> PyResult<i32> {
+    let reparse_argv = argv.clone();
     let command = match cli::parse_from(wsgi_defaults(), &wsgi_refusal, argv, |k| std::env::var(k).ok()) {
         Ok(command) => command,
         Err(e) => {
@@ -164,6 +206,24 @@ pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> Py
         let var = setting.env_var();
         if std::env::var_os(&var).is_some() {
             emit(py, "stderr", &format!("maitred: warning: {var} is ignored: it configures the static file server\n"));
+        }
+    }
+    if let (Command::Run { .. }, Some(program)) = (&command, program) {
+        if supervises(&config) {
+            let reload = Box::new(move || {
+                match cli::parse_from(wsgi_defaults(), &wsgi_refusal, reparse_argv.clone(), |k| std::env::var(k).ok())?
+                {
+                    Command::Run { config, .. } => config.validate().map(|()| config).map_err(|e| e.to_string()),
+                    _ => Err("the command line no longer asks to run a server".into()),
+                }
+            });
+            return Ok(match supervise_blocking(py, config, program, reload) {
+                Ok(code) => i32::from(code),
+                Err(e) => {
+                    error_line(py, &e.to_string());
+                    1
+                }
+            });
         }
     }
     let log_level = python_level_of(effective_level(&config));
@@ -306,10 +366,30 @@ pub fn waitress_names() -> Vec<(String, String)> {
 /// [`wsgi_defaults`]; no flags or environment variables are read. An invalid setting raises
 /// `ValueError` (`TypeError` for a value of the wrong type); a server that cannot start (an
 /// address in use) raises `OSError`.
+///
+/// With more than one worker (`workers`), this process supervises them and does not serve
+/// `app`: each worker is `program` (this interpreter running the same script again), which
+/// reaches `serve` itself and serves its own `app`. A worker that cannot start raises
+/// `OSError` here.
 #[pyfunction]
-#[pyo3(signature = (app, settings = None))]
-pub fn serve(py: Python<'_>, app: Py<PyAny>, settings: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+#[pyo3(signature = (app, settings = None, program = None))]
+pub fn serve(
+    py: Python<'_>,
+    app: Py<PyAny>,
+    settings: Option<&Bound<'_, PyDict>>,
+    program: Option<Vec<String>>,
+) -> PyResult<()> {
     let config = config_from(settings)?;
+    if let Some(program) = program.filter(|_| supervises(&config)) {
+        drop(app);
+        let same = config.clone();
+        let reload = Box::new(move || Ok(same.clone()));
+        return match supervise_blocking(py, config, program, reload) {
+            Ok(0) => Ok(()),
+            Ok(code) => Err(PyOSError::new_err(format!("a worker process could not start (exit status {code})"))),
+            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        };
+    }
     serve_blocking(py, config, app).map_err(|e| PyOSError::new_err(e.to_string()))
 }
 

@@ -24,11 +24,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use log::{debug, error, info, warn};
 
-use super::channel::{self, Up, WorkerReport};
+use super::channel::{self, Up};
 use super::status::describe;
 use crate::config::{Config, MAX_WORKERS};
 use crate::engine::net::Listener;
 use crate::error::Error;
+use crate::ops::metrics::{ClusterView, Snapshot, WorkerGauge, RESTART_REASONS};
+use crate::ops::report::Report;
 use crate::signals::Order;
 
 /// Longest a worker may take to say `ready` (import the application, start its threads).
@@ -43,6 +45,9 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// The longest pause before starting a worker again after crashes in a row.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How often each worker is sent its cluster view (the workers report as often).
+const CLUSTER_EVERY: Duration = Duration::from_millis(500);
 
 /// Longest line of worker output relayed in one piece.
 const MAX_LINE: u64 = 64 * 1024;
@@ -74,7 +79,7 @@ pub(crate) type Reason = &'static str;
 enum Event {
     Signal(Order),
     Ready(u64),
-    Report(u64, WorkerReport),
+    Report(u64, Box<Report>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +93,10 @@ enum State {
 }
 
 struct Worker {
+    /// The supervisor's key for this process (never reused).
+    serial: u64,
+    /// The worker's number in the log and the metrics: the lowest not held by a live worker,
+    /// so a replacement reuses the number of one that is gone and the numbers stay few.
     id: u64,
     pid: u32,
     child: Child,
@@ -99,7 +108,7 @@ struct Worker {
     generation: u64,
     /// Set when it is to be replaced; it keeps serving until a replacement is ready.
     retiring: Option<Reason>,
-    report: WorkerReport,
+    report: Report,
     /// `max_requests` plus this worker's jitter; `None` when not limited.
     request_limit: Option<u64>,
 }
@@ -175,13 +184,15 @@ pub(crate) fn supervise(
             workers: Vec::new(),
             target,
             generation: 0,
-            next_id: 0,
+            next_serial: 0,
             ever_ready: false,
             stopping: false,
             end: None,
             crash_streak: 0,
             next_spawn_at: Instant::now(),
             restarts: HashMap::new(),
+            retired: Snapshot::default(),
+            cluster_sent: Instant::now(),
         };
         arbiter.run(&events)
     }
@@ -205,7 +216,7 @@ struct Arbiter {
     /// Workers wanted.
     target: usize,
     generation: u64,
-    next_id: u64,
+    next_serial: u64,
     /// Whether any worker has said `ready` yet: until one has, workers start one at a time,
     /// so an application that cannot start fails once, with one line.
     ever_ready: bool,
@@ -215,6 +226,10 @@ struct Arbiter {
     next_spawn_at: Instant,
     /// Replacements by reason, for the metrics.
     restarts: HashMap<Reason, u64>,
+    /// The counters of every worker that is gone, as its last report gave them.
+    retired: Snapshot,
+    /// When the workers were last sent their cluster view.
+    cluster_sent: Instant,
 }
 
 impl Arbiter {
@@ -234,6 +249,9 @@ impl Arbiter {
             self.enforce_deadlines();
             #[cfg(windows)]
             self.publish();
+            if self.cluster_sent.elapsed() >= CLUSTER_EVERY {
+                self.send_cluster_views();
+            }
             if self.stopping && self.workers.is_empty() {
                 break;
             }
@@ -277,9 +295,46 @@ impl Arbiter {
         self.dispatcher.roster().publish(seen, self.stopping, self.config.drain_delay);
     }
 
+    /// Tells each worker what the others reported, so whichever answers the metrics path
+    /// answers for all: totals over retired and live workers, each live one's gauges, and the
+    /// replacements by reason.
+    fn send_cluster_views(&mut self) {
+        self.cluster_sent = Instant::now();
+        let workers: Vec<WorkerGauge> = self
+            .workers
+            .iter()
+            .map(|w| WorkerGauge {
+                id: w.id,
+                pid: u64::from(w.pid),
+                busy_threads: w.report.busy_threads,
+                open_connections: w.report.open_connections,
+                resident_bytes: w.report.resident_bytes,
+                requests_handled: w.report.requests_handled,
+            })
+            .collect();
+        let mut restarts: Vec<(String, u64)> =
+            RESTART_REASONS.iter().map(|r| (r.to_string(), self.restarts.get(r).copied().unwrap_or(0))).collect();
+        for (reason, count) in &self.restarts {
+            if !RESTART_REASONS.contains(reason) {
+                restarts.push((reason.to_string(), *count));
+            }
+        }
+        for (i, w) in self.workers.iter().enumerate() {
+            let Some(control) = &w.control else { continue };
+            let mut others = self.retired.clone();
+            for (j, other) in self.workers.iter().enumerate() {
+                if i != j {
+                    others.add(&other.report.counters);
+                }
+            }
+            let view = ClusterView { others, workers: workers.clone(), restarts: restarts.clone() };
+            let _ = control.try_send(format!("{} {}", channel::CLUSTER, view.encode()));
+        }
+    }
+
     /// When the loop must look again even if nothing happens.
     fn next_deadline(&self) -> Instant {
-        let mut at = Instant::now() + Duration::from_millis(250);
+        let mut at = (self.cluster_sent + CLUSTER_EVERY).max(Instant::now() + Duration::from_millis(20));
         for w in &self.workers {
             match w.state {
                 State::Draining { kill_at } => at = at.min(kill_at),
@@ -300,13 +355,15 @@ impl Arbiter {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Signal(order) => self.on_signal(order),
-            Event::Ready(id) => {
-                let Some(w) = self.workers.iter_mut().find(|w| w.id == id) else { return };
+            Event::Ready(serial) => {
+                let Some(w) = self.workers.iter_mut().find(|w| w.serial == serial) else { return };
                 if w.state != State::Starting {
                     return;
                 }
                 w.state = State::Ready;
                 info!(target: "maitred::server", "{} started", w.name());
+                // Every worker learns of the new one at once (its acceptor balances on it).
+                self.cluster_sent = Instant::now() - CLUSTER_EVERY;
                 if !self.ever_ready {
                     self.ever_ready = true;
                     for addr in self.listeners.iter().filter_map(|l| l.local_addr().ok()) {
@@ -320,16 +377,18 @@ impl Arbiter {
                     );
                 }
             }
-            Event::Report(id, report) => {
+            Event::Report(serial, report) => {
                 let limit = self.config.max_worker_memory;
-                let Some(w) = self.workers.iter_mut().find(|w| w.id == id) else { return };
-                w.report = report;
+                let Some(w) = self.workers.iter_mut().find(|w| w.serial == serial) else { return };
+                w.report = *report;
                 if w.retiring.is_some() || w.draining() {
                     return;
                 }
-                if w.request_limit.is_some_and(|n| report.requests_handled >= n) {
+                if let Some(reason) = w.report.replace {
+                    w.retiring = Some(reason);
+                } else if w.request_limit.is_some_and(|n| w.report.requests_handled >= n) {
                     w.retiring = Some("max_requests");
-                } else if limit > 0 && report.resident_bytes > limit {
+                } else if limit > 0 && w.report.resident_bytes > limit {
                     w.retiring = Some("memory");
                 }
             }
@@ -440,6 +499,8 @@ impl Arbiter {
 
     fn exited(&mut self, w: Worker, status: ExitStatus) {
         let how = describe(status);
+        // Its counters stay in the totals: they never go backwards when a worker is replaced.
+        self.retired.add(&w.report.counters);
         match w.state {
             State::Draining { .. } => {
                 info!(
@@ -598,8 +659,9 @@ impl Arbiter {
 
     /// Starts one worker: this program again, with its id and the listeners.
     fn spawn(&mut self) -> io::Result<()> {
-        self.next_id += 1;
-        let id = self.next_id;
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let id = (1..).find(|n| self.workers.iter().all(|w| w.id != *n)).unwrap_or(serial);
         let mut command = Command::new(&self.program.command);
         command
             .args(&self.program.args)
@@ -620,12 +682,13 @@ impl Arbiter {
             let events = self.events_tx.clone();
             std::thread::Builder::new()
                 .name(format!("maitred-from-{id}"))
-                .spawn(move || relay_output(id, stdout, &events))?;
+                .spawn(move || relay_output(serial, stdout, &events))?;
         }
         let request_limit = (self.config.max_requests > 0)
             .then(|| self.config.max_requests.saturating_add(jitter(self.config.max_requests_jitter)));
         debug!(target: "maitred::server", "spawned worker {id} (pid {pid})");
         self.workers.push(Worker {
+            serial,
             id,
             pid,
             child,
@@ -634,7 +697,7 @@ impl Arbiter {
             started: Instant::now(),
             generation: self.generation,
             retiring: None,
-            report: WorkerReport::default(),
+            report: Report::default(),
             request_limit,
         });
         Ok(())
@@ -667,7 +730,7 @@ fn write_control(mut stdin: ChildStdin, lines: &Receiver<String>) {
 /// Reads a worker's standard output: control lines become events, other lines go to this
 /// process's standard output, whole lines in one write each batch, so lines of several
 /// workers never interleave.
-fn relay_output(id: u64, stdout: ChildStdout, events: &Sender<Event>) {
+fn relay_output(serial: u64, stdout: ChildStdout, events: &Sender<Event>) {
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     let mut line = Vec::with_capacity(256);
     let mut batch = Vec::with_capacity(64 * 1024);
@@ -688,10 +751,10 @@ fn relay_output(id: u64, stdout: ChildStdout, events: &Sender<Event>) {
                 let text = String::from_utf8_lossy(&line[at..]);
                 let (_, message) = channel::parse_up(text.trim_end_matches(['\n', '\r']));
                 let event = match message {
-                    Some(Up::Ready) => Some(Event::Ready(id)),
-                    Some(Up::Report(payload)) => WorkerReport::decode(payload).map(|r| Event::Report(id, r)),
+                    Some(Up::Ready) => Some(Event::Ready(serial)),
+                    Some(Up::Report(payload)) => Report::decode(payload).map(|r| Event::Report(serial, Box::new(r))),
                     Some(Up::Unknown(body)) => {
-                        debug!(target: "maitred::server", "worker {id}: unknown control line {body:?}");
+                        debug!(target: "maitred::server", "unknown control line {body:?}");
                         None
                     }
                     None => None,

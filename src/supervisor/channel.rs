@@ -12,8 +12,12 @@ pub(crate) const MARK: &str = "\u{1f}maitred-control ";
 
 /// Worker to supervisor: the worker accepts connections.
 pub(crate) const READY: &str = "ready";
-/// Worker to supervisor: `report <fields>`, about twice a second and once at exit.
+/// Worker to supervisor: `report <Report>` ([`crate::ops::report::Report`]), about twice a
+/// second and once at exit.
 pub(crate) const REPORT: &str = "report";
+/// Supervisor to worker: `cluster <ClusterView>`, what the other workers reported (for the
+/// metrics path), about twice a second.
+pub(crate) const CLUSTER: &str = "cluster";
 /// Supervisor to worker: stop accepting and drain (health 503, `drain_delay`,
 /// `graceful_timeout`), then exit. End of input means the same: the supervisor is gone.
 pub(crate) const DRAIN: &str = "drain";
@@ -50,41 +54,6 @@ pub(crate) fn parse_up(line: &str) -> (Option<&str>, Option<Up<'_>>) {
     (before, Some(message))
 }
 
-/// What a worker process reports about itself: the minimal set the supervisor acts on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct WorkerReport {
-    /// Requests answered by the application (for `max_requests`).
-    pub(crate) requests_handled: u64,
-    /// Connections open now.
-    pub(crate) open_connections: u64,
-    /// Resident memory in bytes, 0 when unknown (for `max_worker_memory`).
-    pub(crate) resident_bytes: u64,
-}
-
-impl WorkerReport {
-    /// `key=value` pairs separated by spaces, one line.
-    pub(crate) fn encode(&self) -> String {
-        format!("handled={} open={} resident={}", self.requests_handled, self.open_connections, self.resident_bytes)
-    }
-
-    /// Reads [`WorkerReport::encode`]'s form; unknown keys are skipped (a newer worker may
-    /// send more), a malformed value makes the whole report `None`.
-    pub(crate) fn decode(text: &str) -> Option<WorkerReport> {
-        let mut report = WorkerReport::default();
-        for pair in text.split_whitespace() {
-            let (key, value) = pair.split_once('=')?;
-            let field = match key {
-                "handled" => &mut report.requests_handled,
-                "open" => &mut report.open_connections,
-                "resident" => &mut report.resident_bytes,
-                _ => continue,
-            };
-            *field = value.parse().ok()?;
-        }
-        Some(report)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,17 +66,5 @@ mod tests {
         let glued = format!("partial{}", up_line("report handled=1").trim_end());
         assert_eq!(parse_up(&glued), (Some("partial"), Some(Up::Report("handled=1"))));
         assert_eq!(parse_up(&format!("{MARK}hello there")), (None, Some(Up::Unknown("hello there"))));
-    }
-
-    #[test]
-    fn reports_round_trip_and_malformed_ones_are_refused() {
-        let report = WorkerReport { requests_handled: 12, open_connections: 3, resident_bytes: 40 << 20 };
-        assert_eq!(WorkerReport::decode(&report.encode()), Some(report));
-        assert_eq!(
-            WorkerReport::decode("handled=5 future=x"),
-            Some(WorkerReport { requests_handled: 5, ..Default::default() })
-        );
-        assert_eq!(WorkerReport::decode("handled=five"), None);
-        assert_eq!(WorkerReport::decode("handled"), None);
     }
 }

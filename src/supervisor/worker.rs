@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use log::{debug, info};
 
-use super::channel::{self, WorkerReport};
+use super::channel;
 use crate::config::Config;
 use crate::engine::net::Listener;
 use crate::engine::server::{Server, Stopper};
 use crate::engine::Shared;
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::ops::metrics::ClusterView;
 
 /// How often a worker sends its report.
 const REPORT_EVERY: Duration = Duration::from_millis(500);
@@ -31,17 +32,8 @@ fn send(message: &str) {
     let _ = out.flush();
 }
 
-/// This worker's report, from its engine.
-fn report(shared: &Shared) -> WorkerReport {
-    WorkerReport {
-        requests_handled: shared.metrics.responses_total(),
-        open_connections: shared.gauge.current() as u64,
-        resident_bytes: 0,
-    }
-}
-
 fn send_report(shared: &Shared) {
-    send(&format!("{} {}", channel::REPORT, report(shared).encode()));
+    send(&format!("{} {}", channel::REPORT, shared.report().encode()));
 }
 
 /// The listeners this worker was given.
@@ -58,13 +50,14 @@ fn listeners() -> Result<Vec<Listener>, Error> {
     }
 }
 
-/// Reads the supervisor's lines until `drain` or the end of input, then drains the server.
+/// Reads the supervisor's lines until `drain` or the end of input, then drains the server;
+/// a `cluster` line becomes what the metrics path knows of the other workers.
 ///
 /// Windows: a `socket` line is a connection the supervisor hands over; it is taken into the
 /// engine. After `drain` the lines are still read until the end of input, because the
 /// supervisor keeps handing connections over for `drain_delay` (the health path says 503),
 /// as a worker's own acceptor keeps accepting on Unix.
-fn follow_supervisor(stopper: Stopper, #[cfg_attr(not(windows), allow(unused_variables))] shared: Arc<Shared>) {
+fn follow_supervisor(stopper: Stopper, shared: Arc<Shared>) {
     let stdin = std::io::stdin();
     let mut line = String::new();
     let mut lock = stdin.lock();
@@ -92,6 +85,15 @@ fn follow_supervisor(stopper: Stopper, #[cfg_attr(not(windows), allow(unused_var
             super::windows::handoff::COMMAND => {
                 super::windows::receive::take_connection(&shared, text[word.len()..].trim_start());
             }
+            channel::CLUSTER => match ClusterView::decode(text[word.len()..].trim_start()) {
+                Some(view) => {
+                    let me = u64::from(std::process::id());
+                    let fewest = view.workers.iter().filter(|w| w.pid != me).map(|w| w.open_connections).min();
+                    shared.fewest_peer_connections.store(fewest.unwrap_or(u64::MAX), Ordering::Relaxed);
+                    shared.metrics.set_cluster(view);
+                }
+                None => debug!(target: "maitred::server", "ignoring a malformed cluster line"),
+            },
             _ => debug!(target: "maitred::server", "ignoring control line {text:?}"),
         }
     }
@@ -108,12 +110,10 @@ pub(crate) fn serve_as_worker<H: Handler>(config: Config, handler: H) -> Result<
     if let Ok(signals) = &signals {
         signals.arm(handle.stopper());
     }
-    let (stopper, control_shared) = (handle.stopper(), Arc::clone(handle.shared()));
-    std::thread::Builder::new()
-        .name("maitred-control".into())
-        .spawn(move || follow_supervisor(stopper, control_shared))?;
+    let (stopper, shared) = (handle.stopper(), Arc::clone(handle.shared()));
+    let follower = Arc::clone(&shared);
+    std::thread::Builder::new().name("maitred-control".into()).spawn(move || follow_supervisor(stopper, follower))?;
     send(channel::READY);
-    let shared = Arc::clone(handle.shared());
     let done = Arc::new(AtomicBool::new(false));
     let reporter = {
         let (shared, done) = (Arc::clone(&shared), Arc::clone(&done));

@@ -1,6 +1,7 @@
 //! The built-in answers: the health path and the metrics path, served by the I/O loop itself.
 //!
-//! Owns deciding that a request is for one of them and building its response. Never takes a
+//! Owns deciding that a request is for one of them and building its response (the health path
+//! says 503 while draining, and while the watchdog finds every worker thread stuck). Never takes a
 //! request with a body or a method other than GET and HEAD (those go to the handler), and
 //! never needs a worker, so health checks answer even when every worker is busy.
 
@@ -28,8 +29,15 @@ impl<S: Transport> Connection<S> {
             return None;
         }
         let shutting_down = ctx.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
+        let wedged = ctx.shared.watch.wedged();
         let response = if is_health {
-            let (status, text) = if shutting_down { (503, "draining\n") } else { (200, "ok\n") };
+            let (status, text) = match (shutting_down, wedged) {
+                (true, _) => (503, "draining\n"),
+                // No worker thread has been free for `WEDGED_AFTER`: a load balancer should
+                // send its traffic elsewhere.
+                (false, true) => (503, "wedged\n"),
+                (false, false) => (200, "ok\n"),
+            };
             Response::text(status, text).with_header("Cache-Control", "no-store")
         } else {
             let gauges = Gauges {
@@ -38,6 +46,7 @@ impl<S: Transport> Connection<S> {
                 queue_capacity: config.queue_capacity(),
                 threads: config.threads,
                 draining: shutting_down,
+                wedged,
             };
             Response::new(200)
                 .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

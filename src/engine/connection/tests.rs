@@ -91,12 +91,14 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
     let (to_loop, _) = unbounded();
     let (jobs, jobs_rx) = bounded(4);
     let shared = Arc::new(Shared {
+        watch: crate::engine::watchdog::Watch::new(1, None),
         config: Arc::new(config),
         trusted: TrustedProxies::none(),
         metrics: Metrics::default(),
         draining: AtomicBool::new(false),
         waker: LoopWaker::new(Arc::new(Poller::new().unwrap()), to_loop),
         gauge: Gauge::default(),
+        fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
         access_log: crate::ops::access_log::AccessLog::start(config_access_log, Arc::default()).unwrap().0,
     });
     let ctx = LoopCtx {

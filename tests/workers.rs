@@ -1,0 +1,424 @@
+//! Worker processes (`--workers`): the `maitred` binary as a supervisor of real worker
+//! processes over real sockets. Crashes, recycling, reloads, scaling and the drain, each under
+//! a bounded client load. Unix only (signals by PID, /proc).
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use common::child::{signal_pid, ChildServer};
+
+/// What one keep-alive client saw.
+#[derive(Debug)]
+enum Outcome {
+    /// A complete response with this status, this `Server` header and whether it closes.
+    Response { status: u16, server: String, closes: bool },
+    /// The connection ended before any byte of the response, on a connection that had served
+    /// requests before: the server closed it as idle while the request was on its way, which
+    /// HTTP lets a client retry (RFC 9112 §9.3.1), and every HTTP client does for a GET.
+    ClosedWhileIdle,
+    /// Anything else: a failed request.
+    Failed(String),
+}
+
+/// One HTTP/1.1 GET on `stream`, reading exactly one response (Content-Length framed).
+fn get_on(stream: &mut BufReader<TcpStream>, path: &str, reused: bool) -> Outcome {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    if let Err(e) = stream.get_mut().write_all(request.as_bytes()) {
+        return if reused { Outcome::ClosedWhileIdle } else { Outcome::Failed(format!("send: {e}")) };
+    }
+    let mut line = String::new();
+    match stream.read_line(&mut line) {
+        Ok(0) if reused => return Outcome::ClosedWhileIdle,
+        Err(e) if reused && e.kind() == std::io::ErrorKind::ConnectionReset => return Outcome::ClosedWhileIdle,
+        Ok(0) => return Outcome::Failed("closed before the response".into()),
+        Err(e) => return Outcome::Failed(format!("read: {e}")),
+        Ok(_) => {}
+    }
+    let status: u16 = match line.split(' ').nth(1).and_then(|s| s.parse().ok()) {
+        Some(s) => s,
+        None => return Outcome::Failed(format!("bad status line {line:?}")),
+    };
+    let (mut length, mut server, mut closes) = (0usize, String::new(), false);
+    loop {
+        let mut header = String::new();
+        match stream.read_line(&mut header) {
+            Ok(0) => return Outcome::Failed("closed inside the head".into()),
+            Err(e) => return Outcome::Failed(format!("read head: {e}")),
+            Ok(_) => {}
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let Some((name, value)) = header.split_once(':') else { continue };
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.parse().unwrap_or(0),
+            "server" => server = value.to_string(),
+            "connection" => closes = value.eq_ignore_ascii_case("close"),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    if let Err(e) = stream.read_exact(&mut body) {
+        return Outcome::Failed(format!("read body: {e}"));
+    }
+    Outcome::Response { status, server, closes }
+}
+
+fn connect(addr: SocketAddr) -> std::io::Result<BufReader<TcpStream>> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+    Ok(BufReader::new(stream))
+}
+
+/// Keep-alive clients requesting `path` in a loop until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<String>>>,
+    servers: Arc<Mutex<Vec<String>>>,
+    clients: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    /// `clients` connections; `retry_idle` retries a GET whose reused connection was closed
+    /// as idle (as HTTP clients do), otherwise that counts as a failure too.
+    fn start(addr: SocketAddr, path: &'static str, clients: usize, retry_idle: bool) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let servers = Arc::new(Mutex::new(Vec::new()));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, ok, failures, servers) =
+                    (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failures), Arc::clone(&servers));
+                thread::spawn(move || {
+                    let mut conn: Option<(BufReader<TcpStream>, bool)> = None;
+                    while !stop.load(Ordering::SeqCst) {
+                        let (stream, reused) = match conn.as_mut() {
+                            Some((s, reused)) => (s, *reused),
+                            None => match connect(addr) {
+                                Ok(s) => (&mut conn.insert((s, false)).0, false),
+                                Err(e) => {
+                                    failures.lock().unwrap().push(format!("connect: {e}"));
+                                    thread::sleep(Duration::from_millis(20));
+                                    continue;
+                                }
+                            },
+                        };
+                        match get_on(stream, path, reused) {
+                            Outcome::Response { status: 200, server, closes } => {
+                                ok.fetch_add(1, Ordering::SeqCst);
+                                let mut seen = servers.lock().unwrap();
+                                if !seen.contains(&server) {
+                                    seen.push(server);
+                                }
+                                conn = if closes { None } else { conn.map(|(s, _)| (s, true)) };
+                            }
+                            Outcome::Response { status, .. } => {
+                                failures.lock().unwrap().push(format!("status {status}"));
+                                conn = None;
+                            }
+                            Outcome::ClosedWhileIdle if retry_idle => conn = None,
+                            Outcome::ClosedWhileIdle => {
+                                failures.lock().unwrap().push("closed while idle".into());
+                                conn = None;
+                            }
+                            Outcome::Failed(why) => {
+                                failures.lock().unwrap().push(why);
+                                conn = None;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { stop, ok, failures, servers, clients }
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `more` responses beyond now have succeeded (at most `within`).
+    fn wait_more(&self, more: u64, within: Duration) -> bool {
+        let target = self.ok() + more;
+        wait_for(within, || self.ok() >= target)
+    }
+
+    /// Stops the clients; returns (successes, failures, `Server` headers seen).
+    fn finish(self) -> (u64, Vec<String>, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        for client in self.clients {
+            client.join().unwrap();
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        let servers = self.servers.lock().unwrap().clone();
+        (self.ok.load(Ordering::SeqCst), failures, servers)
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `within` passes.
+fn wait_for(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lines of the log naming a started worker: (id, pid).
+fn started_workers(log: &str) -> Vec<(u64, u32)> {
+    log.lines()
+        .filter(|l| l.ends_with(") started"))
+        .filter_map(|l| {
+            let rest = l.split("worker ").nth(1)?;
+            let (id, rest) = rest.split_once(" (pid ")?;
+            let pid = rest.split(')').next()?;
+            Some((id.parse().ok()?, pid.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Worker processes alive now: children of `pid`.
+fn live_workers(pid: u32) -> usize {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children.split_whitespace().count()
+}
+
+/// Requests each worker served, from the supervisor's "stopped after N requests" lines.
+fn requests_per_worker(log: &str) -> Vec<u64> {
+    log.lines().filter_map(|l| l.split("stopped after ").nth(1)?.split(' ').next()?.parse().ok()).collect()
+}
+
+fn spawn_workers(args: &[&str]) -> ChildServer {
+    let server = ChildServer::spawn(args);
+    std::fs::write(server.site.as_ref().unwrap().path().join("a.txt"), "hello\n").unwrap();
+    server
+}
+
+#[test]
+fn two_workers_share_the_connections_and_both_serve() {
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    let load = Load::start(server.addr, "/a.txt", 16, false);
+    assert!(load.wait_more(4000, Duration::from_secs(60)), "the load made no progress");
+    let (ok, failures, _) = load.finish();
+    assert!(failures.is_empty(), "{failures:?}");
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the supervisor exits after the drain");
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    let log = server.log();
+    let served = requests_per_worker(&log);
+    assert_eq!(served.len(), 2, "{log}");
+    let total: u64 = served.iter().sum();
+    eprintln!("requests per worker: {served:?}");
+    assert!(total >= ok, "{served:?} vs {ok} answered");
+    for n in &served {
+        // 16 connections over 2 processes: a shared listen queue taken one connection per
+        // wake-up spreads them; one process taking (nearly) all would fail this.
+        let share = *n as f64 / total as f64;
+        assert!((0.2..=0.8).contains(&share), "unfair spread {served:?}\n{log}");
+    }
+    assert!(log.contains("listening on http://") && log.ends_with("stopped"), "{log}");
+}
+
+#[test]
+fn a_worker_killed_by_sigkill_is_replaced_within_a_second_and_only_its_requests_fail() {
+    let clients = 8;
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    let load = Load::start(server.addr, "/a.txt", clients, false);
+    assert!(load.wait_more(500, Duration::from_secs(60)));
+    let (_, victim) = started_workers(&server.log())[0];
+    signal_pid(victim, "KILL");
+    let killed_at = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(10), || started_workers(&server.log()).len() == 3),
+        "no replacement\n{}",
+        server.log()
+    );
+    let replaced_in = killed_at.elapsed();
+    assert!(load.wait_more(500, Duration::from_secs(60)), "serving did not go on after the kill");
+    let (_, failures, _) = load.finish();
+    // Only requests on the killed worker's connections may fail: one each at most, and the
+    // clients then reconnect to a live worker.
+    assert!(failures.len() <= clients, "{failures:?}");
+    let log = server.log();
+    assert!(
+        log.contains(&format!("(pid {victim}) exited unexpectedly: killed by signal 9 (SIGKILL); replacing it")),
+        "{log}"
+    );
+    // Replaced means the new worker said it accepts: under a second (logged line to line, on a
+    // loaded machine the poll above adds its own 20 ms).
+    assert!(replaced_in < Duration::from_millis(1000), "replaced after {replaced_in:?}\n{log}");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
+    assert!(server.log().contains("workers replaced: crash 1"), "{}", server.log());
+}
+
+#[test]
+fn max_requests_recycles_workers_under_load_without_a_failed_request() {
+    let mut server =
+        spawn_workers(&["--workers", "2", "--threads", "2", "--max-requests", "300", "--max-requests-jitter", "50"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    let load = Load::start(server.addr, "/a.txt", 6, true);
+    assert!(
+        wait_for(Duration::from_secs(90), || started_workers(&server.log()).len() >= 6),
+        "workers were not recycled\n{}",
+        server.log()
+    );
+    let (ok, failures, _) = load.finish();
+    assert!(failures.is_empty(), "{} failed of {}: {failures:?}", failures.len(), ok + failures.len() as u64);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
+    let log = server.log();
+    assert!(log.contains("(max_requests, after "), "{log}");
+    // Each recycled worker answered at least max_requests before it was told to drain.
+    for n in requests_per_worker(&log).iter().take(2) {
+        assert!(*n >= 300, "{n} requests\n{log}");
+    }
+}
+
+#[test]
+fn sighup_reloads_the_config_file_under_load_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("maitred.toml");
+    std::fs::write(&config, "server_header = \"first\"\n").unwrap();
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2", "--config", config.to_str().unwrap()]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    let load = Load::start(server.addr, "/a.txt", 6, true);
+    assert!(load.wait_more(300, Duration::from_secs(60)));
+    std::fs::write(&config, "server_header = \"second\"\n").unwrap();
+    server.signal("HUP");
+    assert!(
+        wait_for(Duration::from_secs(30), || requests_per_worker(&server.log()).len() == 2),
+        "the old workers were not drained\n{}",
+        server.log()
+    );
+    assert!(load.wait_more(300, Duration::from_secs(60)), "serving did not go on after the reload");
+    let (_, failures, servers) = load.finish();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(servers, ["first", "second"], "the new configuration was not served");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
+    assert!(server.log().contains("workers replaced: reload 2"), "{}", server.log());
+}
+
+#[test]
+fn sigttin_adds_a_worker_and_sigttou_removes_one() {
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    assert_eq!(live_workers(server.pid()), 2);
+    server.signal("TTIN");
+    assert!(wait_for(Duration::from_secs(20), || live_workers(server.pid()) == 3), "{}", server.log());
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 3), "{}", server.log());
+    server.signal("TTOU");
+    server.signal("TTOU");
+    assert!(wait_for(Duration::from_secs(30), || live_workers(server.pid()) == 1), "{}", server.log());
+    let load = Load::start(server.addr, "/a.txt", 2, false);
+    assert!(load.wait_more(50, Duration::from_secs(30)));
+    assert!(load.finish().1.is_empty());
+    server.signal("TTOU");
+    assert!(wait_for(Duration::from_secs(20), || server.log().contains("SIGTTOU ignored")), "{}", server.log());
+    assert_eq!(live_workers(server.pid()), 1);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
+    assert!(server.log().contains("workers replaced: scale 2"), "{}", server.log());
+}
+
+#[test]
+fn sigterm_lets_every_response_in_flight_complete_and_exits_0() {
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2", "--send-buffer-size", "16KiB"]);
+    let site = server.site.as_ref().unwrap().path().to_path_buf();
+    let big: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(site.join("big.bin"), &big).unwrap();
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    // Eight downloads in flight: each has its head and a little of its body read, the rest is
+    // still to be sent when the stop signal comes.
+    let mut downloads = Vec::new();
+    for _ in 0..8 {
+        let mut stream = connect(server.addr).unwrap();
+        stream.get_mut().write_all(b"GET /big.bin HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        let mut first = String::new();
+        stream.read_line(&mut first).unwrap();
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        downloads.push(stream);
+    }
+    server.signal("TERM");
+    let readers: Vec<_> = downloads
+        .into_iter()
+        .map(|mut stream| {
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(300));
+                let mut rest = Vec::new();
+                stream.read_to_end(&mut rest).map(|_| rest)
+            })
+        })
+        .collect();
+    for reader in readers {
+        let rest = reader.join().unwrap().expect("the download completes");
+        let at = rest.windows(4).position(|w| w == b"\r\n\r\n").expect("the head ends") + 4;
+        assert_eq!(rest.len() - at, big.len(), "a whole body");
+        assert!(rest[at..] == big[..], "the right bytes");
+    }
+    let status = server.wait_exit(Duration::from_secs(30)).expect("exit after the drain");
+    assert!(status.success(), "{status:?}\n{}", server.log());
+}
+
+#[test]
+fn workers_share_a_unix_socket_whose_file_outlives_a_replaced_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.sock");
+    let listen = format!("unix:{}", path.display());
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2", "--listen", &listen]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    let get = || {
+        let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(get().ends_with("\r\n\r\nhello\n"));
+    let (_, victim) = started_workers(&server.log())[0];
+    signal_pid(victim, "TERM"); // drains that worker alone: an unexpected exit for the supervisor
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 3), "{}", server.log());
+    assert!(path.exists(), "a worker's exit removed the supervisor's socket file");
+    for _ in 0..10 {
+        assert!(get().ends_with("\r\n\r\nhello\n"));
+    }
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
+    assert!(!path.exists(), "the supervisor removes its socket file when it stops");
+}
+
+#[test]
+fn a_second_stop_signal_kills_the_workers_at_once() {
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2", "--drain-delay", "20s"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    let pids: Vec<u32> = started_workers(&server.log()).iter().map(|(_, pid)| *pid).collect();
+    server.signal("TERM");
+    assert!(wait_for(Duration::from_secs(10), || server.log().contains("draining 2 workers")));
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(10)).expect("a second signal stops at once");
+    assert_eq!(status.code(), Some(1), "{}", server.log());
+    for pid in pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} still runs");
+    }
+}
