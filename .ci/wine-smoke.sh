@@ -101,9 +101,9 @@ trap 'exit 143' TERM
 # On Windows the supervisor accepts every connection and hands it to a worker process
 # (WSADuplicateSocketW / WSASocketW, src/supervisor/windows/). This starts the same echo
 # example with two workers, sends concurrent requests, and checks that BOTH workers served
-# (each worker's own request count, from the supervisor's "worker N (pid P) stopped after K
-# requests" lines, which come from the worker's final report), that during the drain the health
-# path answers 503, and that the supervisor exits 0 once both workers have drained.
+# (per-worker counts on the metrics path while running, and each worker's final count in the
+# supervisor's "worker N (pid P) stopped after K requests" lines), that during the drain the
+# health path answers 503, and that the supervisor exits 0 once both workers have drained.
 #
 # How Ctrl-C is delivered: Wine turns SIGINT into CTRL_C_EVENT for the process it is sent to.
 #   console: SIGINT to the whole process group (supervisor and both workers), as a real console
@@ -151,6 +151,18 @@ if sys.argv[1] == "load":
     print("workers-load: %d requests answered 200, %d errors" % (done[0], len(errors)))
     for e in errors[:5]: print("  " + e)
     sys.exit(1 if errors or done[0] != 80 else 0)
+elif sys.argv[1] == "metrics":
+    # Each worker reports about twice a second; whichever worker answers gives every one count.
+    deadline, counts = time.time() + float(sys.argv[4]), {}
+    while time.time() < deadline:
+        text = get("/metrics")[1].decode()
+        counts = dict((l.split("\"")[1], int(float(l.split()[-1]))) for l in text.splitlines()
+                      if l.startswith("maitred_worker_process_requests_handled{"))
+        if len(counts) == 2 and min(counts.values()) > 0 and sum(counts.values()) >= 80:
+            break
+        time.sleep(0.2)
+    print("workers-metrics: requests handled per worker: %s" % counts)
+    sys.exit(0 if len(counts) == 2 and min(counts.values()) > 0 else 1)
 else:
     deadline = time.time() + float(sys.argv[4])
     while time.time() < deadline:
@@ -168,10 +180,10 @@ else:
 workers_smoke() {
     local mode="$1" log="$WORK/workers-$1.log" pid="" port="" rc=0 line deadline
     : >"$log"
-    log "workers ($mode): starting: wine $EXE --listen 127.0.0.1:0 --workers 2 --drain-delay 3 --health-path /healthz"
+    log "workers ($mode): starting: wine $EXE --listen 127.0.0.1:0 --workers 2 --drain-delay 3 --health-path /healthz --metrics-path /metrics"
     # A session of its own, so a signal to its process group reaches the supervisor and its
     # workers and nothing else (the wineserver runs in a session of its own).
-    setsid wine "$EXE" --listen 127.0.0.1:0 --workers 2 --drain-delay 3 --health-path /healthz \
+    setsid wine "$EXE" --listen 127.0.0.1:0 --workers 2 --drain-delay 3 --health-path /healthz --metrics-path /metrics \
         </dev/null >"$log" 2>&1 9>&- &
     pid=$!
     deadline=$(( $(date +%s) + START_TIMEOUT ))
@@ -198,6 +210,7 @@ workers_smoke() {
     log "workers ($mode): supervisor pid $pid, two workers ready, listening on 127.0.0.1:$port"
 
     python3 -c "$WORKERS_DRIVER" load 127.0.0.1 "$port" || rc=1
+    python3 -c "$WORKERS_DRIVER" metrics 127.0.0.1 "$port" 20 || rc=1
     python3 "$ROOT/.ci/smoke_client.py" "127.0.0.1:$port" >/dev/null || { log "workers ($mode): smoke_client checks failed"; rc=1; }
 
     case "$mode" in
