@@ -110,7 +110,10 @@ RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonex
 WORKDIR /app
 COPY examples/flask_app/ /app/
 USER 10001:10001
-ENV MAITRED_LISTEN=0.0.0.0:8080 MAITRED_HEALTH_PATH=/healthz
+# One worker process per CPU the container may use (its cgroup quota, rounded down): Python
+# views hold the GIL, so processes are what use the cores. PID 1 is the supervisor: it drains
+# every worker on SIGTERM and reaps them.
+ENV MAITRED_LISTEN=0.0.0.0:8080 MAITRED_HEALTH_PATH=/healthz MAITRED_WORKERS=auto
 EXPOSE 8080
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

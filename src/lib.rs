@@ -32,6 +32,34 @@
 //! `maitred-access-log`, which writes access log lines from a bounded queue, when the access
 //! log is on).
 //!
+//! ## Process model
+//!
+//! One process by default (`workers = 1`): everything above, and nothing else. With
+//! `--workers N` (or `auto`: the CPUs this process may use, cgroup quota respected) the
+//! process started by [`launch`] / [`serve_configured`] (or the Python `maitred` command and
+//! `maitred.serve()`) becomes a supervisor, Gunicorn's arbiter: it binds every listener once,
+//! serves nothing, and runs N worker processes, each the same program *spawned* again (never
+//! forked; the Python command spawns `sys.executable`, so each worker imports the application
+//! itself), each running the whole engine above with its own `threads`.
+//!
+//! | process | owns | never does |
+//! |---|---|---|
+//! | supervisor (1) | the listeners (bound once, passed down: inherited on Unix), the worker table, signals, replacement decisions, the relay of workers' standard output | accept a connection on Unix, run the handler |
+//! | worker (`workers`) | the engine on the shared listeners, its part of the load | bind, decide when it is replaced |
+//!
+//! They talk over the worker's standard input (lines down: `drain`, `cluster` with what the
+//! other workers reported, for the metrics path) and standard output (`ready`, and a `report`
+//! of counters, gauges and memory twice a second; every other line, such as the access log,
+//! is relayed whole, so lines from several workers never interleave). The supervisor replaces
+//! a worker that dies (logging its exit status or signal, backing off on repeated crashes),
+//! recycles one past `max_requests` (plus jitter) or `max_worker_memory`, or one that asks to
+//! be replaced; a replacement always accepts before the old worker drains. SIGHUP starts
+//! workers with the new code and re-read settings, then drains the old ones; SIGTTIN and
+//! SIGTTOU add and remove one; SIGTERM/SIGINT drain all (a second one kills them). A worker
+//! that exits before it is ready stops the supervisor with that worker's one-line reason and
+//! its exit status (a failed reload keeps the running workers instead); a worker whose
+//! supervisor is gone (end of its input) drains and exits.
+//!
 //! ## Limits and deadlines
 //!
 //! Everything is bounded ([`Config`] lists each limit with its unit and default): open
@@ -72,9 +100,11 @@
 //! | `ops/` | trusted proxies and forwarded headers, the PROXY protocol, the access log, metrics, the health check probe | touch a client socket, run the handler |
 //! | `apps/static_files/` | the [`static_files`] app: paths, conditional requests, ranges | reach into the engine: it is an ordinary [`Handler`] |
 //! | `python/` | the WSGI front end (feature `python`) | touch a socket |
+//! | `supervisor/` | worker processes: the supervisor (arbiter), the worker side of the control channel, listener inheritance | serve a request |
 //!
-//! `unsafe` lives in two modules, each call with its `SAFETY` argument: `engine::sys`
-//! registers sockets with the poller (`polling` requires it; see its guard type), and, with
+//! `unsafe` lives in three modules, each call with its `SAFETY` argument: `engine::sys`
+//! registers sockets with the poller (`polling` requires it; see its guard type),
+//! `supervisor::inherit` (Unix) adopts the listening descriptors a worker inherited, and, with
 //! the `python` feature, `python::raw` keeps each worker thread's interpreter thread state and
 //! duplicates the descriptor of a built-in Python file object for `wsgi.file_wrapper`.
 #![deny(unsafe_code)]

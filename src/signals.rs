@@ -76,7 +76,7 @@ pub fn drain_on_signals(stopper: Stopper) -> Result<(), Error> {
 
 /// What a signal asks of a supervisor of worker processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(unix), allow(dead_code))] // Windows sends only Stop.
+#[cfg_attr(not(unix), allow(dead_code))] // reload and scaling are Unix signals
 pub(crate) enum Order {
     /// SIGTERM, SIGINT (Ctrl-C, Ctrl-Break, console close on Windows): drain every worker and
     /// exit; a second one stops at once.

@@ -901,7 +901,7 @@ fn run_cli(argv: &[&str], loader: &Bound<'_, PyAny>) -> (i32, String, String) {
     let (old_out, old_err) = (sys.getattr("stdout").unwrap(), sys.getattr("stderr").unwrap());
     sys.setattr("stdout", &out).unwrap();
     sys.setattr("stderr", &err).unwrap();
-    let code = maitred::python::run(py, argv.iter().map(|s| s.to_string()).collect(), loader);
+    let code = maitred::python::run(py, argv.iter().map(|s| s.to_string()).collect(), loader, None);
     sys.setattr("stdout", old_out).unwrap();
     sys.setattr("stderr", old_err).unwrap();
     let text = |s: &Bound<'_, PyAny>| s.call_method0("getvalue").unwrap().extract::<String>().unwrap();
@@ -979,7 +979,7 @@ fn serve_refuses_bad_settings_and_busy_addresses() {
             for (k, v) in settings {
                 dict.set_item(k, v).unwrap();
             }
-            let err = maitred::python::serve(py, app.clone_ref(py), Some(&dict)).unwrap_err();
+            let err = maitred::python::serve(py, app.clone_ref(py), Some(&dict), None).unwrap_err();
             format!("{}: {}", err.get_type(py).name().unwrap(), err.value(py))
         };
         let int = |n: i64| n.into_pyobject(py).unwrap().into_any();

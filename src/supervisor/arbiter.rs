@@ -163,38 +163,58 @@ pub(crate) fn supervise(
     crate::signals::forward_supervisor_signals(move |order| {
         let _ = signals.send(Event::Signal(order));
     })?;
-    #[cfg(unix)]
-    let fds = super::inherit::share(&listeners)?;
+    let worker_env = pass_listeners(&listeners)?;
     // Windows: the supervisor accepts and hands each connection to a worker (on copies of the
     // listeners; the arbiter keeps its own to report and close them).
     #[cfg(windows)]
     let dispatcher = super::windows::dispatch::Dispatcher::start(&listeners, config.connection_limit)?;
+    let target = config.worker_count();
+    let mut arbiter = Arbiter {
+        config,
+        program,
+        reload,
+        listeners,
+        worker_env,
+        #[cfg(windows)]
+        dispatcher,
+        events_tx,
+        workers: Vec::new(),
+        target,
+        generation: 0,
+        next_serial: 0,
+        ever_ready: false,
+        stopping: false,
+        end: None,
+        crash_streak: 0,
+        next_spawn_at: Instant::now(),
+        restarts: HashMap::new(),
+        retired: Snapshot::default(),
+        cluster_sent: Instant::now(),
+    };
+    arbiter.run(&events)
+}
+
+/// How the workers get the listeners: the variables each is started with. Unix: they inherit
+/// the sockets, named in `LISTEN_FDS_VAR`. Windows: none; the supervisor hands each connection
+/// over ([`super::windows::dispatch`]).
+fn pass_listeners(listeners: &[Listener]) -> Result<Vec<(&'static str, String)>, Error> {
+    #[cfg(unix)]
     {
-        let target = config.worker_count();
-        let mut arbiter = Arbiter {
-            config,
-            program,
-            reload,
-            listeners,
-            #[cfg(unix)]
-            fds,
-            #[cfg(windows)]
-            dispatcher,
-            events_tx,
-            workers: Vec::new(),
-            target,
-            generation: 0,
-            next_serial: 0,
-            ever_ready: false,
-            stopping: false,
-            end: None,
-            crash_streak: 0,
-            next_spawn_at: Instant::now(),
-            restarts: HashMap::new(),
-            retired: Snapshot::default(),
-            cluster_sent: Instant::now(),
-        };
-        arbiter.run(&events)
+        Ok(vec![(super::LISTEN_FDS_VAR, super::inherit::share(listeners)?)])
+    }
+    #[cfg(windows)]
+    {
+        let _ = listeners;
+        Ok(Vec::new())
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = listeners;
+        Err(Error::Worker(
+            "worker processes on this platform need the supervisor's connection handoff, which this build lacks; \
+             run with --workers 1"
+                .into(),
+        ))
     }
 }
 
@@ -205,9 +225,8 @@ struct Arbiter {
     /// Held open for the workers to come (each inherits them) and closed when the last one is
     /// gone (a Unix socket's file is removed then).
     listeners: Vec<Listener>,
-    /// Unix: the value of `LISTEN_FDS_VAR` each worker gets.
-    #[cfg(unix)]
-    fds: String,
+    /// Variables each worker is started with, beside its id (how it finds the listeners).
+    worker_env: Vec<(&'static str, String)>,
     /// Windows: the accept loop that hands connections to the workers it is told about.
     #[cfg(windows)]
     dispatcher: super::windows::dispatch::Dispatcher,
@@ -669,8 +688,7 @@ impl Arbiter {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        #[cfg(unix)]
-        command.env(super::LISTEN_FDS_VAR, &self.fds);
+        command.envs(self.worker_env.iter().map(|(k, v)| (k, v)));
         let mut child = command.spawn()?;
         let pid = child.id();
         let (stdin, stdout) = (child.stdin.take(), child.stdout.take());

@@ -28,7 +28,7 @@ pub(crate) const WORKER_ID_VAR: &str = "MAITRED_WORKER_ID";
 
 /// Unix: the listening descriptors a worker inherits, comma-separated, in the order of the
 /// `listen` setting.
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg(unix)]
 pub(crate) const LISTEN_FDS_VAR: &str = "MAITRED_WORKER_FDS";
 
 /// Whether this process was started by a supervisor as one of its workers.
