@@ -302,7 +302,7 @@ impl Arbiter {
     /// Windows: tells the accept loop which workers may take connections now.
     #[cfg(windows)]
     fn publish(&self) {
-        use super::windows::dispatch::Seen;
+        use super::windows::roster::Seen;
         let seen = self.workers.iter().map(|w| Seen {
             id: w.id,
             pid: w.pid,

@@ -2,29 +2,26 @@
 //! hands each one to a worker process ([`super::handoff::share`] plus the control line
 //! `socket <listener-index> <hex>` on the worker's standard input), then closes its own copy.
 //!
-//! Owns the listeners (while workers run), the choice of worker for each connection, and the
-//! [`Roster`] of workers that may take one. Never reads from a connection and never decides a
-//! worker's life (the arbiter does, and publishes what it decided to the roster).
+//! Owns the listeners' accepting copies (while workers run) and handing each connection over.
+//! Never reads from a connection, never decides which workers may take one (the [`Roster`]
+//! does, from what the arbiter publishes) and never decides a worker's life (the arbiter does).
 //!
-//! Choice: round-robin over the workers that are ready and not draining; workers draining are
-//! used only when no other is left (during a stop, for `drain_delay`, while their health path
-//! answers 503, as a worker's own acceptor keeps accepting on Unix). With no worker to take
-//! them, connections wait in the listen backlog; once the supervisor stops and the last
-//! worker's `drain_delay` has passed, the listeners close. A connection is never dropped
-//! silently: if no worker takes it, it is closed with a warning.
+//! With no worker to take them, connections wait in the listen backlog; once the supervisor
+//! stops and the last worker's `drain_delay` has passed, the listeners close. A connection is
+//! never dropped silently: if no worker takes it, it is closed with a warning.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{SendTimeoutError, TrySendError};
 use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
 use super::handoff::{share, SocketLine};
+use super::roster::Roster;
 use crate::engine::net::Listener;
 use crate::engine::sys::Registered;
 
@@ -33,116 +30,6 @@ const IDLE_WAKE: Duration = Duration::from_millis(500);
 
 /// How long handing one connection may wait for a worker whose control queue is full.
 const QUEUE_WAIT: Duration = Duration::from_secs(1);
-
-/// What the arbiter knows of one worker, each time it publishes.
-pub(crate) struct Seen<'a> {
-    pub(crate) id: u64,
-    pub(crate) pid: u32,
-    /// Said `ready` (and is not told to drain).
-    pub(crate) ready: bool,
-    /// Told to drain.
-    pub(crate) draining: bool,
-    /// Its control queue while it has one.
-    pub(crate) control: Option<&'a Sender<String>>,
-    /// Connections open, from its last report.
-    pub(crate) open: u64,
-}
-
-/// A worker that may be handed connections.
-struct Entry {
-    pid: u32,
-    /// Holds the worker's standard input open while it may still be handed connections.
-    control: Sender<String>,
-    /// Once told to drain: when it stops being handed connections.
-    until: Option<Instant>,
-    /// Connections open, from its last report.
-    open: u64,
-}
-
-#[derive(Default)]
-struct State {
-    entries: HashMap<u64, Entry>,
-    stopping: bool,
-}
-
-/// The workers the accept loop may hand connections to, as the arbiter last published them.
-pub(crate) struct Roster {
-    state: Mutex<State>,
-    poller: Arc<Poller>,
-    /// A worker whose last report shows this many open connections is passed over while
-    /// another has room (its own cap would refuse the connection).
-    connection_limit: u64,
-}
-
-impl Roster {
-    /// Brings the roster up to the arbiter's view: ready workers join, workers told to drain
-    /// stay `drain_delay` more, workers gone leave. `stopping`: the supervisor is stopping;
-    /// once no worker is left the accept loop closes the listeners and ends.
-    pub(crate) fn publish<'a>(&self, seen: impl IntoIterator<Item = Seen<'a>>, stopping: bool, drain_delay: Duration) {
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut present = Vec::new();
-        let mut changed = state.stopping != stopping;
-        for w in seen {
-            present.push(w.id);
-            match (state.entries.get_mut(&w.id), w.control) {
-                (Some(entry), _) => {
-                    entry.open = w.open;
-                    if w.draining && entry.until.is_none() {
-                        entry.until = Some(now + drain_delay);
-                        changed = true;
-                    }
-                }
-                (None, Some(control)) if w.ready && !w.draining => {
-                    let entry = Entry { pid: w.pid, control: control.clone(), until: None, open: w.open };
-                    state.entries.insert(w.id, entry);
-                    changed = true;
-                }
-                _ => {}
-            }
-        }
-        let before = state.entries.len();
-        state.entries.retain(|id, e| present.contains(id) && e.until.is_none_or(|t| t > now));
-        changed |= state.entries.len() != before;
-        state.stopping = stopping;
-        drop(state);
-        if changed {
-            let _ = self.poller.notify();
-        }
-    }
-
-    /// Candidates in order of preference: workers not draining with room, else those not
-    /// draining, else those still within their `drain_delay`; sorted by worker id so the
-    /// round-robin is stable.
-    fn candidates(&self) -> Vec<(u64, u32, Sender<String>)> {
-        let now = Instant::now();
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let pick = |keep: &dyn Fn(&Entry) -> bool| {
-            let mut v: Vec<_> =
-                state.entries.iter().filter(|(_, e)| keep(e)).map(|(id, e)| (*id, e.pid, e.control.clone())).collect();
-            v.sort_by_key(|(id, _, _)| *id);
-            v
-        };
-        let tiers: [&dyn Fn(&Entry) -> bool; 3] =
-            [&|e| e.until.is_none() && e.open < self.connection_limit, &|e| e.until.is_none(), &|e| {
-                e.until.is_some_and(|t| t > now)
-            }];
-        tiers.iter().map(|keep| pick(*keep)).find(|v| !v.is_empty()).unwrap_or_default()
-    }
-
-    /// The supervisor is stopping and no worker may take a connection any more.
-    fn finished(&self) -> bool {
-        let now = Instant::now();
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.stopping && state.entries.values().all(|e| e.until.is_some_and(|t| t <= now))
-    }
-
-    /// When a draining worker's `drain_delay` ends next (the loop must look again then).
-    fn next_expiry(&self) -> Option<Instant> {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.entries.values().filter_map(|e| e.until).min()
-    }
-}
 
 /// The running accept loop.
 pub(crate) struct Dispatcher {
@@ -157,11 +44,7 @@ impl Dispatcher {
     /// `connection_limit`: each worker's cap (see [`Roster`]).
     pub(crate) fn start(listeners: &[Listener], connection_limit: usize) -> io::Result<Dispatcher> {
         let poller = Arc::new(Poller::new()?);
-        let roster = Arc::new(Roster {
-            state: Mutex::new(State::default()),
-            poller: Arc::clone(&poller),
-            connection_limit: connection_limit as u64,
-        });
+        let roster = Arc::new(Roster::new(Arc::clone(&poller), connection_limit));
         let mut registered = Vec::with_capacity(listeners.len());
         for (key, Listener::Tcp(listener)) in listeners.iter().enumerate() {
             let copy = Listener::Tcp(listener.try_clone()?);

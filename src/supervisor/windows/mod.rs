@@ -3,12 +3,13 @@
 //! (Granian forces a single worker on Windows; `socket.share` of a listener has a trail of bugs).
 //!
 //! Owns the handoff of accepted connections between processes: the Winsock primitive and its
-//! control line ([`handoff`]), the supervisor's accept loop ([`dispatch`]) and the worker's
-//! taking of a handed connection ([`receive`]). Never spawns a process or decides a worker's
-//! life (the arbiter does) and never runs the engine.
+//! control line ([`handoff`]), the supervisor's accept loop ([`dispatch`]) and its choice of
+//! worker ([`roster`]), and the worker's taking of a handed connection ([`receive`]). Never
+//! spawns a process or decides a worker's life (the arbiter does) and never runs the engine.
 
 #[cfg(windows)]
 pub(crate) mod dispatch;
 pub(crate) mod handoff;
 #[cfg(windows)]
 pub(crate) mod receive;
+pub(crate) mod roster;
