@@ -88,6 +88,7 @@ impl AcceptLoop {
         let mut events = Events::new();
         let mut armed = vec![true; self.registered.len()];
         let mut last_warning: Option<Instant> = None;
+        let mut last_accept_warning: Option<Instant> = None;
         while !self.roster.finished() {
             let ready = !self.roster.candidates().is_empty();
             if ready {
@@ -138,7 +139,12 @@ impl AcceptLoop {
                             continue
                         }
                         Err(e) => {
-                            warn!(target: "maitred::server", "accept failed: {e}");
+                            // Out of sockets or memory: slow down (the connection waits in the
+                            // backlog).
+                            if last_accept_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                                warn!(target: "maitred::server", "accept failed: {e}; retrying");
+                                last_accept_warning = Some(Instant::now());
+                            }
                             std::thread::sleep(Duration::from_millis(50));
                             break;
                         }
@@ -155,9 +161,11 @@ impl AcceptLoop {
         let candidates = roster.candidates();
         let start = *turn;
         *turn = turn.wrapping_add(1);
-        for k in 0..candidates.len() {
+        // First a worker whose control queue has room; if every queue is full, wait on one.
+        let order = (0..candidates.len()).map(|k| (true, k)).chain((0..candidates.len()).map(|k| (false, k)));
+        for (skip_full, k) in order {
             let (id, pid, control) = &candidates[(start + k) % candidates.len()];
-            if control.is_full() {
+            if skip_full && control.is_full() {
                 continue;
             }
             let payload = match share(stream, *pid) {
