@@ -295,6 +295,33 @@ mod tests {
         assert_eq!(SocketLine::decode(&format!("{text}\r\n")), Some(sent));
     }
 
+    /// The primitive itself, within one process (the duplicate's target may be the caller):
+    /// the adopted socket is the same connection, and it outlives the original.
+    #[cfg(windows)]
+    #[test]
+    fn a_shared_connection_adopted_from_its_text_form_is_the_same_connection() {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let line = SocketLine { listener: 7, payload: share(&accepted, std::process::id()).unwrap() }.encode();
+        drop(accepted);
+        let received = SocketLine::decode(&line).unwrap();
+        assert_eq!(received.listener, 7);
+        let mut adopted = adopt(&received.payload).unwrap();
+        assert_eq!(adopted.peer_addr().unwrap(), peer);
+        client.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        adopted.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        adopted.write_all(b"pong").unwrap();
+        client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"pong");
+        assert!(adopt(&Payload(vec![0; 4])).is_err(), "a short payload is refused");
+    }
+
     #[test]
     fn socket_line_accepts_upper_case_hex() {
         let text = format!("socket 0 {}", "AB".repeat(FIXED_BYTES));
