@@ -278,8 +278,8 @@ settings! {
     /// Addresses to listen on, comma-separated or repeated: `HOST:PORT`, `[V6]:PORT`, `*:PORT`,
     /// or `unix:PATH` on Unix. Defaults to `127.0.0.1:8080`.
     listen: Vec<ListenAddr> = vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080)))], "addresses";
-    /// Worker processes. `1` serves from this process, as always. More (or `auto`: the CPUs
-    /// this process may use, cgroup quota and CPU affinity respected) starts a supervisor that
+    /// Worker processes. `1` serves from this process, as always. More (or `auto`: one per
+    /// processor this process may use, cgroup quota and CPU affinity respected) starts a supervisor that
     /// binds the listeners once, serves nothing itself, and runs that many copies of this
     /// program, each with its own `threads`; it replaces a worker that dies, recycles workers
     /// (`max_requests`, `max_worker_memory`), reloads on SIGHUP and adds or removes one on

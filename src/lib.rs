@@ -88,17 +88,19 @@
 //!
 //! HTTP/2, TLS (put a proxy in front), `CONNECT` and protocol upgrades (`501`), and
 //! request trailers (read, checked and dropped). A handler that never returns holds its
-//! worker forever: the pool does not grow, so size `threads` for the slowest handler you
-//! expect, and use the drain's `graceful_timeout` to bound shutdown.
+//! worker thread forever: the pool does not grow, so size `threads` for the slowest handler you
+//! expect, and use the drain's `graceful_timeout` to bound shutdown. The watchdog reports such a
+//! call past `worker_timeout` (and a supervisor then replaces the worker process), and the
+//! health path answers 503 while no worker thread has been free for 5 s.
 //!
 //! ## Source layout
 //!
 //! | folder | owns | never does |
 //! |---|---|---|
 //! | top level | crate docs and exports, the settings table (`config`), flags and environment (`cli`), a complete `main` ([`launch`]), signals, [`Handler`], [`Error`] | I/O on a client socket |
-//! | `engine/` | start-up and shutdown, the acceptor, the I/O loop, the connection state machine (with the built-in health and metrics answers), the handoffs between threads, the worker pool, buffers, sockets | parse HTTP itself, decide who the client is behind a proxy |
+//! | `engine/` | start-up and shutdown, the acceptor, the I/O loop, the connection state machine (with the built-in health and metrics answers), the handoffs between threads, the worker pool and its watchdog, buffers, sockets | parse HTTP itself, decide who the client is behind a proxy |
 //! | `http1/` | the head parser and framing decision, body decoders, [`Request`], [`Response`], the encoder, the status mapping of the server's own errors, the shared grammar, dates | I/O, reading [`Config`], blocking |
-//! | `ops/` | trusted proxies and forwarded headers, the PROXY protocol, the access log, metrics, the health check probe | touch a client socket, run the handler |
+//! | `ops/` | trusted proxies and forwarded headers, the PROXY protocol, the access log, metrics, the worker report, resident memory, the health check probe | touch a client socket, run the handler |
 //! | `apps/static_files/` | the [`static_files`] app: paths, conditional requests, ranges | reach into the engine: it is an ordinary [`Handler`] |
 //! | `python/` | the WSGI front end (feature `python`) | touch a socket |
 //! | `supervisor/` | worker processes: the supervisor (arbiter), the worker side of the control channel, listener inheritance (Unix), the connection handoff (Windows) | serve a request |

@@ -174,8 +174,8 @@ fn environment_variables_configure_the_server() {
     let mut c = Client::connect(server.addr);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.response().header("server"), Some("test-server/1"));
-    // 2 workers + I/O loop + acceptor + main + signal thread.
-    assert_eq!(server.threads(), 6);
+    // 2 workers + I/O loop + acceptor + watchdog + main + signal thread.
+    assert_eq!(server.threads(), 7);
 }
 
 #[test]

@@ -396,7 +396,8 @@ fn thread_count_child_process() {
         hello,
     );
     let started = thread_count();
-    assert_eq!(started, before + 4 + 2, "threads once started (before: {before})");
+    // 4 workers, the I/O loop, the acceptor and the watchdog.
+    assert_eq!(started, before + 4 + 3, "threads once started (before: {before})");
     let mut clients: Vec<Client> = (0..200).map(|_| server.client()).collect();
     for c in clients.iter_mut() {
         c.send(get("/"));

@@ -92,8 +92,8 @@ fn new_client_is_answered_promptly_beside_500_idle_and_64_dribbling_connections(
     assert!(median < Duration::from_millis(100), "median {median:?}: {latencies:?}");
     assert!(max < Duration::from_secs(1), "max {max:?}: {latencies:?}");
     assert_eq!(threads_under_load, threads_at_start, "the thread count changed under load");
-    // Threads: 4 workers + I/O loop + acceptor + main + the signal thread.
-    assert_eq!(threads_at_start, 4 + 4);
+    // Threads: 4 workers + I/O loop + acceptor + watchdog + main + the signal thread.
+    assert_eq!(threads_at_start, 4 + 5);
 
     // The idle connections were kept, not dropped to make room.
     for mut c in idle.into_iter().step_by(50) {

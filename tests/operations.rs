@@ -161,7 +161,7 @@ fn config_file_sits_below_environment_and_flags() {
     let server = ChildServer::spawn_command(cmd);
     let mut c = Client::connect(server.addr);
     assert_eq!(get(&mut c, "/").header("server"), Some("from-file"));
-    assert_eq!(server.threads(), 2 + 4);
+    assert_eq!(server.threads(), 2 + 5, "2 workers, I/O loop, acceptor, watchdog, main, signal thread");
     let mut cmd = Command::new(maitred_bin());
     cmd.args(["--config", path.to_str().unwrap(), "--server-header", "from-flag"])
         .env("MAITRED_SERVER_HEADER", "from-env");

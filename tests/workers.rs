@@ -422,3 +422,86 @@ fn a_second_stop_signal_kills_the_workers_at_once() {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} still runs");
     }
 }
+
+#[test]
+fn a_worker_over_max_worker_memory_is_replaced_gracefully() {
+    // Every process is over 1 MiB resident: each worker is replaced after its first report,
+    // and the clients never see it.
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2", "--max-worker-memory", "1MiB"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() >= 2), "{}", server.log());
+    let load = Load::start(server.addr, "/a.txt", 4, true);
+    assert!(
+        wait_for(Duration::from_secs(60), || started_workers(&server.log()).len() >= 5),
+        "workers were not replaced\n{}",
+        server.log()
+    );
+    let (ok, failures, _) = load.finish();
+    assert!(ok > 0 && failures.is_empty(), "{ok} ok, {failures:?}");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("exit").success());
+    assert!(server.log().contains("(memory, after "), "{}", server.log());
+}
+
+#[test]
+fn workers_drain_and_exit_when_their_supervisor_is_killed() {
+    let mut server = spawn_workers(&["--workers", "2", "--threads", "2"]);
+    assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
+    let pids: Vec<u32> = started_workers(&server.log()).iter().map(|(_, pid)| *pid).collect();
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10)).expect("killed");
+    // The end of their input is the supervisor gone: each drains (nothing in flight) and exits.
+    for pid in pids {
+        let gone = wait_for(Duration::from_secs(30), || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Gone, or a zombie waiting for whoever inherited it.
+            stat.is_empty() || stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        });
+        assert!(gone, "worker {pid} still runs without its supervisor");
+    }
+}
+
+#[test]
+fn access_log_lines_of_every_worker_reach_stdout_whole() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("a.txt"), "hello\n").unwrap();
+    let mut child = std::process::Command::new(common::child::maitred_bin())
+        .args(["--listen", "127.0.0.1:0", "--workers", "2", "--threads", "2", "--access-log", "json"])
+        .arg(site.path())
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (log_tx, log_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+    let mut addr = None;
+    let mut started = 0;
+    while addr.is_none() || started < 2 {
+        let line = log_rx.recv_timeout(Duration::from_secs(30)).expect("the supervisor's start-up lines");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = Some(rest.trim().parse::<SocketAddr>().unwrap());
+        }
+        started += usize::from(line.ends_with(") started"));
+    }
+    let load = Load::start(addr.unwrap(), "/a.txt", 8, false);
+    assert!(load.wait_more(3000, Duration::from_secs(60)));
+    let (ok, failures, _) = load.finish();
+    assert!(failures.is_empty(), "{failures:?}");
+    signal_pid(child.id(), "TERM");
+    assert!(child.wait().unwrap().success());
+    let lines = lines.join().unwrap();
+    // One JSON object per line, one line per response, from both workers' streams at once.
+    assert_eq!(lines.len() as u64, ok, "a line per request");
+    for line in &lines {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert_eq!(record["status"], 200, "{line}");
+    }
+}

@@ -181,16 +181,21 @@ def measure(server: str, app: str) -> dict:
         res["processes"] = len(process_tree(proc.pid))
         return res
     finally:
-        # Stop by PID (SIGTERM, then SIGKILL after 15 s); gunicorn and granian stop their
-        # workers themselves on SIGTERM.
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop(proc)
         log.close()
+
+
+def stop(proc: subprocess.Popen, grace: float = 15) -> None:
+    """Stops a server started in its own session by PID: SIGTERM, then SIGKILL to its process
+    group after `grace` seconds (gunicorn, granian and maitred's supervisor stop their workers
+    themselves on SIGTERM)."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
 
 
 def fmt(x: float, digits: int = 1) -> str:

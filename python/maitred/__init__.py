@@ -15,6 +15,10 @@ sees the command line:
 ``--call``
     The spec names a factory: call it with no arguments and serve what it returns.
 
+With ``--workers N`` (or ``auto``: one per usable CPU) the command supervises N worker
+processes, each this interpreter started again, importing the application itself; SIGHUP
+loads new code into new workers before the old ones drain.
+
 From Python::
 
     import maitred
@@ -234,6 +238,13 @@ def serve(app: Callable, **settings: Any) -> None:
     ``listen``. An unknown or invalid setting raises ``ValueError``; an address that cannot
     be bound raises ``OSError``. Logging is set up as for the command line unless it is
     already configured. No ``MAITRED_*`` variable or flag is read.
+
+    With ``workers=N`` (or ``"auto"``) this process supervises N worker processes and serves
+    nothing itself: each worker is this program started again (``sys.executable`` with the
+    same command line), which imports its modules, reaches ``serve`` and serves its own
+    ``app``. So, as with ``multiprocessing``, call ``serve`` under
+    ``if __name__ == "__main__":`` and keep start-up work that must run once out of the
+    worker's path.
     """
     if not callable(app):
         raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")

@@ -221,9 +221,10 @@ fn watch(shared: &Shared, reporter: Option<Sender<Stuck>>) {
 fn describe(stuck: &Stuck, timeout: Duration, stack: Option<String>) -> String {
     let request = if stuck.request.is_empty() { "a request" } else { stuck.request.as_str() };
     let mut text = format!(
-        "{request} has been running for {:.1}s on maitred-worker-{}, longer than worker_timeout ({}s)",
+        "{request} has been running for {:.1}s on thread maitred-worker-{} of process {}, longer than worker_timeout ({}s)",
         stuck.running.as_secs_f64(),
         stuck.index,
+        std::process::id(),
         timeout.as_secs_f64()
     );
     if let Some(stack) = stack {

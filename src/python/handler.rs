@@ -3,6 +3,8 @@
 //! Owns the call into the application on a worker thread; never touches a socket and never
 //! decides framing (`http1::encode` does).
 
+use std::sync::Mutex;
+
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -48,6 +50,9 @@ pub struct WsgiHandler {
     template: Py<PyDict>,
     url_prefix: String,
     expose_tracebacks: bool,
+    /// Each worker thread's Python thread id (`threading.get_ident()`), by worker number, so
+    /// the watchdog can find a stuck thread's stack in `sys._current_frames()`.
+    idents: Mutex<Vec<Option<u64>>>,
 }
 
 impl WsgiHandler {
@@ -66,6 +71,7 @@ impl WsgiHandler {
             template,
             url_prefix: config.url_prefix.clone(),
             expose_tracebacks: config.expose_tracebacks,
+            idents: Mutex::new(Vec::new()),
         }
     }
 
@@ -135,6 +141,16 @@ impl Handler for WsgiHandler {
         // Python sees this thread as a "Dummy-N" thread; give it the name the server uses so
         // Python's logs and tracebacks say which worker ran the request.
         Python::attach(|py| {
+            match py.import("threading").and_then(|t| t.call_method0("get_ident")).and_then(|i| i.extract::<u64>()) {
+                Ok(ident) => {
+                    let mut idents = self.idents.lock().unwrap_or_else(|e| e.into_inner());
+                    if idents.len() <= worker {
+                        idents.resize(worker + 1, None);
+                    }
+                    idents[worker] = Some(ident);
+                }
+                Err(e) => log::debug!(target: "maitred::wsgi", "no thread id for worker thread {worker}: {e}"),
+            }
             let named = py
                 .import("threading")
                 .and_then(|threading| threading.call_method0("current_thread"))
@@ -147,5 +163,21 @@ impl Handler for WsgiHandler {
 
     fn on_worker_stop(&self, _worker: usize) {
         super::raw::detach_worker_thread();
+    }
+
+    /// The stuck thread's Python stack, innermost call last, as `traceback.format_stack`
+    /// writes it. Runs on the watchdog's reporter thread: taking the GIL there is fine (the
+    /// stuck thread gives it up every switch interval unless it is inside C code that holds
+    /// it, and then only the reporter waits).
+    fn stuck_stack(&self, worker: usize) -> Option<String> {
+        let ident = self.idents.lock().unwrap_or_else(|e| e.into_inner()).get(worker).copied().flatten()?;
+        Python::try_attach(|py| {
+            let frames = py.import("sys").ok()?.call_method0("_current_frames").ok()?;
+            let frame = frames.get_item(ident).ok()?;
+            let lines = py.import("traceback").ok()?.call_method1("format_stack", (frame,)).ok()?;
+            let text: Vec<String> = lines.extract().ok()?;
+            Some(text.concat())
+        })
+        .flatten()
     }
 }

@@ -46,6 +46,9 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// The longest pause before starting a worker again after crashes in a row.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// After a worker exits, how long its output may still be read before it is written off.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
 /// How often each worker is sent its cluster view (the workers report as often).
 const CLUSTER_EVERY: Duration = Duration::from_millis(500);
 
@@ -80,6 +83,8 @@ enum Event {
     Signal(Order),
     Ready(u64),
     Report(u64, Box<Report>),
+    /// The worker's output ended (after its last report).
+    Closed(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +116,10 @@ struct Worker {
     report: Report,
     /// `max_requests` plus this worker's jitter; `None` when not limited.
     request_limit: Option<u64>,
+    /// Its output has ended: every report it sent has been read.
+    output_closed: bool,
+    /// When its exit was first seen, with the status, while its output is still being read.
+    exit_seen: Option<(Instant, ExitStatus)>,
 }
 
 impl Worker {
@@ -153,16 +162,18 @@ pub(crate) fn supervise(
     reload: Box<dyn FnMut() -> Result<Config, String> + Send>,
 ) -> Result<u8, Error> {
     config.validate()?;
-    let mut listeners = Vec::with_capacity(config.listen.len());
-    for addr in &config.listen {
-        let bind_error = |source| Error::Bind { addr: addr.clone(), source };
-        listeners.push(Listener::bind(addr, config.backlog).map_err(bind_error)?);
-    }
+    // Signals first: one that comes while the listeners are bound is acted on once the loop
+    // runs, instead of killing the process.
     let (events_tx, events) = unbounded();
     let signals = events_tx.clone();
     crate::signals::forward_supervisor_signals(move |order| {
         let _ = signals.send(Event::Signal(order));
     })?;
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    for addr in &config.listen {
+        let bind_error = |source| Error::Bind { addr: addr.clone(), source };
+        listeners.push(Listener::bind(addr, config.backlog).map_err(bind_error)?);
+    }
     let worker_env = pass_listeners(&listeners)?;
     // Windows: the supervisor accepts and hands each connection to a worker (on copies of the
     // listeners; the arbiter keeps its own to report and close them).
@@ -355,6 +366,9 @@ impl Arbiter {
     fn next_deadline(&self) -> Instant {
         let mut at = (self.cluster_sent + CLUSTER_EVERY).max(Instant::now() + Duration::from_millis(20));
         for w in &self.workers {
+            if let Some((seen, _)) = w.exit_seen {
+                at = at.min(seen + OUTPUT_GRACE);
+            }
             match w.state {
                 State::Draining { kill_at } => at = at.min(kill_at),
                 State::Starting => at = at.min(w.started + START_TIMEOUT),
@@ -394,6 +408,11 @@ impl Arbiter {
                         "{} worker processes of {} threads; {how} to stop",
                         self.target, self.config.threads
                     );
+                }
+            }
+            Event::Closed(serial) => {
+                if let Some(w) = self.workers.iter_mut().find(|w| w.serial == serial) {
+                    w.output_closed = true;
                 }
             }
             Event::Report(serial, report) => {
@@ -502,8 +521,20 @@ impl Arbiter {
     fn reap(&mut self) {
         let mut i = 0;
         while i < self.workers.len() {
-            match self.workers[i].child.try_wait() {
+            let w = &mut self.workers[i];
+            let status = match w.exit_seen {
+                Some((_, status)) => Ok(Some(status)),
+                None => w.child.try_wait(),
+            };
+            match status {
                 Ok(Some(status)) => {
+                    // Its last report (sent just before it exited) counts: wait for the end
+                    // of its output, a moment at most.
+                    let (seen, _) = *w.exit_seen.get_or_insert((Instant::now(), status));
+                    if !w.output_closed && seen.elapsed() < OUTPUT_GRACE {
+                        i += 1;
+                        continue;
+                    }
                     let w = self.workers.remove(i);
                     self.exited(w, status);
                 }
@@ -513,6 +544,11 @@ impl Arbiter {
                     i += 1;
                 }
             }
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let pids: Vec<u32> = self.workers.iter().map(|w| w.pid).collect();
+            super::orphans::reap(&pids);
         }
     }
 
@@ -529,7 +565,8 @@ impl Arbiter {
                     w.report.requests_handled
                 );
             }
-            State::Starting if self.stopping || w.retiring.is_some() => {
+            // Not needed any more: stopping, replaced, or of a generation a reload superseded.
+            State::Starting if self.stopping || w.retiring.is_some() || w.generation < self.generation => {
                 debug!(target: "maitred::server", "{} stopped before it was ready ({how})", w.name());
             }
             State::Starting if w.generation == self.generation && self.reloading() => {
@@ -717,6 +754,8 @@ impl Arbiter {
             retiring: None,
             report: Report::default(),
             request_limit,
+            output_closed: false,
+            exit_seen: None,
         });
         Ok(())
     }
@@ -792,5 +831,5 @@ fn relay_output(serial: u64, stdout: ChildStdout, events: &Sender<Event>) {
     }
     let _ = std::io::stdout().flush();
     // The exit itself is seen by `reap` (SIGCHLD wakes the loop).
-    let _ = events.try_send(Event::Signal(Order::ChildExited));
+    let _ = events.send(Event::Closed(serial));
 }

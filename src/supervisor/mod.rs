@@ -16,6 +16,8 @@ pub(crate) mod arbiter;
 pub(crate) mod channel;
 #[cfg(unix)]
 mod inherit;
+#[cfg(target_os = "linux")]
+mod orphans;
 mod status;
 pub(crate) mod windows;
 pub(crate) mod worker;
