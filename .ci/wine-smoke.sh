@@ -11,7 +11,11 @@
 # Wine runs in a dedicated prefix under target/ so nothing else is disturbed; the first start in
 # a fresh prefix is slow (it is created once and reused).
 #
-# Exit status: that of the smoke client (0 = all checks passed); non-zero on any setup failure.
+# Then the worker-process test (section "Worker processes" below): `--workers 2`, both workers
+# serve, Ctrl-C drains both, the supervisor exits 0.
+#
+# Exit status: 0 when the smoke client's checks and the worker-process test passed; non-zero on
+# any failure, including setup.
 set -euo pipefail
 
 ROOT="$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel 2>/dev/null \
@@ -93,6 +97,162 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# --- Worker processes (issue 12): `--workers 2` under Wine -------------------------------------
+# On Windows the supervisor accepts every connection and hands it to a worker process
+# (WSADuplicateSocketW / WSASocketW, src/supervisor/windows/). This starts the same echo
+# example with two workers, sends concurrent requests, and checks that BOTH workers served
+# (per-worker counts on the metrics path while running, and each worker's final count in the
+# supervisor's "worker N (pid P) stopped after K requests" lines), that during the drain the
+# health path answers 503, and that the supervisor exits 0 once both workers have drained.
+#
+# How Ctrl-C is delivered: Wine turns SIGINT into CTRL_C_EVENT for the process it is sent to.
+#   console: SIGINT to the whole process group (supervisor and both workers), as a real console
+#            Ctrl-C reaches every process attached to the console; each drains on its own event.
+#   supervisor: SIGINT to the supervisor only; it drains the workers with its `drain` lines.
+# Not exercised: Ctrl-Break and console close (same handler on Windows, but Wine offers no
+# way to send them from here).
+WORKERS_DRIVER='
+import socket, sys, threading, time
+host, port = sys.argv[2], int(sys.argv[3])
+def get(path, keep=False, sock=None):
+    s = sock or socket.create_connection((host, port), timeout=20)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: w\r\n%s\r\n" % (path, "" if keep else "Connection: close\r\n")).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = s.recv(65536)
+        if not more: raise OSError("connection closed before the response head")
+        data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < length:
+        more = s.recv(65536)
+        if not more: raise OSError("connection closed in the body")
+        body += more
+    if not keep: s.close()
+    return int(head.split(b" ")[1]), body, s
+if sys.argv[1] == "load":
+    errors, done = [], [0]
+    lock = threading.Lock()
+    def client(n):
+        try:
+            for i in range(5):
+                s = None
+                for j in range(2):
+                    path = "/w/%d/%d/%d" % (n, i, j)
+                    status, body, s = get(path, keep=(j == 0), sock=s)
+                    if status != 200 or not body.startswith(("GET %s\n" % path).encode()):
+                        raise OSError("%s: status %d body %r" % (path, status, body[:60]))
+                    with lock: done[0] += 1
+        except Exception as e:
+            with lock: errors.append("client %d: %s" % (n, e))
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join(120)
+    print("workers-load: %d requests answered 200, %d errors" % (done[0], len(errors)))
+    for e in errors[:5]: print("  " + e)
+    sys.exit(1 if errors or done[0] != 80 else 0)
+elif sys.argv[1] == "metrics":
+    # Each worker reports about twice a second; whichever worker answers gives every one count.
+    deadline, counts = time.time() + float(sys.argv[4]), {}
+    while time.time() < deadline:
+        text = get("/metrics")[1].decode()
+        counts = dict((l.split("\"")[1], int(float(l.split()[-1]))) for l in text.splitlines()
+                      if l.startswith("maitred_worker_process_requests_handled{"))
+        if len(counts) == 2 and min(counts.values()) > 0 and sum(counts.values()) >= 80:
+            break
+        time.sleep(0.2)
+    print("workers-metrics: requests handled per worker: %s" % counts)
+    sys.exit(0 if len(counts) == 2 and min(counts.values()) > 0 else 1)
+else:
+    deadline = time.time() + float(sys.argv[4])
+    while time.time() < deadline:
+        try:
+            status = get("/healthz")[0]
+        except OSError as e:
+            print("workers-drain: health path unreachable before it said 503: %s" % e); sys.exit(1)
+        if status == 503:
+            print("workers-drain: health path answers 503 during the drain"); sys.exit(0)
+        time.sleep(0.05)
+    print("workers-drain: health path never answered 503"); sys.exit(1)
+'
+
+# workers_smoke MODE (console | supervisor): one run of the test above; returns 0 on success.
+workers_smoke() {
+    local mode="$1" log="$WORK/workers-$1.log" pid="" port="" rc=0 line deadline
+    : >"$log"
+    log "workers ($mode): starting: wine $EXE --listen 127.0.0.1:0 --workers 2 --drain-delay 3 --health-path /healthz --metrics-path /metrics"
+    # A session of its own, so a signal to its process group reaches the supervisor and its
+    # workers and nothing else (the wineserver runs in a session of its own).
+    setsid wine "$EXE" --listen 127.0.0.1:0 --workers 2 --drain-delay 3 --health-path /healthz --metrics-path /metrics \
+        </dev/null >"$log" 2>&1 9>&- &
+    pid=$!
+    deadline=$(( $(date +%s) + START_TIMEOUT ))
+    while :; do
+        line="$(grep -aoE 'listening on http://127\.0\.0\.1:[0-9]+' "$log" | head -n 1 || true)"
+        if [ -n "$line" ] && [ "$(grep -acE 'worker [0-9]+ \(pid [0-9]+\) started' "$log")" -ge 2 ]; then
+            port="${line##*:}"
+            break
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" || rc=$?
+            log "workers ($mode): supervisor exited with status $rc before both workers were ready"
+            sed 's/^/    | /' "$log" >&2
+            return 1
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log "workers ($mode): both workers not ready after ${START_TIMEOUT}s"
+            kill -KILL -- "-$pid" 2>/dev/null
+            sed 's/^/    | /' "$log" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    log "workers ($mode): supervisor pid $pid, two workers ready, listening on 127.0.0.1:$port"
+
+    python3 -c "$WORKERS_DRIVER" load 127.0.0.1 "$port" || rc=1
+    python3 -c "$WORKERS_DRIVER" metrics 127.0.0.1 "$port" 20 || rc=1
+    python3 "$ROOT/.ci/smoke_client.py" "127.0.0.1:$port" >/dev/null || { log "workers ($mode): smoke_client checks failed"; rc=1; }
+
+    case "$mode" in
+        console) kill -INT -- "-$pid" ;;
+        supervisor) kill -INT "$pid" ;;
+    esac
+    python3 -c "$WORKERS_DRIVER" drain 127.0.0.1 "$port" 20 || rc=1
+
+    local status=0
+    deadline=$(( $(date +%s) + 60 ))
+    while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "workers ($mode): supervisor still running 60 s after Ctrl-C; killing it"
+        kill -KILL -- "-$pid" 2>/dev/null
+        rc=1
+    fi
+    wait "$pid" || status=$?
+    if [ "$status" -ne 0 ]; then
+        log "workers ($mode): supervisor exited with status $status after Ctrl-C (expected 0)"
+        rc=1
+    fi
+
+    # Both workers served: each one's own count, from its last report.
+    local served
+    served="$(grep -aoE 'worker [0-9]+ \(pid [0-9]+\) stopped after [0-9]+ requests \(exit status 0\)' "$log" \
+              | sed -E 's/worker ([0-9]+) \(pid ([0-9]+)\) stopped after ([0-9]+) requests.*/\1:\2:\3/' || true)"
+    local busy
+    busy="$(printf '%s\n' "$served" | awk -F: '$3 > 0' | cut -d: -f1 | sort -u | wc -l)"
+    log "workers ($mode): per worker (id:pid:requests): $(printf '%s ' $served)"
+    if [ "$busy" -lt 2 ]; then
+        log "workers ($mode): expected both workers to have served requests and exited 0"
+        rc=1
+    fi
+    if [ "$rc" -eq 0 ]; then
+        log "workers ($mode): PASS: both workers served, drained on Ctrl-C, supervisor exit status 0"
+    else
+        sed 's/^/    | /' "$log" >&2
+    fi
+    return "$rc"
+}
+# --- end of worker processes --------------------------------------------------------------------
+
 # 1. Build the example and the ProcessPrng shim next to it (Wine 8 lacks ProcessPrng, which
 #    the Rust standard library calls at start-up; real Windows needs no shim).
 t0=$(now)
@@ -146,4 +306,13 @@ log "smoke run: $(since "$t0") s"
 if ! kill -0 "$WINE_PID" 2>/dev/null; then
     log "WARNING: the server exited during the smoke run (see $LOG)"
 fi
-exit "$SMOKE_RC"
+
+# 5. Worker processes: two workers behind the supervisor's handoff, Ctrl-C both ways.
+WORKERS_RC=0
+for mode in console supervisor; do
+    t0=$(now)
+    workers_smoke "$mode" || WORKERS_RC=1
+    log "workers ($mode): $(since "$t0") s"
+done
+[ "$SMOKE_RC" -ne 0 ] && exit "$SMOKE_RC"
+exit "$WORKERS_RC"

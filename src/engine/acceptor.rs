@@ -6,6 +6,7 @@
 //! by asking the loop to free a place, and retried after a growing pause.
 
 use std::io;
+use std::net::TcpStream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,7 +16,7 @@ use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
 use crate::engine::handoff::ToLoop;
-use crate::engine::net::{ListenAddr, Listener};
+use crate::engine::net::{tcp_stream, ListenAddr, Listener};
 use crate::engine::sys::Registered;
 use crate::engine::Shared;
 
@@ -85,6 +86,41 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// At the connection cap, asks the loop to close the connection making the least progress (if
+/// one may give way) and waits up to 100 ms for it. True when there is room for one more.
+fn make_room(shared: &Shared) -> bool {
+    let limit = shared.config.connection_limit;
+    if shared.gauge.current() < limit {
+        return true;
+    }
+    shared.waker.send(ToLoop::Evict);
+    shared.gauge.wait_below(limit, Duration::from_millis(100));
+    shared.gauge.current() < limit
+}
+
+/// Admits a connection accepted by another process (on Windows the supervisor accepts and hands
+/// each connection to a worker process) exactly as the acceptor admits one of its own: the
+/// socket options of [`Listener::accept`], the connection cap (with the same eviction and
+/// pause), the gauge, then the I/O loop.
+///
+/// Errors, after which the caller drops (closes) the connection: the client is already gone,
+/// the table stays full (counted in `connections_rejected`), or the loop has stopped.
+#[cfg_attr(not(windows), allow(dead_code))] // The handoff is Windows-only; tested everywhere.
+pub(crate) fn admit(shared: &Shared, stream: TcpStream) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    if !make_room(shared) {
+        shared.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+        return Err(io::Error::other("the connection table is full"));
+    }
+    let stream = tcp_stream(stream, shared.config.send_buffer_size)?;
+    shared.gauge.add();
+    if !shared.waker.send(ToLoop::Accepted(stream, peer)) {
+        shared.gauge.remove();
+        return Err(io::Error::other("the server has stopped"));
+    }
+    Ok(())
+}
+
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
@@ -134,12 +170,8 @@ impl Acceptor {
                             // Full now; the re-armed listener says whether anyone else waits.
                             break;
                         }
-                        // Readiness while full: a client is waiting. Ask the loop to close the
-                        // connection making the least progress (if one may give way), and pause
-                        // accepting until it has.
-                        waker.send(ToLoop::Evict);
-                        gauge.wait_below(limit, Duration::from_millis(100));
-                        if gauge.current() >= limit {
+                        // Readiness while full: a client is waiting.
+                        if !make_room(&shared) {
                             break;
                         }
                     }
@@ -197,5 +229,83 @@ impl Acceptor {
         drop(registered);
         debug!(target: "maitred::server", "stopped accepting on {addrs:?}");
         waker.send(ToLoop::Drain);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::Ordering;
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::admit;
+    use crate::{Config, Request, Response, Server, ServerHandle};
+
+    /// A connected loopback pair: (the server's end, the client's end).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        (listener.accept().unwrap().0, client)
+    }
+
+    fn start(connection_limit: usize, handler: impl crate::Handler) -> ServerHandle {
+        let config = Config { listen: vec!["127.0.0.1:0".parse().unwrap()], connection_limit, ..Config::default() };
+        Server::bind(config, handler).unwrap().start().unwrap()
+    }
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn admitted_connection_is_served_and_counted_like_an_accepted_one() {
+        let handle = start(10, |req: Request| Response::text(200, format!("got {}", req.path())));
+        let (server_end, mut client) = pair();
+        admit(handle.shared(), server_end).unwrap();
+        assert_eq!(handle.shared().gauge.current(), 1);
+        client.write_all(b"GET /handed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        client.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.ends_with("\r\n\r\ngot /handed"), "{response}");
+        wait_until("the gauge is back to 0", || handle.shared().gauge.current() == 0);
+        assert_eq!(handle.shared().metrics.connections_accepted.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn admit_refuses_when_the_table_stays_full_and_counts_it() {
+        let (entered_tx, entered) = mpsc::channel::<()>();
+        let (release, released) = mpsc::channel::<()>();
+        let (entered_tx, released) = (Mutex::new(entered_tx), Arc::new(Mutex::new(released)));
+        let handle = start(1, move |_req: Request| {
+            let _ = entered_tx.lock().unwrap().send(());
+            let _ = released.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            Response::text(200, "done")
+        });
+        // The only place holds a request in hand, which eviction never cuts.
+        let (first, mut first_client) = pair();
+        admit(handle.shared(), first).unwrap();
+        first_client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        entered.recv_timeout(Duration::from_secs(20)).unwrap();
+
+        let (second, mut second_client) = pair();
+        let refused = admit(handle.shared(), second).unwrap_err();
+        assert!(refused.to_string().contains("full"), "{refused}");
+        assert_eq!(handle.shared().metrics.connections_rejected.load(Ordering::Relaxed), 1);
+        // The refused connection is closed, not left hanging.
+        let mut buf = [0u8; 16];
+        assert!(matches!(second_client.read(&mut buf), Ok(0) | Err(_)));
+
+        release.send(()).unwrap();
+        let mut head = [0u8; 15];
+        first_client.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200 OK");
     }
 }

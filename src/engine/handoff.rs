@@ -116,11 +116,14 @@ impl LoopWaker {
         LoopWaker { poller, sleeping: AtomicBool::new(false), tx }
     }
 
-    /// Queues `message` for the loop; wakes the loop if it is waiting in the poller.
-    pub(crate) fn send(&self, message: ToLoop) {
-        if self.tx.send(message).is_ok() {
+    /// Queues `message` for the loop; wakes the loop if it is waiting in the poller. False if
+    /// the loop has stopped (the message, and any socket in it, is dropped).
+    pub(crate) fn send(&self, message: ToLoop) -> bool {
+        let queued = self.tx.send(message).is_ok();
+        if queued {
             self.wake();
         }
+        queued
     }
 
     /// Wakes the loop if it is asleep (one `notify` per sleep, however many senders).

@@ -111,14 +111,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => {
                 let (stream, peer) = l.accept()?;
-                stream.set_nonblocking(true)?;
-                let _ = stream.set_nodelay(true);
-                if send_buffer_size > 0 {
-                    // Bounds kernel memory per slow reader and makes what the socket accepts
-                    // track what the client takes (autotuning grows it to megabytes).
-                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer_size);
-                }
-                Ok((Stream::Tcp(stream), peer))
+                Ok((tcp_stream(stream, send_buffer_size)?, peer))
             }
             #[cfg(unix)]
             Listener::Unix(l, _, _) => {
@@ -128,6 +121,19 @@ impl Listener {
             }
         }
     }
+}
+
+/// Readies an accepted TCP connection for the I/O loop: non-blocking, TCP_NODELAY, and its
+/// send buffer bounded to `send_buffer_size` bytes when that is not 0.
+pub(crate) fn tcp_stream(stream: TcpStream, send_buffer_size: usize) -> io::Result<Stream> {
+    stream.set_nonblocking(true)?;
+    let _ = stream.set_nodelay(true);
+    if send_buffer_size > 0 {
+        // Bounds kernel memory per slow reader and makes what the socket accepts
+        // track what the client takes (autotuning grows it to megabytes).
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer_size);
+    }
+    Ok(Stream::Tcp(stream))
 }
 
 #[cfg(unix)]

@@ -175,6 +175,10 @@ pub(crate) fn supervise(
         listeners.push(Listener::bind(addr, config.backlog).map_err(bind_error)?);
     }
     let worker_env = pass_listeners(&listeners)?;
+    // Windows: the supervisor accepts and hands each connection to a worker (on copies of the
+    // listeners; the arbiter keeps its own to report and close them).
+    #[cfg(windows)]
+    let dispatcher = super::windows::dispatch::Dispatcher::start(&listeners, config.connection_limit)?;
     let target = config.worker_count();
     let mut arbiter = Arbiter {
         config,
@@ -182,6 +186,8 @@ pub(crate) fn supervise(
         reload,
         listeners,
         worker_env,
+        #[cfg(windows)]
+        dispatcher,
         events_tx,
         workers: Vec::new(),
         target,
@@ -200,13 +206,19 @@ pub(crate) fn supervise(
 }
 
 /// How the workers get the listeners: the variables each is started with. Unix: they inherit
-/// the sockets, named in `LISTEN_FDS_VAR`.
+/// the sockets, named in `LISTEN_FDS_VAR`. Windows: none; the supervisor hands each connection
+/// over ([`super::windows::dispatch`]).
 fn pass_listeners(listeners: &[Listener]) -> Result<Vec<(&'static str, String)>, Error> {
     #[cfg(unix)]
     {
         Ok(vec![(super::LISTEN_FDS_VAR, super::inherit::share(listeners)?)])
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        let _ = listeners;
+        Ok(Vec::new())
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = listeners;
         Err(Error::Worker(
@@ -226,6 +238,9 @@ struct Arbiter {
     listeners: Vec<Listener>,
     /// Variables each worker is started with, beside its id (how it finds the listeners).
     worker_env: Vec<(&'static str, String)>,
+    /// Windows: the accept loop that hands connections to the workers it is told about.
+    #[cfg(windows)]
+    dispatcher: super::windows::dispatch::Dispatcher,
     events_tx: Sender<Event>,
     workers: Vec<Worker>,
     /// Workers wanted.
@@ -262,6 +277,8 @@ impl Arbiter {
             }
             self.reap();
             self.enforce_deadlines();
+            #[cfg(windows)]
+            self.publish();
             if self.cluster_sent.elapsed() >= CLUSTER_EVERY {
                 self.send_cluster_views();
             }
@@ -269,6 +286,8 @@ impl Arbiter {
                 break;
             }
             self.reconcile()?;
+            #[cfg(windows)]
+            self.publish();
         }
         let addrs: Vec<String> =
             self.listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
@@ -289,6 +308,21 @@ impl Arbiter {
                 Ok(0)
             }
         }
+    }
+
+    /// Windows: tells the accept loop which workers may take connections now.
+    #[cfg(windows)]
+    fn publish(&self) {
+        use super::windows::roster::Seen;
+        let seen = self.workers.iter().map(|w| Seen {
+            id: w.id,
+            pid: w.pid,
+            ready: w.state == State::Ready,
+            draining: w.draining(),
+            control: w.control.as_ref(),
+            open: w.report.open_connections,
+        });
+        self.dispatcher.roster().publish(seen, self.stopping, self.config.drain_delay);
     }
 
     /// Tells each worker what the others reported, so whichever answers the metrics path

@@ -6,6 +6,8 @@
 //! ([`channel`]). Never serves a request itself: each worker runs the ordinary engine
 //! ([`crate::engine`]) on the listeners it was given.
 //!
+//! On Windows the supervisor accepts and hands each connection to a worker ([`windows`]).
+//!
 //! A process knows it is a worker from its environment ([`WORKER_ID_VAR`], and on Unix
 //! [`LISTEN_FDS_VAR`]); the same program started without them is the supervisor (when
 //! `workers` is more than 1) or a server alone (when it is 1).
@@ -17,6 +19,7 @@ mod inherit;
 #[cfg(target_os = "linux")]
 mod orphans;
 mod status;
+pub(crate) mod windows;
 pub(crate) mod worker;
 
 pub(crate) use arbiter::{supervise, Program};

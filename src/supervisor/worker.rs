@@ -43,25 +43,32 @@ fn listeners() -> Result<Vec<Listener>, Error> {
         let fds = std::env::var(super::LISTEN_FDS_VAR).unwrap_or_default();
         super::inherit::adopt(&fds).map_err(Error::Worker)
     }
-    #[cfg(not(unix))]
+    // Windows: none; the supervisor accepts and hands each connection over (`socket` lines).
+    #[cfg(windows)]
     {
-        Err(Error::Worker(
-            "this worker was given no listeners: worker processes need the connection handoff on this platform".into(),
-        ))
+        Ok(Vec::new())
     }
 }
 
 /// Reads the supervisor's lines until `drain` or the end of input, then drains the server;
 /// a `cluster` line becomes what the metrics path knows of the other workers.
+///
+/// Windows: a `socket` line is a connection the supervisor hands over; it is taken into the
+/// engine. After `drain` the lines are still read until the end of input, because the
+/// supervisor keeps handing connections over for `drain_delay` (the health path says 503),
+/// as a worker's own acceptor keeps accepting on Unix.
 fn follow_supervisor(stopper: Stopper, shared: Arc<Shared>) {
     let stdin = std::io::stdin();
     let mut line = String::new();
     let mut lock = stdin.lock();
+    let mut drained = false;
     loop {
         line.clear();
         match lock.read_line(&mut line) {
             Ok(0) | Err(_) => {
-                info!(target: "maitred::server", "supervisor gone; draining");
+                if !drained {
+                    info!(target: "maitred::server", "supervisor gone; draining");
+                }
                 break;
             }
             Ok(_) => {}
@@ -69,7 +76,15 @@ fn follow_supervisor(stopper: Stopper, shared: Arc<Shared>) {
         let text = line.trim_end();
         let word = text.split_once(' ').map_or(text, |(word, _)| word);
         match word {
+            channel::DRAIN if cfg!(windows) => {
+                drained = true;
+                stopper.shutdown();
+            }
             channel::DRAIN => break,
+            #[cfg(windows)]
+            super::windows::handoff::COMMAND => {
+                super::windows::receive::take_connection(&shared, text[word.len()..].trim_start());
+            }
             channel::CLUSTER => match ClusterView::decode(text[word.len()..].trim_start()) {
                 Some(view) => {
                     let me = u64::from(std::process::id());

@@ -1,0 +1,196 @@
+//! The supervisor's accept loop on Windows: it accepts every connection on the listeners and
+//! hands each one to a worker process ([`super::handoff::share`] plus the control line
+//! `socket <listener-index> <hex>` on the worker's standard input), then closes its own copy.
+//!
+//! Owns the listeners' accepting copies (while workers run) and handing each connection over.
+//! Never reads from a connection, never decides which workers may take one (the [`Roster`]
+//! does, from what the arbiter publishes) and never decides a worker's life (the arbiter does).
+//!
+//! With no worker to take them, connections wait in the listen backlog; once the supervisor
+//! stops and the last worker's `drain_delay` has passed, the listeners close. A connection is
+//! never dropped silently: if no worker takes it, it is closed with a warning.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{SendTimeoutError, TrySendError};
+use log::{debug, warn};
+use polling::{Event, Events, Poller};
+
+use super::handoff::{share, SocketLine};
+use super::roster::Roster;
+use crate::engine::net::Listener;
+use crate::engine::sys::Registered;
+
+/// How long the accept loop sleeps at most without news (the roster wakes it on any change).
+const IDLE_WAKE: Duration = Duration::from_millis(500);
+
+/// How long handing one connection may wait for a worker whose control queue is full.
+const QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// The running accept loop.
+pub(crate) struct Dispatcher {
+    roster: Arc<Roster>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Dispatcher {
+    /// Starts accepting on copies of `listeners` (in the order of the `listen` setting) in a
+    /// thread of its own; connections wait in the backlog until a worker is published as
+    /// ready. The loop closes its copies when it ends; the caller closes the originals.
+    /// `connection_limit`: each worker's cap (see [`Roster`]).
+    pub(crate) fn start(listeners: &[Listener], connection_limit: usize) -> io::Result<Dispatcher> {
+        let poller = Arc::new(Poller::new()?);
+        let roster = Arc::new(Roster::new(Arc::clone(&poller), connection_limit));
+        let mut registered = Vec::with_capacity(listeners.len());
+        for (key, Listener::Tcp(listener)) in listeners.iter().enumerate() {
+            let copy = Listener::Tcp(listener.try_clone()?);
+            registered.push(Registered::new(Arc::clone(&poller), copy, Event::readable(key))?);
+        }
+        let thread = {
+            let roster = Arc::clone(&roster);
+            std::thread::Builder::new()
+                .name("maitred-dispatch".into())
+                .spawn(move || AcceptLoop { registered, poller, roster, turn: 0 }.run())?
+        };
+        Ok(Dispatcher { roster, thread: Some(thread) })
+    }
+
+    /// The roster the arbiter publishes to.
+    pub(crate) fn roster(&self) -> &Roster {
+        &self.roster
+    }
+}
+
+impl Drop for Dispatcher {
+    /// Stops the loop (closing the listeners) and waits for it.
+    fn drop(&mut self) {
+        self.roster.publish([], true, Duration::ZERO);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct AcceptLoop {
+    registered: Vec<Registered<Listener>>,
+    poller: Arc<Poller>,
+    roster: Arc<Roster>,
+    /// Round-robin position.
+    turn: usize,
+}
+
+impl AcceptLoop {
+    fn run(mut self) {
+        let mut events = Events::new();
+        let mut armed = vec![true; self.registered.len()];
+        let mut last_warning: Option<Instant> = None;
+        let mut last_accept_warning: Option<Instant> = None;
+        while !self.roster.finished() {
+            let ready = !self.roster.candidates().is_empty();
+            if ready {
+                for (key, listener) in self.registered.iter().enumerate() {
+                    if !armed[key] {
+                        armed[key] = listener.modify(Event::readable(key)).is_ok();
+                    }
+                }
+            }
+            let mut timeout = IDLE_WAKE;
+            if let Some(at) = self.roster.next_expiry() {
+                timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+            }
+            events.clear();
+            if let Err(e) = self.poller.wait(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    warn!(target: "maitred::server", "dispatcher wait failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                continue;
+            }
+            for event in events.iter() {
+                let Some(listener) = self.registered.get(event.key) else { continue };
+                armed[event.key] = false;
+                if !ready {
+                    // Leave it in the backlog, unarmed, until a worker is ready.
+                    continue;
+                }
+                let Listener::Tcp(tcp) = listener.get();
+                loop {
+                    match tcp.accept() {
+                        Ok((stream, peer)) => {
+                            let taken = Self::hand(&self.roster, &mut self.turn, event.key, &stream, peer);
+                            if !taken && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                                warn!(target: "maitred::server", "no worker could take the connection from {peer}; closed it");
+                                last_warning = Some(Instant::now());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::ConnectionAborted
+                                    | io::ErrorKind::ConnectionReset
+                                    | io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            continue
+                        }
+                        Err(e) => {
+                            // Out of sockets or memory: slow down (the connection waits in the
+                            // backlog).
+                            if last_accept_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                                warn!(target: "maitred::server", "accept failed: {e}; retrying");
+                                last_accept_warning = Some(Instant::now());
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
+                            break;
+                        }
+                    }
+                }
+                armed[event.key] = listener.modify(Event::readable(event.key)).is_ok();
+            }
+        }
+        debug!(target: "maitred::server", "dispatcher stopped; closing the listeners");
+    }
+
+    /// Hands `stream` to one worker: true once a worker's control queue has its line.
+    fn hand(roster: &Roster, turn: &mut usize, listener: usize, stream: &TcpStream, peer: SocketAddr) -> bool {
+        let candidates = roster.candidates();
+        let start = *turn;
+        *turn = turn.wrapping_add(1);
+        // First a worker whose control queue has room; if every queue is full, wait on one.
+        let order = (0..candidates.len()).map(|k| (true, k)).chain((0..candidates.len()).map(|k| (false, k)));
+        for (skip_full, k) in order {
+            let (id, pid, control) = &candidates[(start + k) % candidates.len()];
+            if skip_full && control.is_full() {
+                continue;
+            }
+            let payload = match share(stream, *pid) {
+                Ok(p) => p,
+                Err(e) => {
+                    debug!(target: "maitred::server", "cannot hand {peer} to worker {id} (pid {pid}): {e}");
+                    continue;
+                }
+            };
+            let line = SocketLine { listener, payload }.encode();
+            // The worker now holds a duplicate of the socket: the line must reach it, or the
+            // connection stays open in that worker until it exits.
+            let sent = match control.try_send(line) {
+                Ok(()) => true,
+                Err(TrySendError::Full(line)) => match control.send_timeout(line, QUEUE_WAIT) {
+                    Ok(()) => true,
+                    Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Disconnected(_)) => false,
+                },
+                Err(TrySendError::Disconnected(_)) => false,
+            };
+            if sent {
+                return true;
+            }
+            debug!(target: "maitred::server", "worker {id} (pid {pid}) no longer reads its control channel");
+        }
+        false
+    }
+}
