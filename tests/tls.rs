@@ -650,3 +650,52 @@ fn sighup_reloads_the_certificate_of_the_binary() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The WSGI environ over TLS: `wsgi.url_scheme`, `HTTPS` and mod_ssl's `SSL_*` keys.
+#[cfg(feature = "python")]
+mod wsgi {
+    use super::*;
+    use maitred::python::WsgiHandler;
+    use pyo3::prelude::*;
+
+    const APP: &str = r#"
+def app(environ, start_response):
+    keys = ["wsgi.url_scheme", "HTTPS", "SSL_PROTOCOL", "SSL_CLIENT_VERIFY", "SSL_CLIENT_S_DN", "SERVER_PORT"]
+    body = "|".join(str(environ.get(k, "-")) for k in keys).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"#;
+
+    fn serve(pki: &Pki) -> (ServerHandle, SocketAddr, SocketAddr) {
+        Python::initialize();
+        let app = Python::attach(|py| {
+            let code = std::ffi::CString::new(APP).unwrap();
+            PyModule::from_code(py, &code, c"tls_fixture.py", c"tls_fixture").unwrap().getattr("app").unwrap().unbind()
+        });
+        let mut config = test_config();
+        config.listen = vec!["https://127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()];
+        config.tls_cert = Some(pki.path("server.pem"));
+        config.tls_key = Some(pki.path("server.key"));
+        config.tls_client_ca = Some(pki.path("ca.pem"));
+        config.tls_client_auth = "optional".into();
+        let handler = WsgiHandler::new(app, &config);
+        let server = Server::bind(config, handler).unwrap();
+        let (https, plain) = (server.local_addrs()[0].tcp().unwrap(), server.local_addrs()[1].tcp().unwrap());
+        (server.start().unwrap(), https, plain)
+    }
+
+    #[test]
+    fn wsgi_environ_says_https_and_gives_the_client_subject() {
+        let pki = Pki::new();
+        let (handle, https, plain) = serve(&pki);
+        let (_, body) = get(https, pki.client(Some("alice")), "/").unwrap();
+        assert_eq!(String::from_utf8_lossy(&body), "https|on|TLSv1.3|SUCCESS|CN=alice,O=Example\\, Inc.,C=DE|443");
+        let (_, body) = get(https, pki.client(None), "/").unwrap();
+        assert_eq!(String::from_utf8_lossy(&body), "https|on|TLSv1.3|NONE|-|443");
+        let mut c = Client::connect(plain);
+        c.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        assert_eq!(c.response().body_text(), "http|-|-|-|-|80");
+        handle.shutdown();
+        handle.wait();
+    }
+}
