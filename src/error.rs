@@ -30,6 +30,9 @@ pub enum Error {
     /// Worker processes could not run: a worker without the listeners it should have been
     /// given, or a supervisor whose worker could not start (the message says which and why).
     Worker(String),
+    /// The TLS certificate, key or client CA cannot be used (unreadable, not PEM, a key that
+    /// does not match the certificate); the message names the file.
+    Tls(String),
 }
 
 impl fmt::Display for Error {
@@ -43,6 +46,7 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "cannot start the server: {e}"),
             Error::Signals(e) => write!(f, "cannot install the signal handler: {e}"),
             Error::Worker(e) => f.write_str(e),
+            Error::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -55,6 +59,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Signals(e) => Some(&**e),
             Error::Worker(_) => None,
+            Error::Tls(_) => None,
         }
     }
 }

@@ -53,6 +53,8 @@ impl Gauge {
 /// What the acceptor thread needs.
 pub(crate) struct Acceptor {
     pub(crate) listeners: Vec<Listener>,
+    /// Which of `listeners` speak TLS (`https://` in `listen`), by index.
+    pub(crate) tls: Vec<bool>,
     pub(crate) poller: Arc<Poller>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Arc<AtomicBool>,
@@ -103,10 +105,13 @@ fn make_room(shared: &Shared) -> bool {
 /// socket options of [`Listener::accept`], the connection cap (with the same eviction and
 /// pause), the gauge, then the I/O loop.
 ///
+/// `listener` is the index in `listen` of the listener it arrived on: an `https://` one makes it
+/// a TLS connection, as for the acceptor's own.
+///
 /// Errors, after which the caller drops (closes) the connection: the client is already gone,
 /// the table stays full (counted in `connections_rejected`), or the loop has stopped.
 #[cfg_attr(not(windows), allow(dead_code))] // The handoff is Windows-only; tested everywhere.
-pub(crate) fn admit(shared: &Shared, stream: TcpStream) -> io::Result<()> {
+pub(crate) fn admit(shared: &Shared, stream: TcpStream, listener: usize) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     if !make_room(shared) {
         shared.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
@@ -114,7 +119,9 @@ pub(crate) fn admit(shared: &Shared, stream: TcpStream) -> io::Result<()> {
     }
     let stream = tcp_stream(stream, shared.config.send_buffer_size)?;
     shared.gauge.add();
-    if !shared.waker.send(ToLoop::Accepted(stream, peer)) {
+    let tls = shared.config.listen.get(listener).is_some_and(ListenAddr::is_tls);
+    let arrived = if tls { ToLoop::AcceptedTls(stream, peer) } else { ToLoop::Accepted(stream, peer) };
+    if !shared.waker.send(arrived) {
         shared.gauge.remove();
         return Err(io::Error::other("the server has stopped"));
     }
@@ -124,7 +131,11 @@ pub(crate) fn admit(shared: &Shared, stream: TcpStream) -> io::Result<()> {
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
-        let Acceptor { listeners, poller, shared, stop, accepts_per_wakeup, registered: announce } = self;
+        let Acceptor { listeners, tls, poller, shared, stop, accepts_per_wakeup, registered: announce } = self;
+        let arrived = |key: usize, stream, peer| match tls.get(key) {
+            Some(true) => ToLoop::AcceptedTls(stream, peer),
+            _ => ToLoop::Accepted(stream, peer),
+        };
         let (waker, gauge, metrics) = (&shared.waker, &shared.gauge, &shared.metrics);
         let (limit, drain_delay) = (shared.config.connection_limit, shared.config.drain_delay);
         let mut registered = Vec::with_capacity(listeners.len());
@@ -184,7 +195,7 @@ impl Acceptor {
                         Ok((stream, peer)) => {
                             accepted += 1;
                             gauge.add();
-                            waker.send(ToLoop::Accepted(stream, peer));
+                            waker.send(arrived(event.key, stream, peer));
                             backoff = Duration::from_millis(10);
                             if accepted >= accepts_per_wakeup {
                                 break;
@@ -213,12 +224,12 @@ impl Acceptor {
         }
         // Connections that completed their handshake before the listeners close are taken, not
         // reset: the drain serves those whose request has arrived and closes the silent ones.
-        for listener in &registered {
+        for (key, listener) in registered.iter().enumerate() {
             while gauge.current() < limit {
                 match listener.get().accept(shared.config.send_buffer_size) {
                     Ok((stream, peer)) => {
                         gauge.add();
-                        waker.send(ToLoop::Accepted(stream, peer));
+                        waker.send(arrived(key, stream, peer));
                     }
                     Err(e) if is_transient(&e) => continue,
                     Err(_) => break,
@@ -268,7 +279,7 @@ mod tests {
     fn admitted_connection_is_served_and_counted_like_an_accepted_one() {
         let handle = start(10, |req: Request| Response::text(200, format!("got {}", req.path())));
         let (server_end, mut client) = pair();
-        admit(handle.shared(), server_end).unwrap();
+        admit(handle.shared(), server_end, 0).unwrap();
         assert_eq!(handle.shared().gauge.current(), 1);
         client.write_all(b"GET /handed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut response = String::new();
@@ -291,12 +302,12 @@ mod tests {
         });
         // The only place holds a request in hand, which eviction never cuts.
         let (first, mut first_client) = pair();
-        admit(handle.shared(), first).unwrap();
+        admit(handle.shared(), first, 0).unwrap();
         first_client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         entered.recv_timeout(Duration::from_secs(20)).unwrap();
 
         let (second, mut second_client) = pair();
-        let refused = admit(handle.shared(), second).unwrap_err();
+        let refused = admit(handle.shared(), second, 0).unwrap_err();
         assert!(refused.to_string().contains("full"), "{refused}");
         assert_eq!(handle.shared().metrics.connections_rejected.load(Ordering::Relaxed), 1);
         // The refused connection is closed, not left hanging.

@@ -57,4 +57,6 @@ pub(crate) struct Shared {
     pub(crate) access_log: AccessLog,
     /// Each worker thread's busy-since time: hung calls and the wedged health answer.
     pub(crate) watch: watchdog::Watch,
+    /// The TLS configuration for `https://` listeners, when there are any.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
 }

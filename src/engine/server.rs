@@ -48,6 +48,14 @@ pub struct Server {
     shared_listeners: bool,
 }
 
+/// The address a listener is reported as: `https://` listeners (bound as TCP) stay `Tls`.
+fn tls_if_https(configured: &ListenAddr, bound: ListenAddr) -> ListenAddr {
+    match (configured, bound) {
+        (ListenAddr::Tls(_), ListenAddr::Tcp(bound)) => ListenAddr::Tls(bound),
+        (_, bound) => bound,
+    }
+}
+
 impl Server {
     /// Validates `config` and binds every address in `config.listen` (port 0 picks a free port;
     /// [`Server::local_addrs`] reports it).
@@ -58,7 +66,7 @@ impl Server {
         for addr in &config.listen {
             let bind_error = |source| Error::Bind { addr: addr.clone(), source };
             let listener = Listener::bind(addr, config.backlog).map_err(bind_error)?;
-            addrs.push(listener.local_addr().map_err(bind_error)?);
+            addrs.push(tls_if_https(addr, listener.local_addr().map_err(bind_error)?));
             listeners.push(listener);
         }
         let handler: Arc<dyn Handler> = Arc::new(handler);
@@ -74,7 +82,11 @@ impl Server {
         listeners: Vec<Listener>,
     ) -> Result<Server, Error> {
         let (config, trusted) = Self::prepare(config)?;
-        let addrs = listeners.iter().map(Listener::local_addr).collect::<Result<Vec<_>, _>>()?;
+        let addrs = listeners
+            .iter()
+            .zip(&config.listen)
+            .map(|(listener, addr)| Ok(tls_if_https(addr, listener.local_addr()?)))
+            .collect::<Result<Vec<_>, std::io::Error>>()?;
         let handler: Arc<dyn Handler> = Arc::new(handler);
         Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler, shared_listeners: true })
     }
@@ -105,9 +117,19 @@ impl Server {
         &self.config
     }
 
-    /// Starts the acceptor, the I/O loop and the workers; returns at once.
+    /// Starts the acceptor, the I/O loop and the workers; returns at once. With `https://`
+    /// listeners it first reads the certificate and key ([`Error::Tls`] when they cannot be
+    /// used) and starts the thread that reloads them.
     pub fn start(self) -> Result<ServerHandle, Error> {
         let Server { config, trusted, listeners, addrs, handler, shared_listeners } = self;
+        // HTTPS: the certificate is read here, so every way of building a server gets it; the
+        // listeners are those of `config.listen`, in its order.
+        let tls = crate::tls::Tls::load(&config).map_err(Error::Tls)?.map(Arc::new);
+        let tls_listeners: Vec<bool> = config.listen.iter().map(ListenAddr::is_tls).collect();
+        let tls_watcher = match &tls {
+            Some(tls) => Some(crate::tls::reload::Watcher::start(Arc::clone(tls), config.tls_reload_interval)?),
+            None => None,
+        };
         let loop_poller = Arc::new(Poller::new()?);
         let acceptor_poller = Arc::new(Poller::new()?);
         let (to_loop, loop_rx) = unbounded();
@@ -130,6 +152,7 @@ impl Server {
             fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
             idle_drain_grace: if shared_listeners { crate::engine::IDLE_DRAIN_GRACE } else { Duration::ZERO },
             watch: Watch::new(threads, Some(config_timeout).filter(|t| !t.is_zero())),
+            tls,
         });
 
         let watchdog = Watchdog::start(Arc::clone(&shared), Arc::clone(&handler))?;
@@ -142,6 +165,7 @@ impl Server {
 
         let acceptor = Acceptor {
             listeners,
+            tls: tls_listeners,
             poller: Arc::clone(&acceptor_poller),
             shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),
@@ -160,6 +184,7 @@ impl Server {
             pool: Some(pool),
             watchdog: Some(watchdog),
             access_log: access_log_thread,
+            tls_watcher,
         })
     }
 }
@@ -198,6 +223,8 @@ pub struct ServerHandle {
     pool: Option<Pool>,
     watchdog: Option<Watchdog>,
     access_log: Option<AccessLogThread>,
+    /// Reloads the TLS certificate (on SIGHUP and when its files change); stops on drop.
+    tls_watcher: Option<crate::tls::reload::Watcher>,
 }
 
 impl ServerHandle {
@@ -247,6 +274,7 @@ impl ServerHandle {
         if let Some(thread) = self.access_log.take() {
             thread.stop(&self.stopper.control.shared.access_log);
         }
+        drop(self.tls_watcher.take());
         finished
     }
 }

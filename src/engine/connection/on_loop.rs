@@ -51,12 +51,14 @@ impl<S: Transport> Connection<S> {
         // The worker resolves the client again for a declined request: resolving is
         // idempotent (it only drops the forwarding fields it does not believe).
         let client = crate::ops::proxy::resolve(&ctx.shared.trusted, self.peer, &mut head.headers);
+        let tls = self.io.tls_info();
         let origin = Origin {
             peer: self.peer,
             local: self.local,
             client: client.addr,
-            scheme: client.scheme,
+            scheme: if tls.is_some() { "https" } else { client.scheme },
             forwarded_host: client.host,
+            tls,
         };
         let request = Request::new(head, RequestBody::empty(), origin);
         let (response, keep_alive) = match catch_unwind(AssertUnwindSafe(|| handler.respond_on_loop(&request))) {

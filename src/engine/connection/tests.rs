@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::io::Read as _;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -119,6 +120,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
         idle_drain_grace: std::time::Duration::ZERO,
         access_log: crate::ops::access_log::AccessLog::start(config_access_log, Arc::default()).unwrap().0,
+        tls: None,
     });
     let ctx = LoopCtx {
         limits: shared.config.limits(),

@@ -27,7 +27,7 @@ pub(crate) fn take_connection(shared: &Shared, args: &str) {
         }
     };
     let peer = stream.peer_addr().ok();
-    if let Err(e) = admit(shared, stream) {
+    if let Err(e) = admit(shared, stream, line.listener) {
         warn!(target: "maitred::server", "connection from {peer:?} (listener {}) closed: {e}", line.listener);
         return;
     }
