@@ -22,9 +22,9 @@
 #   KEY           certificate key type, ec (ECDSA P-256) or rsa (RSA 2048) [ec]
 #   P99_CONNS [50]  HANDSHAKE_RATE (new connections per second during p99) [300]
 #   LOAD_THREADS  handshake-load threads in rate mode (enough to stay open-loop) [32]
-#   MAITRED_TLS_ARGS  flags that make maitred's --listen a TLS listener with $CERT and $KEY
-#                 (single-quoted: expanded when the server starts)
-#                 ['--tls-cert $CERT --tls-key $KEY']
+#   MAITRED_TLS_ARGS  the certificate flags for maitred's `--listen https://127.0.0.1:0`;
+#                 $CERT and $KEY_FILE are replaced when the server starts
+#                 ['--tls-cert $CERT --tls-key $KEY_FILE']
 #   MAITRED_ARGS  extra maitred flags [""]
 #   WRK_TIMEOUT [10]  PIN [1]  SERVER_CPU [1]  CLIENT_CPU [0]  START_TIMEOUT [30]
 #   RESULTS_DIR   [bench/results]  (raw file: tls-<timestamp>.txt)
@@ -185,7 +185,7 @@ server_cmd() {
         maitred)
             # shellcheck disable=SC2046  # word splitting of the flag list is the point
             read -r -a tls_args <<<"$(CERT=$CERT KEY_FILE=$KEY_FILE envsubst_flags "$MAITRED_TLS_ARGS")"
-            CMD=("${BIN[maitred]}" --listen 127.0.0.1:0 --threads "$THREADS" "${tls_args[@]}" "${MAITRED_EXTRA[@]+"${MAITRED_EXTRA[@]}"}") ;;
+            CMD=("${BIN[maitred]}" --listen https://127.0.0.1:0 --threads "$THREADS" "${tls_args[@]}" "${MAITRED_EXTRA[@]+"${MAITRED_EXTRA[@]}"}") ;;
         hyper-tls)
             CMD=("${BIN[hyper-tls]}" --listen 127.0.0.1:0 --cert "$CERT" --key "$KEY_FILE") ;;
         nginx-1|nginx-auto)
