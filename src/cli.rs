@@ -45,7 +45,7 @@ pub enum Command {
     Version,
 }
 
-/// Waitress flag names and the settings they mean here.
+/// Waitress flag names (and Gunicorn's for the TLS files) and the settings they mean here.
 pub const ALIASES: &[(&str, &str)] = &[
     ("channel-timeout", "keepalive_timeout"),
     ("max-request-body-size", "max_body_size"),
@@ -53,6 +53,10 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("ident", "server_header"),
     ("trusted-proxy", "trusted_proxies"),
     ("trusted-proxy-count", "trusted_proxy_hops"),
+    // Gunicorn's names for the TLS files.
+    ("certfile", "tls_cert"),
+    ("keyfile", "tls_key"),
+    ("ca-certs", "tls_client_ca"),
 ];
 
 /// Flags that are not settings.
@@ -318,7 +322,7 @@ pub fn help(program: &str, about: &str, usage_args: &str, defaults: Option<&Conf
     }
     text.push_str("\nOther flags:\n");
     text.push_str(ACTIONS);
-    text.push_str("\nWaitress flag names accepted:\n");
+    text.push_str("\nWaitress (and Gunicorn TLS) flag names accepted:\n");
     for (alias, setting) in ALIASES {
         if Config::setting(setting).is_some_and(|s| refuse(s).is_none()) {
             text.push_str(&format!("  --{alias} = --{}\n", setting.replace('_', "-")));

@@ -216,6 +216,15 @@ impl SettingValue for PathBuf {
     }
 }
 
+impl SettingValue for Option<PathBuf> {
+    fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
+        Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+    }
+    fn show_value(&self, _unit: &str) -> String {
+        self.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    }
+}
+
 impl SettingValue for AccessLogFormat {
     fn parse_value(text: &str, _unit: &str) -> Result<Self, String> {
         text.parse()
@@ -276,8 +285,27 @@ macro_rules! settings {
 
 settings! {
     /// Addresses to listen on, comma-separated or repeated: `HOST:PORT`, `[V6]:PORT`, `*:PORT`,
-    /// or `unix:PATH` on Unix. Defaults to `127.0.0.1:8080`.
+    /// or `unix:PATH` on Unix; `https://HOST:PORT` speaks TLS with `tls_cert` and `tls_key`
+    /// (`http://HOST:PORT` is plain, as without a scheme). Defaults to `127.0.0.1:8080`.
     listen: Vec<ListenAddr> = vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080)))], "addresses";
+    /// PEM file with the server certificate chain (leaf first) for the `https://` listeners.
+    /// Gunicorn's `--certfile` is accepted for it. Defaults to empty (no TLS).
+    tls_cert: Option<PathBuf> = None, "path";
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Gunicorn's
+    /// `--keyfile` is accepted for it. Defaults to empty.
+    tls_key: Option<PathBuf> = None, "path";
+    /// PEM file of the CAs that sign client certificates: with it, `https://` listeners ask
+    /// each client for a certificate (mutual TLS) and give its subject to the application.
+    /// Defaults to empty (no client certificates).
+    tls_client_ca: Option<PathBuf> = None, "path";
+    /// With `tls_client_ca`: `required` (a client without a valid certificate fails the
+    /// handshake) or `optional` (one without any certificate is served, with no subject; an
+    /// invalid one still fails). Defaults to `required`.
+    tls_client_auth: String = "required".to_string(), "mode";
+    /// How often the TLS files are checked for a change (time, size, inode: certbot and
+    /// cert-manager renewals); a change is loaded for new connections once the files have held
+    /// still for one interval. SIGHUP reloads at once. 0 checks only on SIGHUP. Defaults to 10s.
+    tls_reload_interval: Duration = Duration::from_secs(10), "seconds";
     /// Worker threads that run the handler; the pool never grows or shrinks. Defaults to
     /// twice the CPU count, at least 4 and at most 64.
     threads: usize = default_threads(), "threads", auto = "2 × CPUs, 4 to 64";
@@ -528,10 +556,41 @@ impl Config {
         if self.proxy_protocol && self.trusted_proxies.trim().is_empty() {
             return err("proxy_protocol needs trusted_proxies: the header is only accepted from them".into());
         }
+        self.check_tls()?;
         if self.drain_delay > Duration::from_secs(3600) {
             return err("drain_delay: must be at most an hour".into());
         }
         Ok(trusted)
+    }
+}
+
+impl Config {
+    /// The TLS settings agree with each other and with `listen` (the files are read later, by
+    /// [`crate::tls::check`] and when the server binds).
+    fn check_tls(&self) -> Result<(), ConfigError> {
+        let err = |text: &str| Err(ConfigError(text.to_string()));
+        let https = self.listen.iter().any(ListenAddr::is_tls);
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return err("tls_key: tls_cert is set, so its private key is needed too"),
+            (None, Some(_)) => return err("tls_cert: tls_key is set, so its certificate is needed too"),
+            (None, None) if https => {
+                return err("listen: an https:// address needs tls_cert and tls_key (--tls-cert FILE --tls-key FILE)")
+            }
+            (Some(_), Some(_)) if !https => {
+                return err("listen: tls_cert is set but no address is https:// (write --listen https://0.0.0.0:8443)")
+            }
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return err("tls_client_ca: needs tls_cert and tls_key (client certificates are asked for over TLS)");
+        }
+        if !["required", "optional"].contains(&self.tls_client_auth.as_str()) {
+            return err(&format!("tls_client_auth: {:?} is not one of required, optional", self.tls_client_auth));
+        }
+        if self.tls_reload_interval > Duration::from_secs(24 * 3600) {
+            return err("tls_reload_interval: must be at most a day");
+        }
+        Ok(())
     }
 }
 

@@ -27,6 +27,9 @@ pub enum Error {
     /// The signal handler could not be installed (for example, one is installed already:
     /// there can be one per process).
     Signals(Box<dyn std::error::Error + Send + Sync>),
+    /// The TLS certificate, key or client CA cannot be used (unreadable, not PEM, a key that
+    /// does not match the certificate); the message names the file.
+    Tls(String),
 }
 
 impl fmt::Display for Error {
@@ -39,6 +42,7 @@ impl fmt::Display for Error {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Io(e) => write!(f, "cannot start the server: {e}"),
             Error::Signals(e) => write!(f, "cannot install the signal handler: {e}"),
+            Error::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -50,6 +54,7 @@ impl std::error::Error for Error {
             Error::Bind { source, .. } => Some(source),
             Error::Io(e) => Some(e),
             Error::Signals(e) => Some(&**e),
+            Error::Tls(_) => None,
         }
     }
 }

@@ -116,6 +116,10 @@ where
     if let Err(e) = config.validate() {
         return fail(2, &e.to_string());
     }
+    // A missing, unreadable or mismatched certificate or key is a usage error, as a bad flag.
+    if let Err(e) = crate::tls::check(&config) {
+        return fail(2, &e);
+    }
     match action {
         "check" => {
             println!("{program}: configuration ok");

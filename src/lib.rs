@@ -92,6 +92,7 @@ mod ops;
 #[cfg(feature = "python")]
 pub mod python;
 mod signals;
+mod tls;
 
 pub use apps::static_files;
 pub use config::{Config, ConfigError, Scope, Setting, SETTINGS};
@@ -104,6 +105,7 @@ pub use http1::response::{Body, Chunks, Response};
 pub use launch::{launch, launch_with, serve_configured, serve_until_signal};
 pub use ops::access_log::AccessLogFormat;
 pub use signals::drain_on_signals;
+pub use tls::{reload_certificates, TlsInfo};
 
 /// The head parser and body decoders, exposed for the fuzz targets. Not a stable API.
 #[doc(hidden)]

@@ -52,6 +52,8 @@ impl Gauge {
 /// What the acceptor thread needs.
 pub(crate) struct Acceptor {
     pub(crate) listeners: Vec<Listener>,
+    /// Which of `listeners` speak TLS (`https://` in `listen`), by index.
+    pub(crate) tls: Vec<bool>,
     pub(crate) poller: Arc<Poller>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Arc<AtomicBool>,
@@ -71,7 +73,11 @@ fn is_transient(e: &io::Error) -> bool {
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
-        let Acceptor { listeners, poller, shared, stop } = self;
+        let Acceptor { listeners, tls, poller, shared, stop } = self;
+        let arrived = |key: usize, stream, peer| match tls.get(key) {
+            Some(true) => ToLoop::AcceptedTls(stream, peer),
+            _ => ToLoop::Accepted(stream, peer),
+        };
         let (waker, gauge, metrics) = (&shared.waker, &shared.gauge, &shared.metrics);
         let (limit, drain_delay) = (shared.config.connection_limit, shared.config.drain_delay);
         let mut registered = Vec::with_capacity(listeners.len());
@@ -129,7 +135,7 @@ impl Acceptor {
                         Ok((stream, peer)) => {
                             accepted += 1;
                             gauge.add();
-                            waker.send(ToLoop::Accepted(stream, peer));
+                            waker.send(arrived(event.key, stream, peer));
                             backoff = Duration::from_millis(10);
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -155,12 +161,12 @@ impl Acceptor {
         }
         // Connections that completed their handshake before the listeners close are taken, not
         // reset: the drain serves those whose request has arrived and closes the silent ones.
-        for listener in &registered {
+        for (key, listener) in registered.iter().enumerate() {
             while gauge.current() < limit {
                 match listener.get().accept(shared.config.send_buffer_size) {
                     Ok((stream, peer)) => {
                         gauge.add();
-                        waker.send(ToLoop::Accepted(stream, peer));
+                        waker.send(arrived(key, stream, peer));
                     }
                     Err(e) if is_transient(&e) => continue,
                     Err(_) => break,

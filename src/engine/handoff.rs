@@ -41,6 +41,8 @@ pub(crate) struct Job {
     /// Set by the I/O loop when the client is gone before a worker took the request: the
     /// worker then drops it without running the handler.
     pub(crate) cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The TLS session's facts, for a request that came over an `https://` listener.
+    pub(crate) tls: Option<Arc<crate::tls::TlsInfo>>,
 }
 
 /// A response on its way out, as data: its head, where its body comes from, and what becomes
@@ -90,6 +92,8 @@ impl Outgoing {
 pub(crate) enum ToLoop {
     /// A new connection from the acceptor.
     Accepted(Stream, SocketAddr),
+    /// A new connection from the acceptor on an `https://` listener.
+    AcceptedTls(Stream, SocketAddr),
     /// The acceptor is at the connection cap and a client waits: close the connection making
     /// the least progress, if one may give way.
     Evict,

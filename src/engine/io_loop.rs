@@ -17,7 +17,7 @@ use log::{debug, error, info, warn};
 use polling::{Event, Events, Poller};
 
 use crate::engine::buffer::BufferPool;
-use crate::engine::connection::{Connection, Cut, Interest, LoopCtx, Step};
+use crate::engine::connection::{Connection, Cut, Interest, Io, LoopCtx, Step};
 use crate::engine::handoff::{ConnRef, Job, ToLoop};
 use crate::engine::net::Stream;
 use crate::engine::sys::Registered;
@@ -82,6 +82,9 @@ pub(crate) struct IoLoop {
     ctx: LoopCtx,
     next_generation: u64,
     drain_deadline: Option<Instant>,
+    /// Connections whose transport holds input the poller cannot see (TLS plaintext already
+    /// decrypted): read in the next pass, before the loop sleeps.
+    buffered: Vec<ConnRef>,
 }
 
 impl IoLoop {
@@ -112,6 +115,7 @@ impl IoLoop {
             },
             next_generation: 0,
             drain_deadline: None,
+            buffered: Vec::new(),
         }
     }
 
@@ -140,7 +144,7 @@ impl IoLoop {
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
             self.ctx.shared.waker.going_to_sleep();
-            if !self.rx.is_empty() {
+            if !self.rx.is_empty() || !self.buffered.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
             events.clear();
@@ -155,6 +159,7 @@ impl IoLoop {
             for event in events.iter() {
                 self.on_event(event, now);
             }
+            self.read_buffered(now);
         }
         // Whatever is still queued belongs to connections that are gone.
         while self.jobs_rx.try_recv().is_ok() {}
@@ -175,6 +180,16 @@ impl IoLoop {
         self.settle(slot, step);
     }
 
+    /// Reads the connections whose transport holds input already (see `buffered`).
+    fn read_buffered(&mut self, now: Instant) {
+        for id in std::mem::take(&mut self.buffered) {
+            if let Some(conn) = self.conns.lookup(id) {
+                let step = conn.on_readable(&mut self.ctx, now);
+                self.settle(id.slot, step);
+            }
+        }
+    }
+
     /// After any step: close, or re-arm the poller and the timer for what comes next.
     fn settle(&mut self, slot: usize, step: Step) {
         if step == Step::Close {
@@ -189,6 +204,9 @@ impl IoLoop {
                 return;
             }
             conn.armed = want;
+        }
+        if conn.has_buffered_input() && !self.buffered.contains(&conn.id) {
+            self.buffered.push(conn.id);
         }
         let deadline = conn.compute_deadline(&self.ctx.shared.config, self.ctx.under_pressure());
         conn.deadline = deadline;
@@ -230,7 +248,8 @@ impl IoLoop {
         for _ in 0..MESSAGES_PER_PASS {
             let Ok(message) = self.rx.try_recv() else { return };
             match message {
-                ToLoop::Accepted(stream, peer) => self.accept(stream, peer, now),
+                ToLoop::Accepted(stream, peer) => self.accept(stream, peer, false, now),
+                ToLoop::AcceptedTls(stream, peer) => self.accept(stream, peer, true, now),
                 ToLoop::Evict => self.evict(now),
                 ToLoop::Drain => self.begin_drain(now),
                 ToLoop::Response { conn, response } => match self.conns.lookup(conn) {
@@ -256,13 +275,28 @@ impl IoLoop {
         }
     }
 
-    fn accept(&mut self, stream: Stream, peer: SocketAddr, now: Instant) {
+    fn accept(&mut self, stream: Stream, peer: SocketAddr, tls: bool, now: Instant) {
         let local = stream.local_addr().unwrap_or(peer);
         let slot = self.conns.next_slot();
         let io = match Registered::new(Arc::clone(&self.poller), stream, Event::readable(slot)) {
             Ok(io) => io,
             Err(e) => {
                 warn!(target: "maitred::io", "cannot watch connection from {peer}: {e}");
+                self.ctx.shared.gauge.remove();
+                return;
+            }
+        };
+        let io = match (tls, &self.ctx.shared.tls) {
+            (false, _) => Io::Plain(io),
+            (true, Some(config)) => match crate::tls::stream::TlsStream::new(io, config.server_config()) {
+                Ok(stream) => Io::Tls(Box::new(stream)),
+                Err(e) => {
+                    warn!(target: "maitred::io", "cannot start TLS with {peer}: {e}");
+                    self.ctx.shared.gauge.remove();
+                    return;
+                }
+            },
+            (true, None) => {
                 self.ctx.shared.gauge.remove();
                 return;
             }

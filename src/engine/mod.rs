@@ -43,4 +43,6 @@ pub(crate) struct Shared {
     pub(crate) gauge: Gauge,
     /// The access log's writer (lines from workers and from the loop's own answers).
     pub(crate) access_log: AccessLog,
+    /// The TLS configuration for `https://` listeners, when there are any.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
 }

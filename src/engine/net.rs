@@ -16,21 +16,30 @@ pub enum ListenAddr {
     /// A Unix domain socket path, written `unix:/run/maitred.sock` (Unix only). A stale socket
     /// file left by a dead server is replaced; the file is removed when the server stops.
     Unix(PathBuf),
+    /// A TCP address that speaks TLS (HTTPS), written `https://0.0.0.0:8443`, with the
+    /// `tls_cert` and `tls_key` settings.
+    Tls(SocketAddr),
 }
 
 impl ListenAddr {
     /// The TCP address, if this is one.
     pub fn tcp(&self) -> Option<SocketAddr> {
         match self {
-            ListenAddr::Tcp(addr) => Some(*addr),
+            ListenAddr::Tcp(addr) | ListenAddr::Tls(addr) => Some(*addr),
             ListenAddr::Unix(_) => None,
         }
     }
 
-    /// How to reach it: `http://127.0.0.1:8080` or `unix:/path`.
+    /// Whether connections to this address speak TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ListenAddr::Tls(_))
+    }
+
+    /// How to reach it: `http://127.0.0.1:8080`, `https://127.0.0.1:8443` or `unix:/path`.
     pub fn url(&self) -> String {
         match self {
             ListenAddr::Tcp(addr) => format!("http://{addr}"),
+            ListenAddr::Tls(addr) => format!("https://{addr}"),
             ListenAddr::Unix(path) => format!("unix:{}", path.display()),
         }
     }
@@ -40,6 +49,7 @@ impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Tls(addr) => write!(f, "https://{addr}"),
             ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
@@ -54,8 +64,21 @@ impl From<SocketAddr> for ListenAddr {
 impl FromStr for ListenAddr {
     type Err = String;
 
-    /// `HOST:PORT`, `[V6]:PORT`, Waitress's `*:PORT` (every IPv4 interface), or `unix:PATH`.
+    /// `HOST:PORT`, `[V6]:PORT`, Waitress's `*:PORT` (every IPv4 interface), or `unix:PATH`;
+    /// `https://` before a TCP address makes it a TLS one, `http://` changes nothing.
     fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(rest) = text.strip_prefix("https://") {
+            return match rest.parse()? {
+                ListenAddr::Tcp(addr) => Ok(ListenAddr::Tls(addr)),
+                _ => Err(format!("{text:?}: https:// needs a TCP address like https://0.0.0.0:8443")),
+            };
+        }
+        if let Some(rest) = text.strip_prefix("http://") {
+            return match rest.parse()? {
+                ListenAddr::Tcp(addr) => Ok(ListenAddr::Tcp(addr)),
+                _ => Err(format!("{text:?}: http:// needs a TCP address like http://0.0.0.0:8080")),
+            };
+        }
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err("unix: needs a socket path, like unix:/run/maitred.sock".into());
@@ -84,7 +107,7 @@ impl Listener {
     /// Binds `addr` with `backlog`, non-blocking.
     pub(crate) fn bind(addr: &ListenAddr, backlog: usize) -> io::Result<Listener> {
         match addr {
-            ListenAddr::Tcp(addr) => bind_tcp(*addr, backlog).map(Listener::Tcp),
+            ListenAddr::Tcp(addr) | ListenAddr::Tls(addr) => bind_tcp(*addr, backlog).map(Listener::Tcp),
             #[cfg(unix)]
             ListenAddr::Unix(path) => bind_unix(path).map(|l| Listener::Unix(l, path.clone())),
             #[cfg(not(unix))]
@@ -299,12 +322,20 @@ mod tests {
 
     #[test]
     fn listen_addresses_parse_and_print_back() {
-        for text in ["127.0.0.1:8080", "[::1]:8080", "unix:/tmp/m.sock"] {
+        for text in ["127.0.0.1:8080", "[::1]:8080", "unix:/tmp/m.sock", "https://127.0.0.1:8443", "https://[::1]:8443"]
+        {
             let addr: ListenAddr = text.parse().unwrap();
             assert_eq!(addr.to_string(), text);
         }
         assert_eq!("*:81".parse::<ListenAddr>().unwrap(), ListenAddr::Tcp("0.0.0.0:81".parse().unwrap()));
-        for bad in ["", "localhost", "unix:", "1.2.3.4", "[::1]"] {
+        assert_eq!(
+            "http://127.0.0.1:80".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Tcp("127.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!("https://*:443".parse::<ListenAddr>().unwrap(), ListenAddr::Tls("0.0.0.0:443".parse().unwrap()));
+        for bad in
+            ["", "localhost", "unix:", "1.2.3.4", "[::1]", "https://unix:/x", "https://", "https://https://1.2.3.4:1"]
+        {
             assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
         }
     }

@@ -39,6 +39,7 @@ use crate::ops::proxy::TrustedProxies;
 /// ```
 pub struct Server {
     config: Arc<Config>,
+    tls: Option<Arc<crate::tls::Tls>>,
     trusted: TrustedProxies,
     listeners: Vec<Listener>,
     addrs: Vec<ListenAddr>,
@@ -50,6 +51,7 @@ impl Server {
     /// [`Server::local_addrs`] reports it).
     pub fn bind(mut config: Config, handler: impl Handler) -> Result<Server, Error> {
         let trusted = config.check()?;
+        let tls = crate::tls::Tls::load(&config).map_err(Error::Tls)?.map(Arc::new);
         if let Some(fit) = crate::engine::sys::raise_fd_limit() {
             if config.connection_limit > fit {
                 log::debug!(
@@ -65,10 +67,14 @@ impl Server {
         for addr in &config.listen {
             let bind_error = |source| Error::Bind { addr: addr.clone(), source };
             let listener = Listener::bind(addr, config.backlog).map_err(bind_error)?;
-            addrs.push(listener.local_addr().map_err(bind_error)?);
+            let bound = listener.local_addr().map_err(bind_error)?;
+            addrs.push(match (addr, bound) {
+                (ListenAddr::Tls(_), ListenAddr::Tcp(bound)) => ListenAddr::Tls(bound),
+                (_, bound) => bound,
+            });
             listeners.push(listener);
         }
-        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler: Arc::new(handler) })
+        Ok(Server { config: Arc::new(config), tls, trusted, listeners, addrs, handler: Arc::new(handler) })
     }
 
     /// The bound addresses, in the order of `config.listen`.
@@ -83,7 +89,11 @@ impl Server {
 
     /// Starts the acceptor, the I/O loop and the workers; returns at once.
     pub fn start(self) -> Result<ServerHandle, Error> {
-        let Server { config, trusted, listeners, addrs, handler } = self;
+        let Server { config, tls, trusted, listeners, addrs, handler } = self;
+        let tls_watcher = match &tls {
+            Some(tls) => Some(crate::tls::reload::Watcher::start(Arc::clone(tls), config.tls_reload_interval)?),
+            None => None,
+        };
         let loop_poller = Arc::new(Poller::new()?);
         let acceptor_poller = Arc::new(Poller::new()?);
         let (to_loop, loop_rx) = unbounded();
@@ -101,6 +111,7 @@ impl Server {
             draining: AtomicBool::new(false),
             waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
             gauge: Gauge::default(),
+            tls,
         });
 
         let pool =
@@ -111,6 +122,7 @@ impl Server {
 
         let acceptor = Acceptor {
             listeners,
+            tls: addrs.iter().map(ListenAddr::is_tls).collect(),
             poller: Arc::clone(&acceptor_poller),
             shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),
@@ -124,6 +136,7 @@ impl Server {
             io_loop: Some(io_thread),
             pool: Some(pool),
             access_log: access_log_thread,
+            tls_watcher,
         })
     }
 }
@@ -161,6 +174,8 @@ pub struct ServerHandle {
     io_loop: Option<JoinHandle<()>>,
     pool: Option<Pool>,
     access_log: Option<AccessLogThread>,
+    /// Reloads the TLS certificate (on SIGHUP and when its files change); stops on drop.
+    tls_watcher: Option<crate::tls::reload::Watcher>,
 }
 
 impl ServerHandle {
@@ -201,6 +216,7 @@ impl ServerHandle {
         if let Some(thread) = self.access_log.take() {
             thread.stop(&self.stopper.control.shared.access_log);
         }
+        drop(self.tls_watcher.take());
         finished
     }
 }

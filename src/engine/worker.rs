@@ -51,7 +51,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 impl WorkerShared {
     /// Serves one job, start to finish, reusing this worker's `scratch` buffers.
     pub(crate) fn serve(&self, job: Job, scratch: &mut Scratch) {
-        let Job { conn, received, mut head, body, peer, local, keep_alive, cancelled } = job;
+        let Job { conn, received, mut head, body, peer, local, keep_alive, cancelled, tls } = job;
         if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             // The client reset the connection while the request waited: nobody would read the
             // answer. A handler already running is never interrupted; this one never starts.
@@ -63,7 +63,9 @@ impl WorkerShared {
         let (head_request, version) = (head.method == "HEAD", head.version);
         // Forwarding headers are believed from trusted proxies and removed from everyone else.
         let client = crate::ops::proxy::resolve(&self.shared.trusted, peer, &mut head.headers);
-        let origin = Origin { peer, local, client: client.addr, scheme: client.scheme, forwarded_host: client.host };
+        // Over an https:// listener the scheme is https whatever a proxy says.
+        let scheme = if tls.is_some() { "https" } else { client.scheme };
+        let origin = Origin { peer, local, client: client.addr, scheme, forwarded_host: client.host, tls };
         let request = Request::new(head, body, origin);
         scratch.target.clear();
         scratch.target.push_str(request.target());

@@ -137,6 +137,7 @@ pub struct Request {
     pub(crate) client: SocketAddr,
     pub(crate) scheme: &'static str,
     pub(crate) forwarded_host: Option<String>,
+    pub(crate) tls: Option<std::sync::Arc<crate::tls::TlsInfo>>,
 }
 
 /// Where a request came from: the socket's two ends, and the client behind any trusted proxy.
@@ -146,12 +147,14 @@ pub(crate) struct Origin {
     pub(crate) client: SocketAddr,
     pub(crate) scheme: &'static str,
     pub(crate) forwarded_host: Option<String>,
+    /// The TLS session, for a connection to an `https://` listener.
+    pub(crate) tls: Option<std::sync::Arc<crate::tls::TlsInfo>>,
 }
 
 impl Request {
     /// The request of a parsed `head` and its complete `body`.
     pub(crate) fn new(head: Head, body: RequestBody, origin: Origin) -> Request {
-        let Origin { peer, local, client, scheme, forwarded_host } = origin;
+        let Origin { peer, local, client, scheme, forwarded_host, tls } = origin;
         Request {
             method: head.method,
             target: head.target,
@@ -165,6 +168,7 @@ impl Request {
             client,
             scheme,
             forwarded_host,
+            tls,
         }
     }
 
@@ -219,9 +223,22 @@ impl Request {
         self.client
     }
 
-    /// `"https"` when a trusted proxy said the client used it, else `"http"`.
+    /// `"https"` when the request came over an `https://` listener or a trusted proxy said
+    /// the client used it, else `"http"`.
     pub fn scheme(&self) -> &'static str {
         self.scheme
+    }
+
+    /// The TLS session the request came over (an `https://` listener), `None` over plain
+    /// HTTP. A trusted proxy's TLS is not this: see [`Request::scheme`].
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls.as_deref()
+    }
+
+    /// The verified client certificate's subject as an RFC 4514 string (for example
+    /// `CN=alice,O=Example`), when `tls_client_ca` is set and the client sent a certificate.
+    pub fn tls_client_subject(&self) -> Option<&str> {
+        self.tls().and_then(crate::tls::TlsInfo::client_subject)
     }
 
     /// All header fields, in the order received, duplicates kept.

@@ -190,6 +190,11 @@ pub fn run(py: Python<'_>, argv: Vec<String>, load_app: &Bound<'_, PyAny>) -> Py
         );
         return Ok(2);
     }
+    // A missing, unreadable or mismatched certificate or key is a usage error, as a bad flag.
+    if let Err(e) = crate::tls::check(&config) {
+        error_line(py, &e);
+        return Ok(2);
+    }
     match command {
         Command::CheckConfig { .. } => {
             emit(py, "stdout", "maitred: configuration ok\n");

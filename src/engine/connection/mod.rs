@@ -7,8 +7,8 @@
 //! goes back to idle (keep-alive), or closes. Pipelined requests wait in its buffer and are
 //! answered strictly in order.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +20,6 @@ use polling::Event;
 use crate::config::Config;
 use crate::engine::buffer::{BufferPool, InBuf};
 use crate::engine::handoff::{After, ConnRef, Job, Outgoing, Source};
-use crate::engine::net::Stream;
-use crate::engine::sys::Registered;
 use crate::engine::Shared;
 use crate::http1::body::{BodyReader, SpoolBuffer};
 use crate::http1::encode::encode_error;
@@ -62,6 +60,9 @@ mod builtin;
 mod output;
 #[cfg(test)]
 mod tests;
+mod transport;
+
+pub(crate) use transport::Io;
 
 use output::Writing;
 
@@ -173,24 +174,30 @@ pub(crate) trait Transport {
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
     /// Shuts the write side (the client then reads end-of-file).
     fn shutdown_write(&self) -> io::Result<()>;
-}
 
-impl Transport for Registered<Stream> {
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.get().read(buf)
+    // What a transport that keeps bytes of its own (TLS) adds; a plain socket keeps none.
+
+    /// Bytes accepted by `write` still wait for the socket: the connection asks for
+    /// writability until they are out, and a response is finished only then.
+    fn pending_output(&self) -> bool {
+        false
     }
-
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.get().write(buf)
+    /// Sends what waits; `Ok(true)` once nothing is left.
+    fn flush_output(&self) -> io::Result<bool> {
+        Ok(true)
     }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.get().shutdown(Shutdown::Write)
+    /// Input already taken off the socket waits to be read: the poller will not report it.
+    fn buffered_input(&self) -> bool {
+        false
+    }
+    /// The TLS session's facts, once its handshake is done.
+    fn tls_info(&self) -> Option<Arc<crate::tls::TlsInfo>> {
+        None
     }
 }
 
 /// One client connection, over a socket (`S`) in the server and over a script in the tests.
-pub(crate) struct Connection<S: Transport = Registered<Stream>> {
+pub(crate) struct Connection<S: Transport = Io> {
     io: S,
     peer: SocketAddr,
     local: SocketAddr,
@@ -294,6 +301,18 @@ impl<S: Transport> Connection<S> {
 
     /// Readiness this connection needs next.
     pub(crate) fn interest(&self) -> Interest {
+        let mut want = self.phase_interest();
+        // TLS records still to send (handshake, alerts, the end of a response).
+        want.write |= self.io.pending_output();
+        want
+    }
+
+    /// Input the transport holds that the poller cannot see, while the connection would read.
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        self.phase_interest().read && self.io.buffered_input()
+    }
+
+    fn phase_interest(&self) -> Interest {
         match &self.phase {
             Phase::Idle { .. } | Phase::Head { .. } | Phase::Lingering { .. } => Interest::READ,
             Phase::Body(_) => Interest { read: true, write: !self.interim.is_empty() },
@@ -377,6 +396,9 @@ impl<S: Transport> Connection<S> {
 
     /// The socket is writable.
     pub(crate) fn on_writable(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
+        if self.io.pending_output() && self.io.flush_output().is_err() {
+            return Step::Close;
+        }
         match &mut self.phase {
             Phase::Body(_) if !self.interim.is_empty() => match self.io.write(self.interim) {
                 Ok(n) => {
@@ -536,8 +558,17 @@ impl<S: Transport> Connection<S> {
     fn dispatch(&mut self, ctx: &mut LoopCtx, head: Head, body: RequestBody, now: Instant) -> Step {
         let keep_alive = self.keep_alive_offer(ctx, head.keep_alive);
         let cancelled = Arc::clone(self.cancelled.get_or_insert_with(Arc::default));
-        let job =
-            Job { conn: self.id, received: now, head, body, peer: self.peer, local: self.local, keep_alive, cancelled };
+        let job = Job {
+            conn: self.id,
+            received: now,
+            head,
+            body,
+            peer: self.peer,
+            local: self.local,
+            keep_alive,
+            cancelled,
+            tls: self.io.tls_info(),
+        };
         match ctx.jobs.try_send(job) {
             Ok(()) => {
                 self.phase = Phase::Handling;

@@ -237,6 +237,12 @@ impl<S: Transport> Connection<S> {
             }
             break;
         }
+        // A TLS transport may still hold the last records: the response is done once they are out.
+        match self.io.flush_output() {
+            Ok(true) => {}
+            Ok(false) => return Step::Open,
+            Err(_) => return Step::Close,
+        }
         self.finish_response(ctx, now)
     }
 
