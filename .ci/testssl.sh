@@ -85,7 +85,7 @@ if [ -z "$AGAINST" ]; then
     exe="$TARGET_DIR/release/examples/hello"
     [ -x "$exe" ] || die "build succeeded but $exe does not exist"
     # shellcheck disable=SC2086  # the flag list is split into words on purpose
-    env -u RUST_LOG RUST_LOG=info "$exe" --listen https://127.0.0.1:0 $tls_args </dev/null >"$WORK/server.log" 2>&1 &
+    env RUST_LOG=maitred::server=info "$exe" --listen https://127.0.0.1:0 $tls_args </dev/null >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     deadline=$(( $(date +%s) + START_TIMEOUT ))
     while :; do
