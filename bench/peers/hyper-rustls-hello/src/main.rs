@@ -40,8 +40,7 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     };
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(resp)
 }
 
@@ -69,9 +68,7 @@ fn parse_args() -> Args {
         }
     }
     Args {
-        listen: listen
-            .parse()
-            .unwrap_or_else(|e| usage(&format!("bad --listen {listen:?}: {e}"))),
+        listen: listen.parse().unwrap_or_else(|e| usage(&format!("bad --listen {listen:?}: {e}"))),
         cert: cert.unwrap_or_else(|| usage("--cert is required")),
         key: key.unwrap_or_else(|| usage("--key is required")),
     }
@@ -91,8 +88,7 @@ fn tls_config(cert: &PathBuf, key: &PathBuf) -> ServerConfig {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .unwrap_or_else(|e| fail(format!("certificate {}: {e}", cert.display())));
-    let key = PrivateKeyDer::from_pem_file(key)
-        .unwrap_or_else(|e| fail(format!("private key {}: {e}", key.display())));
+    let key = PrivateKeyDer::from_pem_file(key).unwrap_or_else(|e| fail(format!("private key {}: {e}", key.display())));
     // ring, as in maitred; rustls 0.23.48 deprecates it only for having no post-quantum key
     // exchange (neither side of this benchmark offers one).
     #[allow(deprecated)]
@@ -111,9 +107,7 @@ fn tls_config(cert: &PathBuf, key: &PathBuf) -> ServerConfig {
 async fn main() {
     let args = parse_args();
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(&args.cert, &args.key)));
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .unwrap_or_else(|e| fail(format!("bind {}: {e}", args.listen)));
+    let listener = TcpListener::bind(args.listen).await.unwrap_or_else(|e| fail(format!("bind {}: {e}", args.listen)));
     let local = listener.local_addr().expect("local_addr");
     {
         let mut out = std::io::stdout().lock();
@@ -138,9 +132,7 @@ async fn main() {
             let Ok(tls) = acceptor.accept(stream).await else {
                 return;
             };
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(tls), service_fn(route));
+            let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(tls), service_fn(route));
             let _ = conn.await;
         });
     }
