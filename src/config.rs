@@ -633,6 +633,36 @@ mod tests {
         assert!(e.contains("threads"), "{e}");
     }
 
+    /// The TLS settings must agree with each other and with `listen`; each refusal names the
+    /// setting to fix.
+    #[test]
+    fn tls_settings_must_agree_with_listen() {
+        let https = || vec!["https://127.0.0.1:8443".parse().unwrap()];
+        let path = || Some(PathBuf::from("x.pem"));
+        let cases = [
+            (Config { listen: https(), ..Config::default() }, "listen: an https:// address needs tls_cert"),
+            (Config { tls_cert: path(), tls_key: path(), ..Config::default() }, "listen: tls_cert is set but no"),
+            (Config { listen: https(), tls_cert: path(), ..Config::default() }, "tls_key: "),
+            (Config { listen: https(), tls_key: path(), ..Config::default() }, "tls_cert: "),
+            (Config { tls_client_ca: path(), ..Config::default() }, "tls_client_ca: "),
+            (
+                Config {
+                    listen: https(),
+                    tls_cert: path(),
+                    tls_key: path(),
+                    tls_client_auth: "maybe".into(),
+                    ..Config::default()
+                },
+                "tls_client_auth: ",
+            ),
+        ];
+        for (config, start) in cases {
+            let e = config.validate().unwrap_err().0;
+            assert!(e.starts_with(start), "{e}");
+        }
+        Config { listen: https(), tls_cert: path(), tls_key: path(), ..Config::default() }.validate().unwrap();
+    }
+
     #[test]
     fn validation_names_the_setting() {
         let c = Config { threads: 0, ..Config::default() };

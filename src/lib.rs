@@ -55,10 +55,22 @@
 //! generates it sends `Connection: close`, half-closes, briefly drains what the client still
 //! sends, and closes. HTTP/1.1 needs exactly one valid `Host`.
 //!
+//! ## HTTPS
+//!
+//! A `listen` address written `https://HOST:PORT` speaks TLS 1.2 and 1.3 (rustls with the
+//! `ring` provider; ALPN `http/1.1`; session tickets and a session cache for resumption) with
+//! `tls_cert` and `tls_key`; the other listeners stay plain. The handshake runs on the I/O loop
+//! without blocking and counts against `header_timeout` from accept; past the handshake the
+//! same parser, limits and deadlines apply. The certificate reloads for new connections on
+//! SIGHUP ([`reload_certificates`]) and when its files change; a broken new one keeps the old.
+//! With `tls_client_ca`, clients present certificates, and [`Request::tls_client_subject`]
+//! gives the verified subject (RFC 4514). [`Request::tls`] says what the session settled.
+//!
 //! ## What it does not do
 //!
-//! HTTP/2, TLS (put a proxy in front), `CONNECT` and protocol upgrades (`501`), and
-//! request trailers (read, checked and dropped). A handler that never returns holds its
+//! HTTP/2, `CONNECT` and protocol upgrades (`501`), TLS on Unix-socket listeners, SNI with
+//! several certificates, OCSP stapling, client certificate revocation lists, and request
+//! trailers (read, checked and dropped). A handler that never returns holds its
 //! worker forever: the pool does not grow, so size `threads` for the slowest handler you
 //! expect, and use the drain's `graceful_timeout` to bound shutdown.
 //!
@@ -67,6 +79,7 @@
 //! | folder | owns | never does |
 //! |---|---|---|
 //! | top level | crate docs and exports, the settings table (`config`), flags and environment (`cli`), a complete `main` ([`launch`]), signals, [`Handler`], [`Error`] | I/O on a client socket |
+//! | `tls/` | the HTTPS layer: certificate and key loading, the non-blocking TLS stream the I/O loop drives, certificate reload, the client subject | parse HTTP, decide anything about a request |
 //! | `engine/` | start-up and shutdown, the acceptor, the I/O loop, the connection state machine (with the built-in health and metrics answers), the handoffs between threads, the worker pool, buffers, sockets | parse HTTP itself, decide who the client is behind a proxy |
 //! | `http1/` | the head parser and framing decision, body decoders, [`Request`], [`Response`], the encoder, the status mapping of the server's own errors, the shared grammar, dates | I/O, reading [`Config`], blocking |
 //! | `ops/` | trusted proxies and forwarded headers, the PROXY protocol, the access log, metrics, the health check probe | touch a client socket, run the handler |

@@ -1,5 +1,6 @@
-//! Process signals into a graceful drain: SIGTERM, SIGINT and SIGHUP on Unix; Ctrl-C,
-//! Ctrl-Break and the console close event on Windows. A second signal exits at once.
+//! Process signals into a graceful drain: SIGTERM and SIGINT on Unix; Ctrl-C, Ctrl-Break and
+//! the console close event on Windows. A second signal exits at once. SIGHUP reloads the TLS
+//! certificates of a server in this process ([`crate::reload_certificates`]).
 //! Owns the signal handlers. Never stops the process without the drain unless signalled twice.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,25 +32,28 @@ impl SignalDrain {
     pub(crate) fn install() -> Result<SignalDrain, Error> {
         let target = Arc::new(Mutex::new(Target::Waiting));
         let shared = Arc::clone(&target);
-        ctrlc::set_handler(move || {
-            let mut target = shared.lock().unwrap_or_else(PoisonError::into_inner);
-            match &mut *target {
-                Target::Waiting => {
-                    info!(target: "maitred::server", "stop signal received while starting; draining once started");
-                    *target = Target::Signalled;
-                }
-                Target::Armed(stopper, received) if *received == 0 => {
-                    *received = 1;
-                    info!(target: "maitred::server", "stop signal received; draining (signal again to stop at once)");
-                    stopper.shutdown();
-                }
-                Target::Signalled | Target::Armed(..) => {
-                    warn!(target: "maitred::server", "second stop signal; exiting at once");
-                    std::process::exit(1);
-                }
+        // Unix: through signal-hook, to tell SIGHUP (reload the TLS certificates) from the stop
+        // signals; ctrlc's `termination` would drain on SIGHUP too.
+        #[cfg(unix)]
+        {
+            use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+            static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if INSTALLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Signals("a signal handler is installed already (one per process)".into()));
             }
-        })
-        .map_err(|e| Error::Signals(Box::new(e)))?;
+            let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+                .map_err(|e| Error::Signals(Box::new(e)))?;
+            std::thread::Builder::new().name("maitred-signals".into()).spawn(move || {
+                for signal in signals.forever() {
+                    match signal {
+                        SIGHUP => crate::tls::reload_certificates(),
+                        _ => on_stop_signal(&shared),
+                    }
+                }
+            })?;
+        }
+        #[cfg(not(unix))]
+        ctrlc::set_handler(move || on_stop_signal(&shared)).map_err(|e| Error::Signals(Box::new(e)))?;
         Ok(SignalDrain { target })
     }
 
@@ -61,6 +65,27 @@ impl SignalDrain {
             stopper.shutdown();
         }
         *target = Target::Armed(stopper, usize::from(signalled));
+    }
+}
+
+/// A stop signal: drain the server (or remember it until the server is armed); the second
+/// one exits at once.
+fn on_stop_signal(shared: &Mutex<Target>) {
+    let mut target = shared.lock().unwrap_or_else(PoisonError::into_inner);
+    match &mut *target {
+        Target::Waiting => {
+            info!(target: "maitred::server", "stop signal received while starting; draining once started");
+            *target = Target::Signalled;
+        }
+        Target::Armed(stopper, received) if *received == 0 => {
+            *received = 1;
+            info!(target: "maitred::server", "stop signal received; draining (signal again to stop at once)");
+            stopper.shutdown();
+        }
+        Target::Signalled | Target::Armed(..) => {
+            warn!(target: "maitred::server", "second stop signal; exiting at once");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -39,7 +39,6 @@ use crate::ops::proxy::TrustedProxies;
 /// ```
 pub struct Server {
     config: Arc<Config>,
-    tls: Option<Arc<crate::tls::Tls>>,
     trusted: TrustedProxies,
     listeners: Vec<Listener>,
     addrs: Vec<ListenAddr>,
@@ -51,7 +50,6 @@ impl Server {
     /// [`Server::local_addrs`] reports it).
     pub fn bind(mut config: Config, handler: impl Handler) -> Result<Server, Error> {
         let trusted = config.check()?;
-        let tls = crate::tls::Tls::load(&config).map_err(Error::Tls)?.map(Arc::new);
         if let Some(fit) = crate::engine::sys::raise_fd_limit() {
             if config.connection_limit > fit {
                 log::debug!(
@@ -74,7 +72,7 @@ impl Server {
             });
             listeners.push(listener);
         }
-        Ok(Server { config: Arc::new(config), tls, trusted, listeners, addrs, handler: Arc::new(handler) })
+        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler: Arc::new(handler) })
     }
 
     /// The bound addresses, in the order of `config.listen`.
@@ -87,9 +85,15 @@ impl Server {
         &self.config
     }
 
-    /// Starts the acceptor, the I/O loop and the workers; returns at once.
+    /// Starts the acceptor, the I/O loop and the workers; returns at once. With `https://`
+    /// listeners it first reads the certificate and key ([`Error::Tls`] when they cannot be
+    /// used) and starts the thread that reloads them.
     pub fn start(self) -> Result<ServerHandle, Error> {
-        let Server { config, tls, trusted, listeners, addrs, handler } = self;
+        let Server { config, trusted, listeners, addrs, handler } = self;
+        // HTTPS: the certificate is read here, so every way of building a server gets it; the
+        // listeners are those of `config.listen`, in its order.
+        let tls = crate::tls::Tls::load(&config).map_err(Error::Tls)?.map(Arc::new);
+        let tls_listeners: Vec<bool> = config.listen.iter().map(ListenAddr::is_tls).collect();
         let tls_watcher = match &tls {
             Some(tls) => Some(crate::tls::reload::Watcher::start(Arc::clone(tls), config.tls_reload_interval)?),
             None => None,
@@ -122,7 +126,7 @@ impl Server {
 
         let acceptor = Acceptor {
             listeners,
-            tls: addrs.iter().map(ListenAddr::is_tls).collect(),
+            tls: tls_listeners,
             poller: Arc::clone(&acceptor_poller),
             shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),

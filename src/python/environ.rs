@@ -67,6 +67,20 @@ pub(crate) fn build<'py>(
     set(intern!(py, "REMOTE_PORT"), PyString::new(py, &client.port().to_string()).into_any())?;
     let scheme = if request.scheme() == "https" { intern!(py, "https") } else { intern!(py, "http") };
     set(intern!(py, "wsgi.url_scheme"), scheme.clone().into_any())?;
+    if let Some(tls) = request.tls() {
+        // mod_ssl's names (Apache, and what Gunicorn and uWSGI apps read).
+        set(intern!(py, "HTTPS"), intern!(py, "on").clone().into_any())?;
+        set(intern!(py, "SSL_PROTOCOL"), PyString::new(py, tls.protocol()).into_any())?;
+        set(intern!(py, "SSL_CIPHER"), PyString::new(py, tls.cipher_suite()).into_any())?;
+        let verify = match tls.client_subject() {
+            Some(subject) => {
+                set(intern!(py, "SSL_CLIENT_S_DN"), PyString::new(py, subject).into_any())?;
+                intern!(py, "SUCCESS")
+            }
+            None => intern!(py, "NONE"),
+        };
+        set(intern!(py, "SSL_CLIENT_VERIFY"), verify.clone().into_any())?;
+    }
     set(intern!(py, "wsgi.input"), streams.input.clone())?;
     set(intern!(py, "wsgi.errors"), streams.errors.clone())?;
 

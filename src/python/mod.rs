@@ -48,7 +48,10 @@
 //! | `REMOTE_ADDR`, `REMOTE_PORT` | the client, after trusted-proxy resolution |
 //! | `HTTP_*` | every other header: name upper-cased, `-` as `_`; repeated fields joined with `", "` (`Cookie` with `"; "`) |
 //! | `HTTP_HOST` | the host the client asked for (see `SERVER_NAME`) |
-//! | `wsgi.*` | version `(1, 0)`, `url_scheme`, `input`, `input_terminated` (true), `errors`, `multithread` (true), `multiprocess` (false), `run_once` (false), `file_wrapper` |
+//! | `HTTPS`, `SSL_PROTOCOL`, `SSL_CIPHER` | on an `https://` listener only: `on`, `TLSv1.3` or `TLSv1.2`, the suite (e.g. `TLS13_AES_256_GCM_SHA384`) |
+//! | `SSL_CLIENT_VERIFY`, `SSL_CLIENT_S_DN` | on an `https://` listener: `SUCCESS` and the verified client certificate's subject as an RFC 4514 string (`CN=alice,O=Example`, last RDN first), or `NONE` and no `SSL_CLIENT_S_DN` when the client sent no certificate |
+//! | `wsgi.url_scheme` | `https` on an `https://` listener or when a trusted proxy said so, else `http` |
+//! | `wsgi.*` | version `(1, 0)`, `input`, `input_terminated` (true), `errors`, `multithread` (true), `multiprocess` (false), `run_once` (false), `file_wrapper` |
 //!
 //! Dropped headers: names containing `_` (after the CGI mapping `X-User` and `X_User` would
 //! both be `HTTP_X_USER`, a way to smuggle a header past a proxy that filters one spelling),

@@ -98,6 +98,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         waker: LoopWaker::new(Arc::new(Poller::new().unwrap()), to_loop),
         gauge: Gauge::default(),
         access_log: crate::ops::access_log::AccessLog::start(config_access_log, Arc::default()).unwrap().0,
+        tls: None,
     });
     let ctx = LoopCtx {
         limits: shared.config.limits(),
