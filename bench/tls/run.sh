@@ -41,6 +41,8 @@ TLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_DIR=$(cd "$TLS_DIR/.." && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
 T_START=$SECONDS
+# The revision the binaries are built from (now, before the build: not at the end of the run).
+GIT_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit') $(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo '(dirty)')"
 
 SERVERS=${SERVERS:-"maitred hyper-tls nginx-1 nginx-auto"}
 P99_SERVERS=${P99_SERVERS:-"maitred hyper-tls"}
@@ -518,7 +520,7 @@ RAW_OUT=$RESULTS_DIR/tls-$(date +%Y%m%d-%H%M%S).txt
 {
     echo "# maitred TLS benchmark (bench/tls/run.sh), $(date -Is); wall time ${ELAPSED}s"
     echo "# host: $(uname -srm); nproc: $(nproc); loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "# git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit') $(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo '(dirty)')"
+    echo "# git (at the start, when the binaries were built): $GIT_REV"
     echo "# rustc: $(rustc -V 2>/dev/null); wrk: $(wrk -v 2>&1 | head -n 1); openssl: $(openssl version); nginx: $( [[ -n $NGINX ]] && "$NGINX" -v 2>&1 || echo none)"
     echo "# SCENARIOS='$SCENARIOS' SERVERS='$SERVERS' P99_SERVERS='$P99_SERVERS' ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS KEY=$KEY P99_CONNS=$P99_CONNS HANDSHAKE_RATE=$HANDSHAKE_RATE LOAD_THREADS=$LOAD_THREADS PIN=$PIN SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU MAITRED_TLS_ARGS='$MAITRED_TLS_ARGS' MAITRED_ARGS='$MAITRED_ARGS'"
     for s in "${!TLS_PARAMS[@]}"; do echo "# $s negotiates: ${TLS_PARAMS[$s]}"; done
