@@ -110,7 +110,9 @@ log "$TESTSSL -p -s -f -P -U https://$AGAINST (JSON: $JSON)"
 t0=$(date +%s)
 # testssl's own exit status is not the verdict (it is non-zero for some findings, zero for
 # others); the JSON is. It must exist and parse.
-"$TESTSSL" --quiet --color 0 --warnings off --ip one --connect-timeout 10 --openssl-timeout 10 \
+# Bounded as a whole too (TESTSSL_TIMEOUT seconds; about 80 s are needed on a busy machine).
+timeout -k 10 "${TESTSSL_TIMEOUT:-900}" \
+    "$TESTSSL" --quiet --color 0 --warnings off --ip one --connect-timeout 10 --openssl-timeout 10 \
     --jsonfile "$JSON" -p -s -f -P -U "https://$AGAINST" >"$WORK/testssl.txt" 2>&1 || true
 log "testssl took $(( $(date +%s) - t0 )) s; report: $WORK/testssl.txt"
 [ -s "$JSON" ] || die "testssl wrote no JSON; its output: $(tail -n 5 "$WORK/testssl.txt" | tr '\n' ' ')"
@@ -126,8 +128,12 @@ NOT_COUNTED_PREFIXES = ("cert", "DNS_CAA", "OCSP", "HSTS", "HPKP", "security_hea
                         "cookie_", "HTTP_", "X-", "app_banner", "intermediate_cert", "pre_128cipher",
                         "clientsimulation", "service", "scanTime", "engine_problem")
 
-with open(sys.argv[1]) as f:
-    findings = json.load(f)
+try:
+    with open(sys.argv[1]) as f:
+        findings = json.load(f)
+except ValueError as e:  # e.g. testssl cut short by the timeout: the file is not whole
+    print(f"testssl: FAILED: {sys.argv[1]} is not valid JSON ({e}); was testssl cut short?")
+    sys.exit(1)
 if isinstance(findings, dict):  # --jsonfile-pretty shape, in case someone switches it
     findings = [x for sec in findings["scanResult"][0].values() if isinstance(sec, list) for x in sec]
 
