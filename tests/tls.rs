@@ -332,9 +332,10 @@ for attempt in range(2):
 }
 
 /// `openssl s_client` forced to one protocol version: `Ok(protocol line)` or `Err(output)`.
-fn s_client(addr: SocketAddr, pki: &Pki, version: &str) -> Result<String, String> {
+fn s_client(addr: SocketAddr, pki: &Pki, options: &[&str]) -> Result<String, String> {
     let mut child = Command::new("openssl")
-        .args(["s_client", "-connect", &addr.to_string(), version, "-CAfile", &pki.p("ca.pem")])
+        .args(["s_client", "-connect", &addr.to_string(), "-CAfile", &pki.p("ca.pem")])
+        .args(options)
         // The client's own security level would refuse TLS 1.0 and 1.1 before the server could.
         .args(["-cipher", "DEFAULT@SECLEVEL=0", "-servername", "localhost", "-verify_return_error"])
         .stdin(Stdio::piped())
@@ -357,13 +358,17 @@ fn s_client(addr: SocketAddr, pki: &Pki, version: &str) -> Result<String, String
 fn openssl_s_client_tls10_and_tls11_refused_tls12_and_tls13_accepted() {
     let pki = Pki::new();
     let server = TlsServer::start(&pki, |_| {});
-    assert_eq!(s_client(server.https, &pki, "-tls1_2").unwrap(), "TLSv1.2");
-    assert_eq!(s_client(server.https, &pki, "-tls1_3").unwrap(), "TLSv1.3");
+    assert_eq!(s_client(server.https, &pki, &["-tls1_2"]).unwrap(), "TLSv1.2");
+    assert_eq!(s_client(server.https, &pki, &["-tls1_3"]).unwrap(), "TLSv1.3");
     for old in ["-tls1", "-tls1_1"] {
-        let out = s_client(server.https, &pki, old).unwrap_err();
+        let out = s_client(server.https, &pki, &[old]).unwrap_err();
         // Refused by the server (its alert), not by the client's own settings.
         assert!(out.contains("alert handshake failure") || out.contains("alert protocol version"), "{old}: {out}");
     }
+    // ALPN: only http/1.1 is spoken; a client that offers only h2 is refused, not misled.
+    let out = s_client(server.https, &pki, &["-alpn", "h2"]).unwrap_err();
+    assert!(out.contains("alert no application protocol"), "{out}");
+    assert_eq!(s_client(server.https, &pki, &["-alpn", "h2,http/1.1"]).unwrap(), "TLSv1.3");
 }
 
 #[test]

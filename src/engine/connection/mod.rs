@@ -309,7 +309,8 @@ impl<S: Transport> Connection<S> {
 
     /// Input the transport holds that the poller cannot see, while the connection would read.
     pub(crate) fn has_buffered_input(&self) -> bool {
-        self.phase_interest().read && self.io.buffered_input()
+        // The transport first: a plain socket answers without looking at the phase.
+        self.io.buffered_input() && self.phase_interest().read
     }
 
     fn phase_interest(&self) -> Interest {
