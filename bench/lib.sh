@@ -80,32 +80,40 @@ cargo_exe() { # cargo_exe <cargo build args...>: builds, prints the path of the 
 }
 
 # ---------------------------------------------------------------------------------------------
-# /proc readers.
+# /proc readers. A server is its process and its direct children (nginx's master and workers).
 
-# utime+stime of the whole process (all threads, including exited ones), plus that of its live
-# child processes (nginx's workers; the servers of bench/run.sh have none), in clock ticks.
+proc_family() { # proc_family PID -> PID and its children's PIDs, one per line
+    echo "$1"
+    # (pgrep reads each process's parent from /proc; /proc/PID/task/*/children would need
+    # CONFIG_PROC_CHILDREN, which not every kernel has.)
+    pgrep -P "$1" 2>/dev/null || true
+}
+
+# utime+stime of the whole process (all threads, including exited ones), in clock ticks.
 proc_cpu_ticks() {
-    local p stat rest total=0 t
+    local stat rest p total=0
     stat=$(<"/proc/$1/stat") || return 1
-    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-        [[ $p == "$1" ]] || stat=$(<"/proc/$p/stat") 2>/dev/null || continue
+    for p in $(proc_family "$1"); do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
         rest=${stat##*) }            # drop "pid (comm) "; comm may contain spaces and ')'
-        t=$(awk '{ print $12 + $13 }' <<<"$rest")   # fields 14 and 15 of the full line
-        total=$(( total + t ))
+        total=$(( total + $(awk '{ print $12 + $13 }' <<<"$rest") ))   # fields 14 and 15 of the full line
     done
     echo "$total"
 }
 
 # Sum of "voluntary nonvoluntary" context switches over all live threads.
 proc_ctxsw() {
-    cat /proc/"$1"/task/*/status 2>/dev/null | awk '
+    local p
+    for p in $(proc_family "$1"); do cat /proc/"$p"/task/*/status 2>/dev/null; done | awk '
         /^voluntary_ctxt_switches:/    { v += $2 }
         /^nonvoluntary_ctxt_switches:/ { n += $2 }
         END { printf "%d %d\n", v, n }'
 }
 
-proc_status_field() { # proc_status_field PID FIELD -> first number after "FIELD:" (kB for Vm*)
-    awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status"
+proc_status_field() { # proc_status_field PID FIELD -> "FIELD:" summed over the family (kB for Vm*)
+    local p
+    for p in $(proc_family "$1"); do cat "/proc/$p/status" 2>/dev/null; done \
+        | awk -v f="$2:" '$1 == f { t += $2 } END { print t + 0 }'
 }
 
 # TCP connections accepted by the kernel in this network namespace so far (all listeners; other
@@ -289,6 +297,9 @@ median() { sort -g | awk '{ a[NR] = $1 } END {
 
 col_median() { # col_median FILE SCENARIO SERVER COLUMN
     awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" '$1 == sc && $3 == s && $4 != "FAILED" { print $c }' "$1" | median
+}
+col_median_expr() { # col_median_expr FILE SCENARIO SERVER AWK-EXPRESSION: median of a per-row value
+    awk -F'\t' -v sc="$2" -v s="$3" '$1 == sc && $3 == s && $4 != "FAILED" { print '"$4"' }' "$1" | median
 }
 ok_count() { awk -F'\t' -v sc="$2" -v s="$3" '$1 == sc && $3 == s && $4 != "FAILED"' "$1" | wc -l; }
 col_sum() { awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" '$1 == sc && $3 == s && $4 != "FAILED" { t += $c } END { print t + 0 }' "$1"; }

@@ -42,7 +42,8 @@ BENCH_DIR=$(cd "$TLS_DIR/.." && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
 T_START=$SECONDS
 # The revision the binaries are built from (now, before the build: not at the end of the run).
-GIT_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit') $(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo '(dirty)')"
+GIT_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
+if [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null || true) ]]; then GIT_REV+=" (dirty)"; fi
 
 SERVERS=${SERVERS:-"maitred hyper-tls nginx-1 nginx-auto"}
 P99_SERVERS=${P99_SERVERS:-"maitred hyper-tls"}
