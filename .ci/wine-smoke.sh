@@ -307,7 +307,84 @@ if ! kill -0 "$WINE_PID" 2>/dev/null; then
     log "WARNING: the server exited during the smoke run (see $LOG)"
 fi
 
-# 5. Worker processes: two workers behind the supervisor's handoff, Ctrl-C both ways.
+# ---------------------------------------------------------------------------------------------
+# TLS (issue 14): the Windows build serves one HTTPS request. A second echo.exe, on a TLS
+# listener with a certificate made now by bench/tls/cert.sh (a private CA and a leaf for
+# localhost and 127.0.0.1), and one request from Python's ssl that verifies the chain, requires
+# TLS 1.2 or later and ALPN http/1.1, and checks the echoed answer byte for byte. The server is
+# stopped with Ctrl-C (SIGINT) like the first; the EXIT trap's `wineserver -k` ends it otherwise.
+# The certificate flags for `--listen https://127.0.0.1:0`: WINE_TLS_ARGS ($CERT and $KEY are
+# replaced by the files' Windows paths).
+tls_smoke() {
+    local dir="$WORK/tls" tls_log="$WORK/echo-tls-server.log" tls_pid line port args rc=0
+    rm -rf "$dir"
+    "$ROOT/bench/tls/cert.sh" "$dir" ec || { log "TLS: could not make the test certificate"; return 1; }
+    args="${WINE_TLS_ARGS:-"--tls-cert \$CERT --tls-key \$KEY"}"
+    args=${args//\$CERT/$(winepath -w "$dir/cert.pem" 9>&- 2>/dev/null || echo "$dir/cert.pem")}
+    args=${args//\$KEY/$(winepath -w "$dir/key.pem" 9>&- 2>/dev/null || echo "$dir/key.pem")}
+    : >"$tls_log"
+    log "TLS: starting: wine $EXE --listen https://127.0.0.1:0 $args"
+    # shellcheck disable=SC2086  # the flag list is split into words on purpose
+    wine "$EXE" --listen https://127.0.0.1:0 $args </dev/null >"$tls_log" 2>&1 9>&- &
+    tls_pid=$!
+    local deadline=$(( $(date +%s) + START_TIMEOUT ))
+    port=""
+    while [ -z "$port" ]; do
+        line="$(grep -aoE 'listening on https?://127\.0\.0\.1:[0-9]+' "$tls_log" | head -n 1 || true)"
+        port="${line##*:}"
+        [ -n "$port" ] && break
+        if ! kill -0 "$tls_pid" 2>/dev/null; then
+            log "TLS: server exited before reporting its address; its log:"; sed 's/^/    | /' "$tls_log" >&2
+            return 1
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log "TLS: no 'listening on' line after ${START_TIMEOUT}s; its log:"; sed 's/^/    | /' "$tls_log" >&2
+            kill -KILL "$tls_pid" 2>/dev/null; return 1
+        fi
+        sleep 0.2
+    done
+    log "TLS: server pid $tls_pid on 127.0.0.1:$port"
+    python3 - "$port" "$dir/ca.pem" <<'EOF_PY' || rc=$?
+import socket, ssl, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+ctx.set_alpn_protocols(["http/1.1"])
+with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"GET /tls-smoke?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        data = b""
+        while len(data) < 65536:
+            try:
+                chunk = tls.recv(4096)
+            except ssl.SSLEOFError:  # a close without close_notify still ends a Connection: close reply
+                break
+            if not chunk:
+                break
+            data += chunk
+        version, alpn, cipher = tls.version(), tls.selected_alpn_protocol(), tls.cipher()[0]
+head, _, body = data.partition(b"\r\n\r\n")
+status = head.split(b"\r\n", 1)[0]
+want = b"GET /tls-smoke?x=1\n\n"
+ok = status.startswith(b"HTTP/1.1 200 ") and body == want and alpn == "http/1.1"
+print(f"tls-smoke: {version} {cipher} ALPN {alpn}: {status.decode(errors='replace')}, body {body!r}: {'PASS' if ok else 'FAIL (want 200 and ' + repr(want) + ')'}")
+sys.exit(0 if ok else 1)
+EOF_PY
+    # Ctrl-C, as for the first server; then make sure it is gone.
+    kill -INT "$tls_pid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$tls_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$tls_pid" 2>/dev/null || true
+    wait "$tls_pid" 2>/dev/null || true
+    if [ "$rc" -ne 0 ]; then log "TLS: server log:"; sed 's/^/    | /' "$tls_log" >&2; fi
+    return "$rc"
+}
+if [ "$SMOKE_RC" -eq 0 ]; then
+    t0=$(now)
+    tls_smoke || SMOKE_RC=$?
+    log "TLS smoke run: $(since "$t0") s"
+fi
+
+# 6. Worker processes: two workers behind the supervisor's handoff, Ctrl-C both ways.
 WORKERS_RC=0
 for mode in console supervisor; do
     t0=$(now)

@@ -89,6 +89,9 @@ SLEEP_SECONDS=0.05   # what /sleep sleeps, in every server
 
 log() { printf '[run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[run.sh] error: %s\n' "$*" >&2; exit 1; }
+# Shared with bench/tls/run.sh: process bookkeeping, /proc readers, wrk runs, medians, targets.
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 for v in ROUNDS DURATION SLEEP_DURATION WARMUP THREADS ECHO_CONNS SLEEP_CONNS IDLE_ACTIVE_CONNS \
@@ -154,54 +157,13 @@ variants_of() { # variants_of SCENARIO -> one name per line
 STARTED_PIDS=()
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/maitred-bench.XXXXXX")
 
-# A PID leaves the list once it has been reaped (forget_pid), so a number the kernel has since
-# given to somebody else's process is never signalled; cleanup also checks the parent is us.
-forget_pid() {
-    local p keep=()
-    for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    STARTED_PIDS=("${keep[@]+"${keep[@]}"}")
-}
-ours() { # ours PID: still alive and a child of this shell
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ $(awk '{ print $2 }' <<<"$stat") == "$$" ]]
-}
-cleanup() {
-    local pid i
-    exec 9>&- 2>/dev/null || true   # the idle-conns control FIFO, if open
-    for pid in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do
-        ours "$pid" && kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do
-        for (( i = 0; i < 50; i++ )); do
-            ours "$pid" || break
-            sleep 0.1
-        done
-        ours "$pid" && kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
+# (forget_pid, ours, cleanup: bench/lib.sh)
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------
 # Tools and limits.
-ensure_wrk() {
-    command -v wrk >/dev/null 2>&1 && return 0
-    log "wrk not found; installing with apt-get"
-    # Another apt run may be in progress (its log ends with "done" when finished): wait, bounded.
-    if [[ -f /tmp/apt.log ]]; then
-        local waited=0
-        until [[ "$(tail -n 1 /tmp/apt.log 2>/dev/null)" == *done* ]]; do
-            (( waited < 600 )) || die "timed out waiting for the background apt run (/tmp/apt.log)"
-            sleep 2; waited=$((waited + 2))
-        done
-    fi
-    apt-get install -y wrk >&2 || die "apt-get install -y wrk failed; install wrk and rerun"
-    command -v wrk >/dev/null 2>&1 || die "wrk still not found after install"
-}
 ensure_wrk
 for tool in cargo curl awk timeout ss pgrep; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
@@ -245,14 +207,6 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # Build. Binary paths come from cargo's own JSON messages, so CARGO_TARGET_DIR etc. are honoured.
-cargo_exe() { # cargo_exe <cargo build args...>: builds, prints the path of the last executable
-    local out exe
-    out=$(cargo build --release --message-format=json-render-diagnostics "$@") \
-        || die "build failed: cargo build --release $*"
-    exe=$(grep -o '"executable":"[^"]*"' <<<"$out" | tail -n 1 | sed 's/^"executable":"//; s/"$//')
-    [[ -n $exe && -x $exe ]] || die "could not find the executable built by: cargo build --release $*"
-    printf '%s\n' "$exe"
-}
 
 declare -A BIN
 need_build() { # need_build SERVER: is it used by any selected scenario but static-*?
@@ -304,19 +258,10 @@ for sc in "${SCENARIO_LIST[@]}"; do
     fi
 done
 
-# wrk Lua scripts. Every run uses one: done() prints wrk's exact totals (requests, bytes read,
-# errors by kind, latency percentiles in us), which its human-readable summary rounds. A script
-# with only done() keeps wrk on its fast path (no Lua per request). echo-1m also sets a fixed
-# 1 MiB body; curl separately checks that a random 1 MiB body round-trips intact.
+# wrk Lua scripts (see write_stats_lua in bench/lib.sh): echo-1m also sets a fixed 1 MiB
+# body; curl separately checks that a random 1 MiB body round-trips intact.
 STATS_LUA=$WORK/stats.lua
-cat >"$STATS_LUA" <<'EOF_LUA'
-function done(summary, latency, requests)
-   local e = summary.errors
-   io.write(string.format("wrkstats requests=%d bytes=%d connect=%d read=%d write=%d status=%d timeout=%d p50_us=%d p99_us=%d\n",
-      summary.requests, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-      latency:percentile(50.0), latency:percentile(99.0)))
-end
-EOF_LUA
+write_stats_lua "$STATS_LUA"
 ECHO_LUA=$WORK/echo-1m.lua
 {
     cat <<EOF_LUA
@@ -609,61 +554,6 @@ wrk_plan() {
     esac
 }
 
-# measure PID PORT OUT CONNS SECS URL [wrk args]: one measured wrk run bracketed by /proc
-# snapshots, with the server port's ESTABLISHED sockets counted half-way through.
-# Sets M_* variables; returns 1 (with M_ERR) if wrk or the server failed.
-measure() {
-    local pid=$1 port=$2 out=$3 conns=$4 secs=$5 url=$6 wrc=0 wpid
-    shift 6
-    local cpu0 cpu1 cs0 cs1 po0 po1
-    local mt0 mt1
-    mt0=$(machine_ticks)
-    local tw0 tw1
-    tw0=$(time_wait_on "$port")
-    cpu0=$(proc_cpu_ticks "$pid"); cs0=$(proc_ctxsw "$pid"); po0=$(passive_opens)
-    run_wrk "$out" "$conns" "$secs" "$url" --latency "$@" &
-    wpid=$!
-    STARTED_PIDS+=("$wpid")
-    sleep "$(awk -v s="$secs" 'BEGIN { print s / 2 }')"
-    M_EST_MID=$(established_on "$port")
-    wait "$wpid" || wrc=$?
-    forget_pid "$wpid"
-    po1=$(passive_opens); mt1=$(machine_ticks); tw1=$(time_wait_on "$port")
-    # Connections on this port closed during the run, beyond wrk's own at its end: a per-port
-    # lower bound on reconnections (a close leaves a TIME_WAIT socket unless it was a reset, as
-    # wrk's exit with responses in flight often is).
-    M_TW=$(( tw1 - tw0 ))
-    if ! kill -0 "$pid" 2>/dev/null; then M_ERR="server died during the measured run"; return 1; fi
-    cpu1=$(proc_cpu_ticks "$pid"); cs1=$(proc_ctxsw "$pid")
-    M_RPS=$(wrk_field "$out" rps); M_REQ=$(wrk_field "$out" requests)
-    if (( wrc != 0 )) || [[ -z $M_RPS || -z $M_REQ ]] || (( M_REQ == 0 )) || ! grep -q '^wrkstats ' "$out"; then
-        M_ERR="wrk exit $wrc / no requests; wrk said: $(tail -c 300 "$out" | tr '\n' ' ')"
-        return 1
-    fi
-    M_P50=$(wrk_field "$out" p50); M_P99=$(wrk_field "$out" p99)
-    M_SOCKERR=$(wrk_field "$out" sockerr); M_NON2XX=$(wrk_field "$out" status)
-    M_READ=$(wrk_field "$out" bytes)
-    M_ERRDETAIL="connect=$(wrk_field "$out" connect),read=$(wrk_field "$out" read),write=$(wrk_field "$out" write),timeout=$(wrk_field "$out" timeout),non2xx=$M_NON2XX"
-    M_CPU=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
-    M_CPU_REQ=$(awk -v c="$M_CPU" -v r="$M_REQ" 'BEGIN { printf "%.2f", c * 1e6 / r }')
-    M_CPU_PCT=$(awk -v c="$M_CPU" -v s="$secs" 'BEGIN { printf "%.0f", c * 100 / s }')
-    # wrk's CPU% and everything else's (other processes, and kernel work not charged to either;
-    # out of 100 x CPUs), over the same window: how much the machine was shared.
-    M_WRK_PCT=$(awk -v s="$secs" '$1 == "wrkcpu" { printf "%.0f", ($2 + $3) * 100 / s; f = 1 } END { if (!f) print "nan" }' "$out.time" 2>/dev/null || echo nan)
-    M_OTHER_PCT=$(awk -v a="$mt0" -v b="$mt1" -v c="$M_CPU" -v w="$M_WRK_PCT" -v s="$secs" -v t="$CLK_TCK" 'BEGIN {
-        split(a, x, " "); split(b, y, " ")
-        busy = (y[1] - x[1]) / t; steal = (y[2] - x[2]) / t
-        if (w == "nan") { print "nan", sprintf("%.0f", steal * 100 / s); exit }
-        printf "%.0f %.0f\n", (busy - c - w * s / 100) * 100 / s, steal * 100 / s }')
-    read -r M_VOL M_INVOL < <(awk -v a="$cs0" -v b="$cs1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[1] - x[1], y[2] - x[2] }')
-    M_CTX_REQ=$(awk -v v="$M_VOL" -v i="$M_INVOL" -v r="$M_REQ" 'BEGIN { printf "%.3f", (v + i) / r }')
-    M_ACCEPTED=$(( po1 - po0 ))
-    M_CONN_REQ=$(awk -v a="$M_ACCEPTED" -v r="$M_REQ" 'BEGIN { printf "%.4f", a / r }')
-    M_KIB_RESP=$(awk -v b="$M_READ" -v r="$M_REQ" 'BEGIN { printf "%.2f", b / r / 1024 }')
-    M_HWM=$(proc_status_field "$pid" VmHWM); M_RSS=$(proc_status_field "$pid" VmRSS)
-    M_THREADS=$(proc_status_field "$pid" Threads)
-    return 0
-}
 
 # One standard run (hello, close, echo, sleep): start, verify, warm up, measure, stop.
 run_std() { # run_std SCENARIO ROUND VARIANT
@@ -932,13 +822,6 @@ done
 TARGETS=$WORK/targets.txt
 : >"$TARGETS"
 has_scenario() { local s; for s in "${SCENARIO_LIST[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
-target() { # target DESCRIPTION VALUE OP THRESHOLD (VALUE "n/a" or "nan": NOT MEASURED)
-    local desc=$1 val=$2 op=$3 thr=$4 verdict
-    if [[ $val == n/a || $val == nan || -z $val ]]; then verdict="NOT MEASURED"
-    elif awk -v v="$val" -v t="$thr" -v op="$op" 'BEGIN { exit !((op == ">=" && v >= t) || (op == "<=" && v <= t) || (op == "==" && v == t)) }'
-    then verdict=MET; else verdict="NOT MET"; fi
-    printf '  %-62s %8s  (%s %-3s)  %s\n' "$desc" "$val" "$op" "$thr" "$verdict" >>"$TARGETS"
-}
 std_rps() { col_median "$RAW_STD" "$1" "$2" 4; }
 # The [cpu] lines apply the same threshold to server CPU time per request (other / maitred):
 # not the target itself, but much less sensitive to what else the machine is doing.
