@@ -196,11 +196,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     configured = configure_logging()
 
-    def loader(spec: str, log_level: int = logging.INFO) -> Callable:
+    def apply_log_level(log_level: int) -> None:
         if configured:
             # --log-level (or RUST_LOG) decides what maitred's Python loggers show, as it
             # decides what the server sends them.
             logging.getLogger("maitred").setLevel(log_level)
+
+    def loader(spec: str, log_level: int = logging.INFO) -> Callable:
+        apply_log_level(log_level)
         try:
             return load_app(spec, call=call)
         except AppLoadError:
@@ -213,6 +216,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             note = None if app_log.isEnabledFor(logging.DEBUG) else "--log-level debug shows the traceback"
             raise AppLoadError(describe_failure(e, note)) from None
 
+    # A supervisor (--workers) loads no application, but logs at the same level.
+    loader.apply_log_level = apply_log_level  # type: ignore[attr-defined]
     # With --workers N, the process started like this one supervises N copies of it, each of
     # which imports the application itself (spawned, never forked).
     worker_program = [sys.executable, "-m", "maitred", *argv]

@@ -146,7 +146,9 @@ fn supervise_blocking(
 ///
 /// With more than one worker (`--workers`), this process supervises them and loads no
 /// application: each worker is `program` (this interpreter running the `maitred` command
-/// again with the same arguments), which imports the application itself.
+/// again with the same arguments), which imports the application itself. If `load_app` has
+/// an `apply_log_level(level)` attribute, the supervisor calls it instead, so its own records
+/// show at the level loading would have set.
 #[pyfunction]
 #[pyo3(signature = (argv, load_app, program = None))]
 pub fn run(
@@ -208,8 +210,13 @@ pub fn run(
             emit(py, "stderr", &format!("maitred: warning: {var} is ignored: it configures the static file server\n"));
         }
     }
+    let log_level = python_level_of(effective_level(&config));
     if let (Command::Run { .. }, Some(program)) = (&command, program) {
         if supervises(&config) {
+            // The loader's hook for the level the application's loading would have set.
+            if let Ok(apply) = load_app.getattr(intern!(py, "apply_log_level")) {
+                let _ = apply.call1((log_level,));
+            }
             let reload = Box::new(move || {
                 match cli::parse_from(wsgi_defaults(), &wsgi_refusal, reparse_argv.clone(), |k| std::env::var(k).ok())?
                 {
@@ -226,7 +233,6 @@ pub fn run(
             });
         }
     }
-    let log_level = python_level_of(effective_level(&config));
     let app = match load_app.call1((spec, log_level)) {
         Ok(app) => app,
         Err(e) if e.is_instance_of::<PyKeyboardInterrupt>(py) => return Err(e),
