@@ -338,109 +338,12 @@ http {
 }
 EOF_NGINX
     CMD=("${BIN[nginx]}" -p "$prefix/" -e "$prefix/error.log" -c "$prefix/nginx.conf")
+    # nginx prints nothing: it is up once its port accepts (start_server in lib.sh).
+    READY_ADDR=127.0.0.1:$NGINX_PORT
 }
 
 # ---------------------------------------------------------------------------------------------
-# /proc readers. A server is its process and its direct children (nginx's master and workers).
-
-proc_family() { # proc_family PID -> PID and its children's PIDs, one per line
-    echo "$1"
-    # (pgrep reads each process's parent from /proc; /proc/PID/task/*/children would need
-    # CONFIG_PROC_CHILDREN, which not every kernel has.)
-    pgrep -P "$1" 2>/dev/null || true
-}
-
-# utime+stime of the whole process (all threads, including exited ones), in clock ticks.
-proc_cpu_ticks() {
-    local stat rest p total=0
-    stat=$(<"/proc/$1/stat") || return 1
-    for p in $(proc_family "$1"); do
-        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        rest=${stat##*) }            # drop "pid (comm) "; comm may contain spaces and ')'
-        total=$(( total + $(awk '{ print $12 + $13 }' <<<"$rest") ))   # fields 14 and 15 of the full line
-    done
-    echo "$total"
-}
-
-# Sum of "voluntary nonvoluntary" context switches over all live threads.
-proc_ctxsw() {
-    local p
-    for p in $(proc_family "$1"); do cat /proc/"$p"/task/*/status 2>/dev/null; done | awk '
-        /^voluntary_ctxt_switches:/    { v += $2 }
-        /^nonvoluntary_ctxt_switches:/ { n += $2 }
-        END { printf "%d %d\n", v, n }'
-}
-
-proc_status_field() { # proc_status_field PID FIELD -> "FIELD:" summed over the family (kB for Vm*)
-    local p
-    for p in $(proc_family "$1"); do cat "/proc/$p/status" 2>/dev/null; done \
-        | awk -v f="$2:" '$1 == f { t += $2 } END { print t + 0 }'
-}
-
-# TCP connections accepted by the kernel in this network namespace so far (all listeners; other
-# programs on the machine add to it, so the per-request ratio is approximate).
-passive_opens() {
-    awk '$1 == "Tcp:" { if (!h) { for (i = 1; i <= NF; i++) if ($i == "PassiveOpens") c = i; h = 1 }
-                        else { print $c; exit } }' /proc/net/snmp
-}
-
-# Busy and stolen time of the whole machine so far, in clock ticks: "busy steal".
-machine_ticks() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat
-}
-
-# TIME_WAIT sockets of connections to or from PORT (either side may have closed first).
-time_wait_on() {
-    ss -Htn state time-wait "( sport = :$1 or dport = :$1 )" 2>/dev/null | wc -l
-}
-
-# ESTABLISHED server-side sockets on PORT.
-established_on() {
-    ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l
-}
-
-# ---------------------------------------------------------------------------------------------
-# wrk output parsing.
-to_ms() { # "452.00us" / "1.23ms" / "1.01s" / "1.50m" -> milliseconds
-    awk -v x="$1" 'BEGIN {
-        if (x ~ /us$/)      { sub(/us$/, "", x); printf "%.3f", x / 1000 }
-        else if (x ~ /ms$/) { sub(/ms$/, "", x); printf "%.3f", x }
-        else if (x ~ /s$/)  { sub(/s$/,  "", x); printf "%.3f", x * 1000 }
-        else if (x ~ /m$/)  { sub(/m$/,  "", x); printf "%.3f", x * 60000 }
-        else if (x ~ /h$/)  { sub(/h$/,  "", x); printf "%.3f", x * 3600000 }
-        else                { printf "nan" } }'
-}
-
-wrk_field() { # wrk_field FILE KEY
-    local f=$1
-    case $2 in
-        rps)      awk '/^Requests\/sec:/ { print $2; exit }' "$f" ;;
-        requests|bytes|connect|read|write|status|timeout|p50_us|p99_us) # exact, from done()
-            awk -v k="$2" '$1 == "wrkstats" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } exit }' "$f" ;;
-        p50)      awk -v u="$(wrk_field "$f" p50_us)" 'BEGIN { printf "%.3f", u / 1000 }' ;;
-        p99)      awk -v u="$(wrk_field "$f" p99_us)" 'BEGIN { printf "%.3f", u / 1000 }' ;;
-        sockerr)  # connect + read + write + timeout
-            awk '$1 == "wrkstats" { for (i = 2; i <= NF; i++) { split($i, kv, "=")
-                     if (kv[1] ~ /^(connect|read|write|timeout)$/) e += kv[2] } print e + 0; exit }' "$f" ;;
-    esac
-}
-
-# run_wrk OUT CONNS SECONDS URL [wrk args...]: one wrk run on the client CPU, bounded in time.
-# Uses the stats script unless the arguments name another (-s).
-run_wrk() {
-    local out=$1 conns=$2 secs=$3 url=$4
-    shift 4
-    local -a script=(-s "$STATS_LUA")
-    [[ " $* " == *" -s "* ]] && script=()
-    # /usr/bin/time (if installed) records wrk's own CPU time in $out.time.
-    local -a timer=()
-    [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -o "$out.time" -f 'wrkcpu %U %S')
-    timeout -k 5 $(( secs + WRK_TIMEOUT + 30 )) "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" \
-        "${timer[@]+"${timer[@]}"}" wrk -t1 -c"$conns" -d"${secs}s" --timeout "${WRK_TIMEOUT}s" "${script[@]+"${script[@]}"}" "$@" "$url" >"$out" 2>&1
-}
-
-# ---------------------------------------------------------------------------------------------
-# Server lifecycle.
+# Server lifecycle (the /proc readers, wrk, start_server and stop_pid are in lib.sh).
 
 RAW_STD=$WORK/rows-std.tsv     # hello, close, echo, sleep
 RAW_IDLE=$WORK/rows-idle.tsv   # idle
@@ -452,60 +355,6 @@ record_failure() { # record_failure FILE SCENARIO ROUND SERVER REASON
     printf '%s\t%s\t%s\tFAILED\t%s\n' "$2" "$3" "$4" "$5" >>"$1"
     FAILURES+=("$2 round $3: $4: $5")
     log "$2 round $3: $4: FAILED: $5"
-}
-
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for (( i = 0; i < 50; i++ )); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "  pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    forget_pid "$pid"
-}
-
-# start_server VARIANT SCENARIO ROUND: sets PID and ADDR; on failure sets START_ERR, returns 1.
-# (Not to be called in $(...): the server must be a child of this shell, recorded in STARTED_PIDS.)
-start_server() {
-    local name=$1 sc=$2 round=$3 t0 slog
-    local -a CMD
-    slog="$WORK/$sc.$name.r$round.log"
-    server_cmd "$name" "$sc"
-    log "$sc round $round: $name: ${SERVER_PIN[*]+${SERVER_PIN[*]} }${CMD[*]}"
-    # env and taskset both exec, so $! is the server's own PID.
-    "${SERVER_ENV[@]}" "${SERVER_PIN[@]+"${SERVER_PIN[@]}"}" "${CMD[@]}" >"$slog" 2>&1 </dev/null &
-    PID=$!
-    STARTED_PIDS+=("$PID")
-    ADDR=""
-    START_ERR=""
-    t0=$SECONDS
-    while :; do
-        if [[ $name == nginx-* ]]; then
-            # nginx prints nothing: it is up when its port answers.
-            curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$NGINX_PORT/" 2>/dev/null && ADDR=127.0.0.1:$NGINX_PORT
-        else
-            ADDR=$(grep -aoE 'listening on http://[^ ]+' "$slog" 2>/dev/null | head -n 1 \
-                   | sed -E 's#^listening on http://##; s/[^0-9]+$//') || true
-        fi
-        [[ -n $ADDR ]] && return 0
-        if ! kill -0 "$PID" 2>/dev/null; then
-            wait "$PID" 2>/dev/null || true
-            forget_pid "$PID"
-            START_ERR="exited before printing its address; output: $(tail -c 300 "$slog" | tr '\n' ' ')"
-            return 1
-        fi
-        if (( SECONDS - t0 >= START_TIMEOUT )); then
-            stop_pid "$PID"
-            START_ERR="no 'listening on http://ADDR' line within ${START_TIMEOUT}s (killed); output: $(tail -c 300 "$slog" | tr '\n' ' ')"
-            return 1
-        fi
-        sleep 0.05
-    done
 }
 
 # verify KIND ADDR: one request with curl; checks the route answers what it is named after.
@@ -553,7 +402,6 @@ wrk_plan() {
         static) CONNS_=${SCEN_N[$sc]}; PATH_=/${sc#static-}.bin ;;
     esac
 }
-
 
 # One standard run (hello, close, echo, sleep): start, verify, warm up, measure, stop.
 run_std() { # run_std SCENARIO ROUND VARIANT
@@ -715,26 +563,6 @@ for (( r = 1; r <= ROUNDS; r++ )); do
 done
 
 # ---------------------------------------------------------------------------------------------
-# Tables: medians over the successful rounds.
-median() { sort -g | awk '{ a[NR] = $1 } END {
-    if (NR == 0) { print "nan"; exit }
-    if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-
-col_median() { # col_median FILE SCENARIO SERVER COLUMN
-    awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" '$1 == sc && $3 == s && $4 != "FAILED" { print $c }' "$1" | median
-}
-col_median_expr() { # col_median_expr FILE SCENARIO SERVER AWK-EXPRESSION: median of a per-row value
-    awk -F'\t' -v sc="$2" -v s="$3" '$1 == sc && $3 == s && $4 != "FAILED" { print '"$4"' }' "$1" | median
-}
-ok_count() { awk -F'\t' -v sc="$2" -v s="$3" '$1 == sc && $3 == s && $4 != "FAILED"' "$1" | wc -l; }
-col_sum() { awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" '$1 == sc && $3 == s && $4 != "FAILED" { t += $c } END { print t + 0 }' "$1"; }
-spread() { # spread FILE SCENARIO SERVER COLUMN: (max - min) / median, percent
-    local m; m=$(col_median "$@")
-    awk -F'\t' -v sc="$2" -v s="$3" -v c="$4" -v m="$m" '$1 == sc && $3 == s && $4 != "FAILED" {
-            if (n++ == 0 || $c < lo) lo = $c; if (n == 1 || $c > hi) hi = $c }
-        END { if (m + 0 > 0) printf "%.0f", (hi - lo) * 100 / m; else print "n/a" }' "$1"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
 describe() { # one line saying what a scenario does
     local sc=$1
