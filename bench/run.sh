@@ -563,7 +563,7 @@ for (( r = 1; r <= ROUNDS; r++ )); do
 done
 
 # ---------------------------------------------------------------------------------------------
-
+# Tables: medians over the successful rounds (median, col_median, ratio, ... are in lib.sh).
 describe() { # one line saying what a scenario does
     local sc=$1
     case ${SCEN_KIND[$sc]} in
