@@ -143,12 +143,18 @@ impl TlsStream {
         self.socket.get().shutdown(Shutdown::Write)
     }
 
-    fn close_notify(&self) {
+    /// Queues `close_notify` (once) behind what waits; [`TlsStream::flush_output`] sends it.
+    pub(crate) fn queue_close_notify(&self) {
         let state = &mut *self.state.borrow_mut();
         if !state.close_sent {
             state.close_sent = true;
             state.conn.send_close_notify();
         }
+    }
+
+    fn close_notify(&self) {
+        self.queue_close_notify();
+        let state = &mut *self.state.borrow_mut();
         let _ = send_pending(&mut state.conn, self.socket.get());
     }
 

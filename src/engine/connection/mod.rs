@@ -206,6 +206,10 @@ pub(crate) trait Transport {
     fn flush_output(&self) -> io::Result<bool> {
         Ok(true)
     }
+    /// The response being written is the connection's last: a transport with a closing
+    /// message of its own (TLS `close_notify`) queues it, so that it is part of the output
+    /// [`Transport::flush_output`] sends before the connection closes.
+    fn queue_close_notify(&self) {}
     /// Input already taken off the socket waits to be read: the poller will not report it.
     fn buffered_input(&self) -> bool {
         false

@@ -288,6 +288,12 @@ impl<S: Transport> Connection<S> {
             }
             break;
         }
+        // The connection's last response: a TLS transport queues its `close_notify` now, so
+        // the flush below sends it with the last records instead of leaving it to the close,
+        // which cannot wait for a full socket and would cut the client off without it.
+        if matches!(w.after, After::Close | After::Linger) {
+            self.io.queue_close_notify();
+        }
         // A TLS transport may still hold the last records: the response is done once they are out.
         match self.io.flush_output() {
             Ok(true) => {}

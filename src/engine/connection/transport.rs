@@ -70,6 +70,12 @@ impl Transport for Io {
         }
     }
 
+    fn queue_close_notify(&self) {
+        if let Io::Tls(t) = self {
+            t.queue_close_notify();
+        }
+    }
+
     fn buffered_input(&self) -> bool {
         match self {
             Io::Plain(_) => false,
