@@ -32,7 +32,7 @@ WINDOWS_SYSTEM_DLLS = {
     "kernel32.dll", "kernelbase.dll", "ntdll.dll", "msvcrt.dll", "ucrtbase.dll", "user32.dll",
     "advapi32.dll", "userenv.dll", "ws2_32.dll", "mswsock.dll", "bcrypt.dll", "bcryptprimitives.dll",
     "shell32.dll", "ole32.dll", "oleaut32.dll", "secur32.dll", "crypt32.dll", "iphlpapi.dll",
-    "dbghelp.dll", "synchronization.dll",
+    "dbghelp.dll", "synchronization.dll", "psapi.dll",
 }
 
 failures: list[str] = []
