@@ -42,6 +42,10 @@ struct State {
     /// What the handshake settled, once it has (computed once per connection).
     info: Option<Arc<TlsInfo>>,
     close_sent: bool,
+    /// Decrypted input may be left over: the last read filled the caller's buffer, or stopped
+    /// after [`READS_WITHOUT_PLAINTEXT`] with records processed. False after a read that drained
+    /// everything, so the loop's check before it sleeps costs nothing on a keep-alive connection.
+    maybe_buffered: bool,
 }
 
 /// Writes every pending TLS record the socket takes now; `WouldBlock` when some are left.
@@ -69,7 +73,10 @@ impl TlsStream {
     /// A server-side TLS connection with `config` over `socket` (nothing is read yet).
     pub(crate) fn new(socket: Registered<Stream>, config: Arc<rustls::ServerConfig>) -> io::Result<TlsStream> {
         let conn = ServerConnection::new(config).map_err(io::Error::other)?;
-        Ok(TlsStream { socket, state: RefCell::new(State { conn, info: None, close_sent: false }) })
+        Ok(TlsStream {
+            socket,
+            state: RefCell::new(State { conn, info: None, close_sent: false, maybe_buffered: false }),
+        })
     }
 
     /// The registered socket (for re-arming the poller).
@@ -85,7 +92,10 @@ impl TlsStream {
         let socket = self.socket.get();
         for _ in 0..READS_WITHOUT_PLAINTEXT {
             match state.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    state.maybe_buffered = n > 0 && n == buf.len();
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
@@ -94,7 +104,11 @@ impl TlsStream {
                 Ok(0) => return Ok(0),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Nothing decrypted is left (the reader was empty) and the socket is.
+                    state.maybe_buffered = false;
+                    return Err(e);
+                }
             }
             let processed = state.conn.process_new_packets();
             // The handshake's answer, or the alert that explains a failure.
@@ -102,6 +116,7 @@ impl TlsStream {
             processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             sent?;
         }
+        state.maybe_buffered = true;
         Err(io::ErrorKind::WouldBlock.into())
     }
 
@@ -134,7 +149,7 @@ impl TlsStream {
     /// Decrypted bytes wait to be read (the poller cannot see them).
     pub(crate) fn buffered_input(&self) -> bool {
         let state = &mut *self.state.borrow_mut();
-        state.conn.process_new_packets().is_ok_and(|io| io.plaintext_bytes_to_read() > 0)
+        state.maybe_buffered && state.conn.process_new_packets().is_ok_and(|io| io.plaintext_bytes_to_read() > 0)
     }
 
     /// Sends `close_notify` (as far as the socket takes it), then shuts the write side.
