@@ -318,3 +318,25 @@ target() { # target DESCRIPTION VALUE OP THRESHOLD (VALUE "n/a" or "nan": NOT ME
     then verdict=MET; else verdict="NOT MET"; fi
     printf '  %-62s %8s  (%s %-3s)  %s\n' "$desc" "$val" "$op" "$thr" "$verdict" >>"$TARGETS"
 }
+
+# pin_and_clean_env: sets SERVER_PIN / CLIENT_PIN (taskset, when PIN=1), CLK_TCK, and
+# SERVER_ENV, which starts the servers with no RUST_LOG (it could hide the "listening on" line)
+# and no MAITRED_* settings from the caller's environment but MAITRED_ARGS and MAITRED_TLS_ARGS.
+pin_and_clean_env() {
+    if (( PIN )); then
+        command -v taskset >/dev/null 2>&1 || die "taskset not found (util-linux); or run with PIN=0"
+        SERVER_PIN=(taskset -c "$SERVER_CPU")
+        CLIENT_PIN=(taskset -c "$CLIENT_CPU")
+    else
+        SERVER_PIN=()
+        CLIENT_PIN=()
+    fi
+    CLK_TCK=$(getconf CLK_TCK)
+    SERVER_ENV=(env -u RUST_LOG)
+    local var
+    while IFS= read -r var; do
+        [[ $var == MAITRED_ARGS || $var == MAITRED_TLS_ARGS ]] && continue
+        SERVER_ENV+=(-u "$var")
+        log "note: not passing $var from the environment to the servers"
+    done < <(compgen -e | grep '^MAITRED_' || true)
+}

@@ -168,24 +168,7 @@ ensure_wrk
 for tool in cargo curl awk timeout ss pgrep; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
 done
-if (( PIN )); then
-    command -v taskset >/dev/null 2>&1 || die "taskset not found (util-linux); or run with PIN=0"
-    SERVER_PIN=(taskset -c "$SERVER_CPU")
-    CLIENT_PIN=(taskset -c "$CLIENT_CPU")
-else
-    SERVER_PIN=()
-    CLIENT_PIN=()
-fi
-CLK_TCK=$(getconf CLK_TCK)
-
-# The servers run with a clean slate: no MAITRED_* settings or RUST_LOG from the caller's
-# environment (RUST_LOG could hide the "listening on" line). Use MAITRED_ARGS for extra flags.
-SERVER_ENV=(env -u RUST_LOG)
-while IFS= read -r var; do
-    [[ $var == MAITRED_ARGS ]] && continue
-    SERVER_ENV+=(-u "$var")
-    log "note: not passing $var from the environment to the servers"
-done < <(compgen -e | grep '^MAITRED_' || true)
+pin_and_clean_env
 
 # Idle connections need descriptors: raise the soft limit to the hard one (inherited by every
 # process started below), then check it is enough.

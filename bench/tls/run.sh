@@ -123,21 +123,7 @@ if (( wants_nginx )); then
     NGINX=$(command -v nginx || echo /usr/sbin/nginx)
     [[ -x $NGINX ]] || die "nginx not found after install"
 fi
-if (( PIN )); then
-    command -v taskset >/dev/null 2>&1 || die "taskset not found (util-linux); or run with PIN=0"
-    SERVER_PIN=(taskset -c "$SERVER_CPU")
-    CLIENT_PIN=(taskset -c "$CLIENT_CPU")
-else
-    SERVER_PIN=()
-    CLIENT_PIN=()
-fi
-CLK_TCK=$(getconf CLK_TCK)
-SERVER_ENV=(env -u RUST_LOG)
-while IFS= read -r var; do
-    [[ $var == MAITRED_ARGS || $var == MAITRED_TLS_ARGS ]] && continue
-    SERVER_ENV+=(-u "$var")
-    log "note: not passing $var from the environment to the servers"
-done < <(compgen -e | grep '^MAITRED_' || true)
+pin_and_clean_env
 ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 
 # The certificate: made now, in the temporary directory (no key is ever committed).
