@@ -46,12 +46,14 @@
 //!
 //! | process | owns | never does |
 //! |---|---|---|
-//! | supervisor (1) | the listeners (bound once, passed down: inherited on Unix; on Windows it accepts and hands each connection to a worker), the worker table, signals, replacement decisions, the relay of workers' standard output | accept a connection on Unix, read from a connection, run the handler |
-//! | worker (`workers`) | the engine on the shared listeners (Windows: on the connections handed to it), its part of the load | bind, decide when it is replaced |
+//! | supervisor (1) | the listeners (bound once; it accepts and hands each connection to the next worker in turn: `SCM_RIGHTS` on Unix, `WSADuplicateSocketW` on Windows), the worker table, signals, replacement decisions, the relay of workers' standard output | read from a connection, run the handler |
+//! | worker (`workers`) | the engine on the connections handed to it, its part of the load | bind, accept, decide when it is replaced |
 //!
 //! They talk over the worker's standard input (lines down: `drain`, `cluster` with what the
-//! other workers reported, for the metrics path, and on Windows `socket` with a connection
-//! duplicated for that worker by `WSADuplicateSocketW`) and standard output (`ready`, and a `report`
+//! other workers reported, for the metrics path, and `socket` with a connection handed over:
+//! on Unix the input is a Unix socket pair and the descriptor travels beside the line
+//! (`SCM_RIGHTS`), on Windows the line carries the socket duplicated for that worker by
+//! `WSADuplicateSocketW`) and standard output (`ready`, and a `report`
 //! of counters, gauges and memory twice a second; every other line, such as the access log,
 //! is relayed whole, so lines from several workers never interleave). The supervisor replaces
 //! a worker that dies (logging its exit status or signal, backing off on repeated crashes),
@@ -118,12 +120,11 @@
 //! | `ops/` | trusted proxies and forwarded headers, the PROXY protocol, the access log, metrics, the worker report, resident memory, the health check probe | touch a client socket, run the handler |
 //! | `apps/static_files/` | the [`static_files`] app: paths, conditional requests, ranges, the file cache | reach into the engine: it is an ordinary [`Handler`] (with a fast path) |
 //! | `python/` | the WSGI front end (feature `python`) | touch a socket |
-//! | `supervisor/` | worker processes: the supervisor (arbiter), the worker side of the control channel, listener inheritance (Unix), the connection handoff (Windows) | serve a request |
+//! | `supervisor/` | worker processes: the supervisor (arbiter), the worker side of the control channel, the connection handoff (its accept loop, the choice of worker, the Unix and Windows transports) | serve a request |
 //!
-//! `unsafe` lives in four modules, each call with its `SAFETY` argument: `engine::sys`
+//! `unsafe` lives in three modules, each call with its `SAFETY` argument: `engine::sys`
 //! registers sockets with the poller (`polling` requires it; see its guard type),
-//! `supervisor::inherit` (Unix) adopts the listening descriptors a worker inherited,
-//! `supervisor::windows::handoff` (Windows) duplicates an accepted socket for a worker and
+//! `supervisor::handoff::winsock` (Windows) duplicates an accepted socket for a worker and
 //! re-creates it there (two Winsock calls), and, with
 //! the `python` feature, `python::raw` keeps each worker thread's interpreter thread state and
 //! duplicates the descriptor of a built-in Python file object for `wsgi.file_wrapper`.

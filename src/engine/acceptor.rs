@@ -6,7 +6,6 @@
 //! by asking the loop to free a place, and retried after a growing pause.
 
 use std::io;
-use std::net::TcpStream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -16,7 +15,7 @@ use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
 use crate::engine::handoff::ToLoop;
-use crate::engine::net::{tcp_stream, ListenAddr, Listener};
+use crate::engine::net::{tcp_stream, ListenAddr, Listener, Stream};
 use crate::engine::sys::Registered;
 use crate::engine::Shared;
 
@@ -58,23 +57,9 @@ pub(crate) struct Acceptor {
     pub(crate) poller: Arc<Poller>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Arc<AtomicBool>,
-    /// Connections taken per readiness event before waiting again: unbounded for a process
-    /// alone on its listeners; 1 when worker processes share them, so that one process woken
-    /// first does not take a whole burst and the connections spread fairly.
-    pub(crate) accepts_per_wakeup: usize,
     /// Told once the listeners are registered with the poller: from then on a connection is
     /// noticed (what "started" and a worker process's `ready` promise).
     pub(crate) registered: crossbeam_channel::Sender<()>,
-}
-
-/// How long a worker process busier than its peers waits before taking a new connection.
-const DEFER_TO_PEERS: Duration = Duration::from_millis(1);
-
-/// Whether this worker process has clearly more connections open than the least busy other
-/// worker (as of the supervisor's last cluster view): more than 2 plus a sixteenth beyond it.
-fn busier_than_peers(shared: &Shared) -> bool {
-    let fewest = shared.fewest_peer_connections.load(Ordering::Relaxed);
-    fewest != u64::MAX && shared.gauge.current() as u64 > fewest + 2 + fewest / 16
 }
 
 /// Errors after which accepting again at once is right: the failure was the client's.
@@ -100,24 +85,32 @@ fn make_room(shared: &Shared) -> bool {
     shared.gauge.current() < limit
 }
 
-/// Admits a connection accepted by another process (on Windows the supervisor accepts and hands
-/// each connection to a worker process) exactly as the acceptor admits one of its own: the
-/// socket options of [`Listener::accept`], the connection cap (with the same eviction and
-/// pause), the gauge, then the I/O loop.
+/// Admits a connection accepted by another process (with worker processes the supervisor
+/// accepts and hands each connection to a worker) exactly as the acceptor admits one of its
+/// own: the socket options of [`Listener::accept`], the connection cap (with the same eviction
+/// and pause), the gauge, then the I/O loop.
 ///
 /// `listener` is the index in `listen` of the listener it arrived on: an `https://` one makes it
 /// a TLS connection, as for the acceptor's own.
 ///
 /// Errors, after which the caller drops (closes) the connection: the client is already gone,
 /// the table stays full (counted in `connections_rejected`), or the loop has stopped.
-#[cfg_attr(not(windows), allow(dead_code))] // The handoff is Windows-only; tested everywhere.
-pub(crate) fn admit(shared: &Shared, stream: TcpStream, listener: usize) -> io::Result<()> {
-    let peer = stream.peer_addr()?;
+pub(crate) fn admit(shared: &Shared, stream: Stream, listener: usize) -> io::Result<()> {
+    let (stream, peer) = match stream {
+        Stream::Tcp(tcp) => {
+            let peer = tcp.peer_addr()?;
+            (tcp_stream(tcp, shared.config.send_buffer_size)?, peer)
+        }
+        #[cfg(unix)]
+        Stream::Unix(unix) => {
+            unix.set_nonblocking(true)?;
+            (Stream::Unix(unix), crate::engine::net::UNIX_PEER)
+        }
+    };
     if !make_room(shared) {
         shared.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
         return Err(io::Error::other("the connection table is full"));
     }
-    let stream = tcp_stream(stream, shared.config.send_buffer_size)?;
     shared.gauge.add();
     let tls = shared.config.listen.get(listener).is_some_and(ListenAddr::is_tls);
     let arrived = if tls { ToLoop::AcceptedTls(stream, peer) } else { ToLoop::Accepted(stream, peer) };
@@ -131,7 +124,7 @@ pub(crate) fn admit(shared: &Shared, stream: TcpStream, listener: usize) -> io::
 impl Acceptor {
     /// Accepts until told to stop; then closes the listeners and tells the loop to drain.
     pub(crate) fn run(self) {
-        let Acceptor { listeners, tls, poller, shared, stop, accepts_per_wakeup, registered: announce } = self;
+        let Acceptor { listeners, tls, poller, shared, stop, registered: announce } = self;
         let arrived = |key: usize, stream, peer| match tls.get(key) {
             Some(true) => ToLoop::AcceptedTls(stream, peer),
             _ => ToLoop::Accepted(stream, peer),
@@ -186,20 +179,12 @@ impl Acceptor {
                             break;
                         }
                     }
-                    if accepts_per_wakeup == 1 && busier_than_peers(&shared) {
-                        // Let a less busy worker process take this one; if none has within
-                        // the pause, take it after all (never leave a client waiting).
-                        std::thread::sleep(DEFER_TO_PEERS);
-                    }
                     match listener.get().accept(shared.config.send_buffer_size) {
                         Ok((stream, peer)) => {
                             accepted += 1;
                             gauge.add();
                             waker.send(arrived(event.key, stream, peer));
                             backoff = Duration::from_millis(10);
-                            if accepted >= accepts_per_wakeup {
-                                break;
-                            }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if is_transient(&e) => continue,
@@ -279,7 +264,7 @@ mod tests {
     fn admitted_connection_is_served_and_counted_like_an_accepted_one() {
         let handle = start(10, |req: Request| Response::text(200, format!("got {}", req.path())));
         let (server_end, mut client) = pair();
-        admit(handle.shared(), server_end, 0).unwrap();
+        admit(handle.shared(), crate::engine::net::Stream::Tcp(server_end), 0).unwrap();
         assert_eq!(handle.shared().gauge.current(), 1);
         client.write_all(b"GET /handed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut response = String::new();
@@ -302,12 +287,12 @@ mod tests {
         });
         // The only place holds a request in hand, which eviction never cuts.
         let (first, mut first_client) = pair();
-        admit(handle.shared(), first, 0).unwrap();
+        admit(handle.shared(), crate::engine::net::Stream::Tcp(first), 0).unwrap();
         first_client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         entered.recv_timeout(Duration::from_secs(20)).unwrap();
 
         let (second, mut second_client) = pair();
-        let refused = admit(handle.shared(), second, 0).unwrap_err();
+        let refused = admit(handle.shared(), crate::engine::net::Stream::Tcp(second), 0).unwrap_err();
         assert!(refused.to_string().contains("full"), "{refused}");
         assert_eq!(handle.shared().metrics.connections_rejected.load(Ordering::Relaxed), 1);
         // The refused connection is closed, not left hanging.

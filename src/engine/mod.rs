@@ -46,12 +46,9 @@ pub(crate) struct Shared {
     pub(crate) waker: LoopWaker,
     /// Open connections, counted against `connection_limit`.
     pub(crate) gauge: Gauge,
-    /// With worker processes: the fewest connections another worker had open at its last
-    /// report (`u64::MAX` while unknown), for the acceptor to let a less busy one go first.
-    pub(crate) fewest_peer_connections: std::sync::atomic::AtomicU64,
     /// How long an idle connection may wait for one more request when the drain begins: zero
     /// for a process alone (idle connections close at once), [`IDLE_DRAIN_GRACE`] for a
-    /// worker process, whose listeners other processes keep serving.
+    /// worker process, whose clients the other worker processes keep serving.
     pub(crate) idle_drain_grace: std::time::Duration,
     /// The access log's writer (lines from workers and from the loop's own answers).
     pub(crate) access_log: AccessLog,

@@ -119,6 +119,16 @@ impl Listener {
         }
     }
 
+    /// Another handle on the same listening socket (a Unix socket's copy never removes its
+    /// file: the original's owner does).
+    pub(crate) fn try_clone(&self) -> io::Result<Listener> {
+        match self {
+            Listener::Tcp(l) => l.try_clone().map(Listener::Tcp),
+            #[cfg(unix)]
+            Listener::Unix(l, path, _) => Ok(Listener::Unix(l.try_clone()?, path.clone(), false)),
+        }
+    }
+
     /// The bound address (with the real port when port 0 was asked for).
     pub(crate) fn local_addr(&self) -> io::Result<ListenAddr> {
         match self {

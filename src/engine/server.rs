@@ -44,8 +44,8 @@ pub struct Server {
     listeners: Vec<Listener>,
     addrs: Vec<ListenAddr>,
     handler: Arc<dyn Handler>,
-    /// Other processes accept from the same listeners (see [`Server::with_shared_listeners`]).
-    shared_listeners: bool,
+    /// One of a supervisor's worker processes (see [`Server::for_worker_process`]).
+    worker_process: bool,
 }
 
 /// The address a listener is reported as: `https://` listeners (bound as TCP) stay `Tls`.
@@ -70,25 +70,23 @@ impl Server {
             listeners.push(listener);
         }
         let handler: Arc<dyn Handler> = Arc::new(handler);
-        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler, shared_listeners: false })
+        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler, worker_process: false })
     }
 
-    /// A server on listeners bound elsewhere (a worker process's, inherited from its
-    /// supervisor), which other processes accept from too: the acceptor takes one connection
-    /// per wake-up, so the processes share new connections fairly.
-    pub(crate) fn with_shared_listeners(
-        config: Config,
-        handler: impl Handler,
-        listeners: Vec<Listener>,
-    ) -> Result<Server, Error> {
+    /// A worker process's server: no listener of its own; its supervisor accepts and hands
+    /// each connection over ([`crate::engine::acceptor::admit`]), and idle connections get
+    /// [`crate::engine::IDLE_DRAIN_GRACE`] in a drain, since the other workers keep serving.
+    pub(crate) fn for_worker_process(config: Config, handler: impl Handler) -> Result<Server, Error> {
         let (config, trusted) = Self::prepare(config)?;
-        let addrs = listeners
-            .iter()
-            .zip(&config.listen)
-            .map(|(listener, addr)| Ok(tls_if_https(addr, listener.local_addr()?)))
-            .collect::<Result<Vec<_>, std::io::Error>>()?;
         let handler: Arc<dyn Handler> = Arc::new(handler);
-        Ok(Server { config: Arc::new(config), trusted, listeners, addrs, handler, shared_listeners: true })
+        Ok(Server {
+            config: Arc::new(config),
+            trusted,
+            listeners: Vec::new(),
+            addrs: Vec::new(),
+            handler,
+            worker_process: true,
+        })
     }
 
     /// Validates `config` and fits `connection_limit` to the descriptor limit.
@@ -121,7 +119,7 @@ impl Server {
     /// listeners it first reads the certificate and key ([`Error::Tls`] when they cannot be
     /// used) and starts the thread that reloads them.
     pub fn start(self) -> Result<ServerHandle, Error> {
-        let Server { config, trusted, listeners, addrs, handler, shared_listeners } = self;
+        let Server { config, trusted, listeners, addrs, handler, worker_process } = self;
         // HTTPS: the certificate is read here, so every way of building a server gets it; the
         // listeners are those of `config.listen`, in its order.
         let tls = crate::tls::Tls::load(&config).map_err(Error::Tls)?.map(Arc::new);
@@ -149,8 +147,7 @@ impl Server {
             draining: AtomicBool::new(false),
             waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
             gauge: Gauge::default(),
-            fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
-            idle_drain_grace: if shared_listeners { crate::engine::IDLE_DRAIN_GRACE } else { Duration::ZERO },
+            idle_drain_grace: if worker_process { crate::engine::IDLE_DRAIN_GRACE } else { Duration::ZERO },
             watch: Watch::new(threads, Some(config_timeout).filter(|t| !t.is_zero())),
             tls,
         });
@@ -169,7 +166,6 @@ impl Server {
             poller: Arc::clone(&acceptor_poller),
             shared: Arc::clone(&shared),
             stop: Arc::clone(&stop),
-            accepts_per_wakeup: if shared_listeners { 1 } else { usize::MAX },
             registered: registered_tx,
         };
         let acceptor_thread = thread::Builder::new().name("maitred-acceptor".into()).spawn(move || acceptor.run())?;

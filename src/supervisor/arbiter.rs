@@ -18,13 +18,15 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use log::{debug, error, info, warn};
 
-use super::channel::{self, Up};
+use super::channel::{self, Down, Up};
+use super::handoff::dispatch::Dispatcher;
+use super::handoff::roster::Seen;
 use super::status::describe;
 use crate::config::{Config, MAX_WORKERS};
 use crate::engine::net::Listener;
@@ -105,8 +107,8 @@ struct Worker {
     id: u64,
     pid: u32,
     child: Child,
-    /// Lines to its standard input; `None` once it was told to drain.
-    control: Option<Sender<String>>,
+    /// Messages to its standard input; `None` once it was told to drain.
+    control: Option<Sender<Down>>,
     state: State,
     started: Instant,
     /// The configuration generation it was started with (SIGHUP starts a new one).
@@ -174,19 +176,15 @@ pub(crate) fn supervise(
         let bind_error = |source| Error::Bind { addr: addr.clone(), source };
         listeners.push(Listener::bind(addr, config.backlog).map_err(bind_error)?);
     }
-    let worker_env = pass_listeners(&listeners)?;
-    // Windows: the supervisor accepts and hands each connection to a worker (on copies of the
+    // The supervisor accepts and hands each connection to a worker (on copies of the
     // listeners; the arbiter keeps its own to report and close them).
-    #[cfg(windows)]
-    let dispatcher = super::windows::dispatch::Dispatcher::start(&listeners, config.connection_limit)?;
+    let dispatcher = Dispatcher::start(&listeners, config.connection_limit)?;
     let target = config.worker_count();
     let mut arbiter = Arbiter {
         config,
         program,
         reload,
         listeners,
-        worker_env,
-        #[cfg(windows)]
         dispatcher,
         events_tx,
         workers: Vec::new(),
@@ -205,42 +203,15 @@ pub(crate) fn supervise(
     arbiter.run(&events)
 }
 
-/// How the workers get the listeners: the variables each is started with. Unix: they inherit
-/// the sockets, named in `LISTEN_FDS_VAR`. Windows: none; the supervisor hands each connection
-/// over ([`super::windows::dispatch`]).
-fn pass_listeners(listeners: &[Listener]) -> Result<Vec<(&'static str, String)>, Error> {
-    #[cfg(unix)]
-    {
-        Ok(vec![(super::LISTEN_FDS_VAR, super::inherit::share(listeners)?)])
-    }
-    #[cfg(windows)]
-    {
-        let _ = listeners;
-        Ok(Vec::new())
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = listeners;
-        Err(Error::Worker(
-            "worker processes on this platform need the supervisor's connection handoff, which this build lacks; \
-             run with --workers 1"
-                .into(),
-        ))
-    }
-}
-
 struct Arbiter {
     config: Config,
     program: Program,
     reload: Box<dyn FnMut() -> Result<Config, String> + Send>,
-    /// Held open for the workers to come (each inherits them) and closed when the last one is
-    /// gone (a Unix socket's file is removed then).
+    /// The listeners as bound, for their addresses; closed when the last worker is gone (a
+    /// Unix socket's file is removed then). The dispatcher accepts on copies.
     listeners: Vec<Listener>,
-    /// Variables each worker is started with, beside its id (how it finds the listeners).
-    worker_env: Vec<(&'static str, String)>,
-    /// Windows: the accept loop that hands connections to the workers it is told about.
-    #[cfg(windows)]
-    dispatcher: super::windows::dispatch::Dispatcher,
+    /// The accept loop that hands connections to the workers it is told about.
+    dispatcher: Dispatcher,
     events_tx: Sender<Event>,
     workers: Vec<Worker>,
     /// Workers wanted.
@@ -277,7 +248,6 @@ impl Arbiter {
             }
             self.reap();
             self.enforce_deadlines();
-            #[cfg(windows)]
             self.publish();
             if self.cluster_sent.elapsed() >= CLUSTER_EVERY {
                 self.send_cluster_views();
@@ -286,7 +256,6 @@ impl Arbiter {
                 break;
             }
             self.reconcile()?;
-            #[cfg(windows)]
             self.publish();
         }
         let addrs: Vec<String> =
@@ -310,10 +279,8 @@ impl Arbiter {
         }
     }
 
-    /// Windows: tells the accept loop which workers may take connections now.
-    #[cfg(windows)]
+    /// Tells the accept loop which workers may take connections now.
     fn publish(&self) {
-        use super::windows::roster::Seen;
         let seen = self.workers.iter().map(|w| Seen {
             id: w.id,
             pid: w.pid,
@@ -358,7 +325,7 @@ impl Arbiter {
                 }
             }
             let view = ClusterView { others, workers: workers.clone(), restarts: restarts.clone() };
-            let _ = control.try_send(format!("{} {}", channel::CLUSTER, view.encode()));
+            let _ = control.try_send(format!("{} {}", channel::CLUSTER, view.encode()).into());
         }
     }
 
@@ -395,7 +362,7 @@ impl Arbiter {
                 }
                 w.state = State::Ready;
                 info!(target: "maitred::server", "{} started", w.name());
-                // Every worker learns of the new one at once (its acceptor balances on it).
+                // Every worker's metrics learn of the new one at once.
                 self.cluster_sent = Instant::now() - CLUSTER_EVERY;
                 if !self.ever_ready {
                     self.ever_ready = true;
@@ -498,12 +465,14 @@ impl Arbiter {
         if self.end.is_none() {
             self.end = Some(end);
         }
-        // No worker will be started again: the workers' own copies keep the sockets open for
-        // their drain, and a socket closes with the last of them, so a client arriving after
-        // that is refused rather than left in the backlog. A Unix socket's file stays until
-        // the end (the supervisor removes it).
+        // No worker will be started again: the dispatcher's copies keep the sockets open for
+        // the drain delay, and a socket closes with them, so a client arriving after that is
+        // refused rather than left in the backlog. A Unix socket's file stays until the end
+        // (the supervisor removes it).
         #[cfg(unix)]
         self.listeners.retain(|l| matches!(l, Listener::Unix(..)));
+        #[cfg(not(unix))]
+        self.listeners.clear();
         for i in 0..self.workers.len() {
             if !self.workers[i].draining() {
                 self.drain(i);
@@ -518,7 +487,7 @@ impl Arbiter {
         if let Some(control) = w.control.take() {
             // Dropping the sender after the line ends the worker's input: if the queue is
             // full, the end of input alone makes it drain.
-            let _ = control.try_send(channel::DRAIN.to_string());
+            let _ = control.try_send(channel::DRAIN.to_string().into());
         }
         w.state = State::Draining { kill_at: Instant::now() + bound };
     }
@@ -728,16 +697,32 @@ impl Arbiter {
         command
             .args(&self.program.args)
             .env(super::WORKER_ID_VAR, id.to_string())
-            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        command.envs(self.worker_env.iter().map(|(k, v)| (k, v)));
-        let mut child = command.spawn()?;
+        // The worker's standard input carries the supervisor's messages: on Unix one end of a
+        // socket pair (a handed connection travels beside its line), on Windows a pipe.
+        #[cfg(unix)]
+        let input = {
+            let (ours, theirs) = super::handoff::unix::pair()?;
+            command.stdin(Stdio::from(theirs));
+            Some(ours)
+        };
+        #[cfg(not(unix))]
+        command.stdin(Stdio::piped());
+        let spawned = command.spawn();
+        // The parent's copy of the child's end closes here, so a worker that is gone makes
+        // writing to it fail instead of block.
+        drop(command);
+        let mut child = spawned?;
         let pid = child.id();
-        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
-        let (control, lines) = bounded::<String>(CONTROL_QUEUE);
-        if let Some(stdin) = stdin {
-            std::thread::Builder::new().name(format!("maitred-to-{id}")).spawn(move || write_control(stdin, &lines))?;
+        #[cfg(not(unix))]
+        let input = child.stdin.take();
+        let stdout = child.stdout.take();
+        let (control, messages) = bounded::<Down>(CONTROL_QUEUE);
+        if let Some(input) = input {
+            std::thread::Builder::new()
+                .name(format!("maitred-to-{id}"))
+                .spawn(move || write_control(input, &messages))?;
         }
         if let Some(stdout) = stdout {
             let events = self.events_tx.clone();
@@ -779,11 +764,25 @@ fn jitter(most: u64) -> u64 {
     hasher.finish() % (most + 1)
 }
 
-/// Writes queued control lines to a worker's standard input until the queue is closed; the
-/// input then ends, which the worker takes as "drain".
-fn write_control(mut stdin: ChildStdin, lines: &Receiver<String>) {
-    for line in lines {
-        if stdin.write_all(line.as_bytes()).and_then(|()| stdin.write_all(b"\n")).and_then(|()| stdin.flush()).is_err()
+/// Writes queued messages to a worker's standard input until the queue is closed; the input
+/// then ends, which the worker takes as "drain". A worker that is gone makes the write fail:
+/// what is still queued is dropped (a handed connection with it, closed).
+#[cfg(unix)]
+fn write_control(input: std::os::unix::net::UnixStream, messages: &Receiver<Down>) {
+    for message in messages {
+        if super::handoff::unix::send(&input, &message).is_err() {
+            break;
+        }
+    }
+}
+
+/// Writes queued messages to a worker's standard input until the queue is closed; the input
+/// then ends, which the worker takes as "drain".
+#[cfg(not(unix))]
+fn write_control(mut input: std::process::ChildStdin, messages: &Receiver<Down>) {
+    for message in messages {
+        let line = message.line;
+        if input.write_all(line.as_bytes()).and_then(|()| input.write_all(b"\n")).and_then(|()| input.flush()).is_err()
         {
             break;
         }

@@ -1,5 +1,6 @@
 //! The control channel between the supervisor and a worker process: one line of text per
-//! message. Down (supervisor to worker): the worker's standard input. Up (worker to
+//! message. Down (supervisor to worker): the worker's standard input (on Unix one end of a Unix
+//! socket pair, so that a `socket` line can carry the connection it hands over). Up (worker to
 //! supervisor): the worker's standard output, which also carries the worker's access log; a
 //! control line starts with [`MARK`], any other line is output the supervisor relays to its
 //! own standard output whole, so lines from several workers never interleave mid-line.
@@ -21,6 +22,29 @@ pub(crate) const CLUSTER: &str = "cluster";
 /// Supervisor to worker: stop accepting and drain (health 503, `drain_delay`,
 /// `graceful_timeout`), then exit. End of input means the same: the supervisor is gone.
 pub(crate) const DRAIN: &str = "drain";
+
+/// Supervisor to worker: `socket <listener-index> ...`, a connection the supervisor accepted
+/// and hands over ([`super::handoff`]).
+pub(crate) const SOCKET: &str = "socket";
+
+/// One message down to a worker: a control line (without its newline) and, for a `socket`
+/// line on Unix, the connection it hands over, travelling beside it as a descriptor.
+#[derive(Debug)]
+pub(crate) struct Down {
+    pub(crate) line: String,
+    #[cfg(unix)]
+    pub(crate) connection: Option<std::os::fd::OwnedFd>,
+}
+
+impl From<String> for Down {
+    fn from(line: String) -> Down {
+        Down {
+            line,
+            #[cfg(unix)]
+            connection: None,
+        }
+    }
+}
 
 /// A message from a worker, or a line of its output to relay.
 #[derive(Debug, PartialEq, Eq)]

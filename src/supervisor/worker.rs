@@ -1,20 +1,19 @@
-//! The worker-process side: serve on the listeners the supervisor passed down, say `ready`,
+//! The worker-process side: serve the connections the supervisor hands over, say `ready`,
 //! report about twice a second and at exit, drain when told to or when the supervisor is
 //! gone (end of standard input).
 //!
 //! Owns the worker's end of the control channel. Never decides when a worker is replaced
 //! (the supervisor does) and never binds a listener.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use log::{debug, info};
 
-use super::channel;
+use super::channel::{self, Down};
 use crate::config::Config;
-use crate::engine::net::Listener;
 use crate::engine::server::{Server, Stopper};
 use crate::engine::Shared;
 use crate::error::Error;
@@ -36,83 +35,71 @@ fn send_report(shared: &Shared) {
     send(&format!("{} {}", channel::REPORT, shared.report().encode()));
 }
 
-/// The listeners this worker was given.
-fn listeners() -> Result<Vec<Listener>, Error> {
-    #[cfg(unix)]
-    {
-        let fds = std::env::var(super::LISTEN_FDS_VAR).unwrap_or_default();
-        super::inherit::adopt(&fds).map_err(Error::Worker)
-    }
-    // Windows: none; the supervisor accepts and hands each connection over (`socket` lines).
-    #[cfg(windows)]
-    {
-        Ok(Vec::new())
-    }
+/// This process's standard input, where the supervisor's messages arrive.
+#[cfg(unix)]
+fn control_input() -> std::io::Result<impl FnMut() -> Option<Down> + Send> {
+    let mut input = super::handoff::unix::Input::stdin()?;
+    Ok(move || input.next_message())
 }
 
-/// Reads the supervisor's lines until `drain` or the end of input, then drains the server;
-/// a `cluster` line becomes what the metrics path knows of the other workers.
-///
-/// Windows: a `socket` line is a connection the supervisor hands over; it is taken into the
-/// engine. After `drain` the lines are still read until the end of input, because the
-/// supervisor keeps handing connections over for `drain_delay` (the health path says 503),
-/// as a worker's own acceptor keeps accepting on Unix.
-fn follow_supervisor(stopper: Stopper, shared: Arc<Shared>) {
+/// This process's standard input, where the supervisor's messages arrive.
+#[cfg(windows)]
+fn control_input() -> std::io::Result<impl FnMut() -> Option<Down> + Send> {
     let stdin = std::io::stdin();
-    let mut line = String::new();
-    let mut lock = stdin.lock();
-    let mut drained = false;
-    loop {
-        line.clear();
-        match lock.read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                if !drained {
-                    info!(target: "maitred::server", "supervisor gone; draining");
-                }
-                break;
-            }
-            Ok(_) => {}
+    Ok(move || {
+        let mut line = String::new();
+        match stdin.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(Down::from(line.trim_end_matches(['\n', '\r']).to_string())),
         }
-        let text = line.trim_end();
+    })
+}
+
+/// Reads the supervisor's messages until the end of input, then drains the server: `drain`
+/// starts the drain, `socket` is a connection handed over (taken into the engine), `cluster`
+/// is what the metrics path knows of the other workers. After `drain` the messages are still
+/// read until the end of input, because when no other worker is left the supervisor keeps
+/// handing connections over for `drain_delay` (the health path says 503 meanwhile).
+fn follow_supervisor(stopper: Stopper, shared: Arc<Shared>, mut next: impl FnMut() -> Option<Down>) {
+    let mut drained = false;
+    while let Some(message) = next() {
+        let text = message.line.trim_end();
         let word = text.split_once(' ').map_or(text, |(word, _)| word);
         match word {
-            channel::DRAIN if cfg!(windows) => {
+            channel::DRAIN => {
                 drained = true;
                 stopper.shutdown();
             }
-            channel::DRAIN => break,
-            #[cfg(windows)]
-            super::windows::handoff::COMMAND => {
-                super::windows::receive::take_connection(&shared, text[word.len()..].trim_start());
-            }
+            channel::SOCKET => super::handoff::receive::take_connection(&shared, message),
             channel::CLUSTER => match ClusterView::decode(text[word.len()..].trim_start()) {
-                Some(view) => {
-                    let me = u64::from(std::process::id());
-                    let fewest = view.workers.iter().filter(|w| w.pid != me).map(|w| w.open_connections).min();
-                    shared.fewest_peer_connections.store(fewest.unwrap_or(u64::MAX), Ordering::Relaxed);
-                    shared.metrics.set_cluster(view);
-                }
+                Some(view) => shared.metrics.set_cluster(view),
                 None => debug!(target: "maitred::server", "ignoring a malformed cluster line"),
             },
             _ => debug!(target: "maitred::server", "ignoring control line {text:?}"),
         }
     }
+    if !drained {
+        info!(target: "maitred::server", "supervisor gone; draining");
+    }
     stopper.shutdown();
 }
 
-/// Serves `handler` as one of a supervisor's workers: the engine on the inherited
-/// listeners, with stop signals draining it too (a terminal's Ctrl-C reaches every process
+/// Serves `handler` as one of a supervisor's workers: the engine on the connections it is
+/// handed, with stop signals draining it too (a terminal's Ctrl-C reaches every process
 /// of its group). Returns once drained; the report at exit is sent before.
 pub(crate) fn serve_as_worker<H: Handler>(config: Config, handler: H) -> Result<(), Error> {
     let signals = crate::signals::SignalDrain::install();
-    let server = Server::with_shared_listeners(config, handler, listeners()?)?;
+    let input = control_input()?;
+    let server = Server::for_worker_process(config, handler)?;
     let handle = server.start()?;
     if let Ok(signals) = &signals {
         signals.arm(handle.stopper());
     }
     let (stopper, shared) = (handle.stopper(), Arc::clone(handle.shared()));
     let follower = Arc::clone(&shared);
-    std::thread::Builder::new().name("maitred-control".into()).spawn(move || follow_supervisor(stopper, follower))?;
+    std::thread::Builder::new()
+        .name("maitred-control".into())
+        .spawn(move || follow_supervisor(stopper, follower, input))?;
     send(channel::READY);
     let done = Arc::new(AtomicBool::new(false));
     let reporter = {

@@ -117,7 +117,6 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         draining: AtomicBool::new(false),
         waker: LoopWaker::new(Arc::new(Poller::new().unwrap()), to_loop),
         gauge: Gauge::default(),
-        fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
         idle_drain_grace: std::time::Duration::ZERO,
         access_log: crate::ops::access_log::AccessLog::start(config_access_log, Arc::default()).unwrap().0,
         tls: None,

@@ -1,14 +1,12 @@
-//! The workers the supervisor's accept loop may hand a connection to on Windows, as the arbiter
-//! last published them, and in which order to try them.
+//! The workers the supervisor's accept loop may hand a connection to, as the arbiter last
+//! published them, and in which order to try them.
 //!
 //! Owns that choice: round-robin order over the workers that are ready and not draining,
 //! passing over those whose last report shows them at their connection cap while another has
 //! room; workers told to drain only when no other is left, and only for `drain_delay` after
-//! they were told (while their health path answers 503, as a worker's own acceptor keeps
-//! accepting on Unix). Holds a copy of each such worker's control queue, so its standard input
-//! stays open while it may still be handed connections. Never touches a socket.
-// Compiled and tested on every platform; only Windows uses it.
-#![cfg_attr(not(windows), allow(dead_code))]
+//! they were told (while their health path answers 503, as a process alone keeps accepting
+//! then). Holds a copy of each such worker's control queue, so its standard input stays open
+//! while it may still be handed connections. Never touches a socket.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use polling::Poller;
+
+use crate::supervisor::channel::Down;
 
 /// What the arbiter knows of one worker, each time it publishes.
 pub(crate) struct Seen<'a> {
@@ -26,7 +26,7 @@ pub(crate) struct Seen<'a> {
     /// Told to drain.
     pub(crate) draining: bool,
     /// Its control queue while it has one.
-    pub(crate) control: Option<&'a Sender<String>>,
+    pub(crate) control: Option<&'a Sender<Down>>,
     /// Connections open, from its last report.
     pub(crate) open: u64,
 }
@@ -35,7 +35,7 @@ pub(crate) struct Seen<'a> {
 struct Entry {
     pid: u32,
     /// Holds the worker's standard input open while it may still be handed connections.
-    control: Sender<String>,
+    control: Sender<Down>,
     /// Once told to drain: when it stops being handed connections.
     until: Option<Instant>,
     /// Connections open, from its last report.
@@ -102,7 +102,7 @@ impl Roster {
     /// Candidates in order of preference: workers not draining with room, else those not
     /// draining, else those still within their `drain_delay`; sorted by worker id so the
     /// round-robin is stable.
-    pub(crate) fn candidates(&self) -> Vec<(u64, u32, Sender<String>)> {
+    pub(crate) fn candidates(&self) -> Vec<(u64, u32, Sender<Down>)> {
         let now = Instant::now();
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let pick = |keep: &dyn Fn(&Entry) -> bool| {
@@ -144,11 +144,11 @@ mod tests {
         Roster::new(Arc::new(Poller::new().unwrap()), connection_limit)
     }
 
-    fn queue() -> (Sender<String>, Receiver<String>) {
+    fn queue() -> (Sender<Down>, Receiver<Down>) {
         bounded(4)
     }
 
-    fn seen(id: u64, control: &Sender<String>, ready: bool, draining: bool, open: u64) -> Seen<'_> {
+    fn seen(id: u64, control: &Sender<Down>, ready: bool, draining: bool, open: u64) -> Seen<'_> {
         Seen { id, pid: 1000 + id as u32, ready, draining, control: (!draining).then_some(control), open }
     }
 
@@ -211,10 +211,10 @@ mod tests {
         // The arbiter drops its own sender when it tells the worker to drain.
         r.publish([seen(1, &control, true, true, 0)], false, LONG);
         drop(control);
-        assert_eq!(lines.try_recv(), Err(TryRecvError::Empty), "still open: the roster holds a copy");
+        assert!(matches!(lines.try_recv(), Err(TryRecvError::Empty)), "still open: the roster holds a copy");
         // Gone from the arbiter's table: the roster lets go, the worker's input ends.
         r.publish([], false, LONG);
-        assert_eq!(lines.try_recv(), Err(TryRecvError::Disconnected));
+        assert!(matches!(lines.try_recv(), Err(TryRecvError::Disconnected)));
         assert!(ids(&r).is_empty());
     }
 

@@ -1,6 +1,6 @@
-//! The supervisor's accept loop on Windows: it accepts every connection on the listeners and
-//! hands each one to a worker process ([`super::handoff::share`] plus the control line
-//! `socket <listener-index> <hex>` on the worker's standard input), then closes its own copy.
+//! The supervisor's accept loop: it accepts every connection on the listeners and hands each
+//! one to a worker process (a `socket` message on the worker's standard input, carrying the
+//! connection: [`super::Parcel`]), then closes its own copy.
 //!
 //! Owns the listeners' accepting copies (while workers run) and handing each connection over.
 //! Never reads from a connection, never decides which workers may take one (the [`Roster`]
@@ -11,7 +11,7 @@
 //! never dropped silently: if no worker takes it, it is closed with a warning.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,9 +20,9 @@ use crossbeam_channel::{SendTimeoutError, TrySendError};
 use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
-use super::handoff::{share, SocketLine};
 use super::roster::Roster;
-use crate::engine::net::Listener;
+use super::Parcel;
+use crate::engine::net::{Listener, Stream};
 use crate::engine::sys::Registered;
 
 /// How long the accept loop sleeps at most without news (the roster wakes it on any change).
@@ -46,9 +46,8 @@ impl Dispatcher {
         let poller = Arc::new(Poller::new()?);
         let roster = Arc::new(Roster::new(Arc::clone(&poller), connection_limit));
         let mut registered = Vec::with_capacity(listeners.len());
-        for (key, Listener::Tcp(listener)) in listeners.iter().enumerate() {
-            let copy = Listener::Tcp(listener.try_clone()?);
-            registered.push(Registered::new(Arc::clone(&poller), copy, Event::readable(key))?);
+        for (key, listener) in listeners.iter().enumerate() {
+            registered.push(Registered::new(Arc::clone(&poller), listener.try_clone()?, Event::readable(key))?);
         }
         let thread = {
             let roster = Arc::clone(&roster);
@@ -117,11 +116,10 @@ impl AcceptLoop {
                     // Leave it in the backlog, unarmed, until a worker is ready.
                     continue;
                 }
-                let Listener::Tcp(tcp) = listener.get();
                 loop {
-                    match tcp.accept() {
+                    match listener.get().accept(0) {
                         Ok((stream, peer)) => {
-                            let taken = Self::hand(&self.roster, &mut self.turn, event.key, &stream, peer);
+                            let taken = Self::hand(&self.roster, &mut self.turn, event.key, stream, peer);
                             if !taken && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
                                 warn!(target: "maitred::server", "no worker could take the connection from {peer}; closed it");
                                 last_warning = Some(Instant::now());
@@ -156,11 +154,12 @@ impl AcceptLoop {
         debug!(target: "maitred::server", "dispatcher stopped; closing the listeners");
     }
 
-    /// Hands `stream` to one worker: true once a worker's control queue has its line.
-    fn hand(roster: &Roster, turn: &mut usize, listener: usize, stream: &TcpStream, peer: SocketAddr) -> bool {
+    /// Hands `stream` to one worker: true once a worker's control queue has it.
+    fn hand(roster: &Roster, turn: &mut usize, listener: usize, stream: Stream, peer: SocketAddr) -> bool {
         let candidates = roster.candidates();
         let start = *turn;
         *turn = turn.wrapping_add(1);
+        let mut parcel = Parcel::new(stream);
         // First a worker whose control queue has room; if every queue is full, wait on one.
         let order = (0..candidates.len()).map(|k| (true, k)).chain((0..candidates.len()).map(|k| (false, k)));
         for (skip_full, k) in order {
@@ -168,27 +167,24 @@ impl AcceptLoop {
             if skip_full && control.is_full() {
                 continue;
             }
-            let payload = match share(stream, *pid) {
-                Ok(p) => p,
+            let letter = match parcel.letter(listener, *pid) {
+                Ok(letter) => letter,
                 Err(e) => {
                     debug!(target: "maitred::server", "cannot hand {peer} to worker {id} (pid {pid}): {e}");
                     continue;
                 }
             };
-            let line = SocketLine { listener, payload }.encode();
-            // The worker now holds a duplicate of the socket: the line must reach it, or the
-            // connection stays open in that worker until it exits.
-            let sent = match control.try_send(line) {
-                Ok(()) => true,
-                Err(TrySendError::Full(line)) => match control.send_timeout(line, QUEUE_WAIT) {
-                    Ok(()) => true,
-                    Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Disconnected(_)) => false,
+            // On Windows the worker now holds a duplicate of the socket: the line must reach
+            // it, or the connection stays open in that worker until it exits.
+            let undelivered = match control.try_send(letter) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(letter)) => match control.send_timeout(letter, QUEUE_WAIT) {
+                    Ok(()) => return true,
+                    Err(SendTimeoutError::Timeout(letter) | SendTimeoutError::Disconnected(letter)) => letter,
                 },
-                Err(TrySendError::Disconnected(_)) => false,
+                Err(TrySendError::Disconnected(letter)) => letter,
             };
-            if sent {
-                return true;
-            }
+            parcel.returned(undelivered);
             debug!(target: "maitred::server", "worker {id} (pid {pid}) no longer reads its control channel");
         }
         false

@@ -7,10 +7,6 @@
 //! Owns the two Winsock calls (the only `unsafe` of the supervisor, Windows only) and the text
 //! form of the payload (every platform, so it is tested everywhere). Never decides which worker
 //! gets a connection and never reads from the socket.
-//!
-//! Why not share the listening socket: several processes accepting on one listener is where
-//! Windows servers go wrong (Granian forces one worker there; `socket.share` of a listener has
-//! a trail of bugs). One acceptor that hands each connection on keeps the engine's shape.
 #![cfg_attr(windows, allow(unsafe_code))]
 // The text form is compiled and tested on every platform; only Windows uses it.
 #![cfg_attr(not(windows), allow(dead_code))]
@@ -32,7 +28,7 @@ pub(crate) struct SocketLine {
 }
 
 /// The first word of the control line.
-pub(crate) const COMMAND: &str = "socket";
+const COMMAND: &str = crate::supervisor::channel::SOCKET;
 
 /// The longest payload accepted from a control line: the fixed fields and a protocol name of at
 /// most 256 UTF-16 units.
@@ -87,10 +83,43 @@ fn hex_digit(c: u8) -> Option<u8> {
 }
 
 #[cfg(windows)]
-pub(crate) use winsock::{adopt, share};
+pub(crate) use calls::{adopt, share};
+
+/// A connection on its way to a worker process: the accepted socket, duplicated for the
+/// worker it is offered to.
+#[cfg(windows)]
+pub(crate) struct Parcel(std::net::TcpStream);
 
 #[cfg(windows)]
-mod winsock {
+impl Parcel {
+    /// Wraps a connection the supervisor accepted.
+    pub(crate) fn new(stream: crate::engine::net::Stream) -> Parcel {
+        let crate::engine::net::Stream::Tcp(tcp) = stream;
+        Parcel(tcp)
+    }
+
+    /// The message that hands the connection to the worker with process id `pid`: the socket
+    /// duplicated for that process, in the line. `listener`: the index in `listen`.
+    pub(crate) fn letter(&mut self, listener: usize, pid: u32) -> std::io::Result<crate::supervisor::channel::Down> {
+        Ok(SocketLine { listener, payload: share(&self.0, pid)? }.encode().into())
+    }
+
+    /// A message that could not be queued: nothing to take back (the supervisor's own socket
+    /// stays in the parcel; a duplicate is made per worker offered).
+    pub(crate) fn returned(&mut self, _letter: crate::supervisor::channel::Down) {}
+}
+
+/// The connection a `socket` line handed over, as `(listener index, stream)`: `args` is what
+/// follows `socket `.
+#[cfg(windows)]
+pub(crate) fn unpack(args: &str) -> std::io::Result<(usize, crate::engine::net::Stream)> {
+    let line = SocketLine::decode_args(args)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed socket line"))?;
+    Ok((line.listener, crate::engine::net::Stream::Tcp(adopt(&line.payload)?)))
+}
+
+#[cfg(windows)]
+mod calls {
     use std::io;
     use std::net::TcpStream;
     use std::os::windows::io::{AsRawSocket, FromRawSocket};
