@@ -208,7 +208,13 @@ fn listens_on_a_unix_socket_replacing_a_stale_one_and_removes_it_on_exit() {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
-    assert!(server.log().contains(&format!("listening on unix:{}", path.display())), "{}", server.log());
+    // The log is read by another thread: the line may land a moment after the answer.
+    let line = format!("listening on unix:{}", path.display());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains(&line) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(server.log().contains(&line), "{}", server.log());
     // A second server cannot take a live socket.
     let (code, _, stderr) = maitred(&["--listen", &format!("unix:{}", path.display())]);
     assert_eq!(code, Some(1));

@@ -806,20 +806,31 @@ app = validator(_app)
     assert_eq!(w.eval("calls"), "['/x']");
 }
 
+/// The GIL is released while an application blocks: requests sleep at the same time. Measured
+/// as the most calls asleep at once (the app counts them), not as a rate, so a loaded machine
+/// cannot make it fail; with the GIL held across the sleep it would be 1.
 #[test]
 fn blocking_applications_run_in_parallel() {
     let w = serve(
         r#"
-import time
+import threading, time
+lock = threading.Lock()
+active = 0
+peak = 0
 def app(environ, start_response):
+    global active, peak
+    with lock:
+        active += 1
+        peak = max(peak, active)
     time.sleep(0.05)
+    with lock:
+        active -= 1
     start_response('200 OK', [('Content-Length', '2')])
     return [b'ok']
 "#,
     );
     assert_eq!(w.get("/").status, 200);
     let (clients, per_client) = (8, 10);
-    let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let addr = w.server.addr;
@@ -835,11 +846,13 @@ def app(environ, start_response):
     for t in threads {
         t.join().unwrap();
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let rate = f64::from(clients * per_client) / elapsed;
-    eprintln!("50 ms sleeps, 4 threads, {clients} clients: {rate:.1} req/s");
-    // One at a time would be 20 req/s; 4 in parallel at most 80.
-    assert!(rate > 55.0, "{rate:.1} req/s: the GIL is not released while the application sleeps");
+    let peak: usize = w.eval("peak").parse().unwrap();
+    eprintln!("50 ms sleeps, 4 threads, {clients} clients: at most {peak} asleep at once");
+    // 4 threads: at most 4 at once; 1 would mean the GIL is held across the sleep.
+    assert!(
+        (2..=4).contains(&peak),
+        "{peak} calls asleep at once: the GIL is not released while the application sleeps"
+    );
 }
 
 #[test]
