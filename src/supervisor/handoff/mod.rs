@@ -32,3 +32,19 @@ pub(crate) mod winsock;
 pub(crate) use unix::Parcel;
 #[cfg(windows)]
 pub(crate) use winsock::Parcel;
+
+/// Tests of the transports: `client` and `adopted` are the two ends of one connection (bytes
+/// cross both ways).
+#[cfg(test)]
+pub(crate) fn assert_one_connection(
+    client: &mut (impl std::io::Read + std::io::Write),
+    adopted: &mut (impl std::io::Read + std::io::Write),
+) {
+    client.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    adopted.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+    adopted.write_all(b"pong").unwrap();
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"pong");
+}

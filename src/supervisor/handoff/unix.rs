@@ -279,13 +279,7 @@ mod tests {
         assert_eq!(index, 2);
         let Stream::Tcp(mut adopted) = stream else { panic!("a TCP connection comes back as TCP") };
         assert_eq!(adopted.peer_addr().unwrap(), peer);
-        client.write_all(b"ping").unwrap();
-        let mut buf = [0u8; 4];
-        adopted.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"ping");
-        adopted.write_all(b"pong").unwrap();
-        client.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"pong");
+        super::super::assert_one_connection(&mut client, &mut adopted);
         assert_eq!(reader.next_message().unwrap().line, "drain");
         assert!(reader.next_message().is_none(), "the supervisor's end closed: end of input");
     }

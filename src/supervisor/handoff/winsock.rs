@@ -329,7 +329,6 @@ mod tests {
     #[cfg(windows)]
     #[test]
     fn a_shared_connection_adopted_from_its_text_form_is_the_same_connection() {
-        use std::io::{Read, Write};
         use std::net::{TcpListener, TcpStream};
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -341,13 +340,7 @@ mod tests {
         assert_eq!(received.listener, 7);
         let mut adopted = adopt(&received.payload).unwrap();
         assert_eq!(adopted.peer_addr().unwrap(), peer);
-        client.write_all(b"ping").unwrap();
-        let mut buf = [0u8; 4];
-        adopted.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"ping");
-        adopted.write_all(b"pong").unwrap();
-        client.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"pong");
+        super::super::assert_one_connection(&mut client, &mut adopted);
         assert!(adopt(&Payload(vec![0; 4])).is_err(), "a short payload is refused");
     }
 
