@@ -339,8 +339,9 @@ settings! {
     /// de-chunking; larger gets 413. Defaults to 8MiB.
     max_body_size: u64 = 8 * MIB, "bytes";
     /// Request bodies larger than this are spooled to a temporary file instead of memory.
-    /// Bodies being received hold at most `connection_limit` × this in memory (10 GiB at the
-    /// defaults); a spooled body costs about twice the CPU (measured at 1 MiB). Defaults to 1MiB.
+    /// Bodies being received hold at most 64 × this in memory together (64 MiB at the
+    /// defaults): past that, a new body is spooled from its first byte; a spooled body costs
+    /// about twice the CPU (measured at 1 MiB). Defaults to 1MiB.
     body_spool_threshold: usize = MIB as usize, "bytes";
     /// Total time allowed for a request head, from its first byte (from accept for a new
     /// connection); past it the client gets 408. Under pressure (connections at 90% of

@@ -591,6 +591,48 @@ fn body_at_spool_threshold_stays_in_memory_and_one_more_byte_spools() {
     }
 }
 
+/// Bodies being received share a memory budget of 64 × `body_spool_threshold`: with it spent,
+/// a body under the threshold is spooled from its first byte instead of adding to memory, and
+/// a finished body gives its share back. Without it, `connection_limit` × the threshold could
+/// sit in memory (10 GiB at the defaults).
+#[test]
+fn bodies_past_the_shared_memory_budget_are_spooled_and_finished_ones_give_it_back() {
+    let server = TestServer::with_config(spool_limits, echo);
+    // 64 bodies of 1 KiB announced and begun (each saw its 100 Continue): the budget is spent.
+    let mut waiting: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1024\r\n\r\n")
+                .unwrap();
+            let mut interim = [0u8; 25];
+            s.read_exact(&mut interim).unwrap();
+            assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+            s
+        })
+        .collect();
+    let body = pattern(1024);
+    let mut extra = server.client();
+    extra.send(post(&body));
+    let r = extra.response();
+    assert_eq!((r.status, r.header("x-spooled")), (200, Some("yes")), "over the budget: spooled");
+    assert!(r.body[10..] == body[..]);
+    // One of the 64 finishes in memory; its share comes back (the other 63 stay open).
+    let mut first = Client::from_stream(waiting.remove(0));
+    first.send(&body);
+    let r = first.response();
+    assert_eq!((r.status, r.header("x-spooled")), (200, Some("no")), "within the budget: in memory");
+    let mut next = server.client();
+    next.send(post(&body));
+    let r = next.response();
+    assert_eq!((r.status, r.header("x-spooled")), (200, Some("no")), "the finished body's share came back");
+    let mut again = server.client();
+    again.send(post(&body));
+    let r = again.response();
+    assert_eq!((r.status, r.header("x-spooled")), (200, Some("no")), "finished bodies hold no share");
+    assert_eq!(waiting.len(), 63);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 408 for the head: header_timeout
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 //! [`crate::http1`]) and never decides who the client is behind a proxy (that is [`crate::ops`]).
 
 pub(crate) mod acceptor;
+pub(crate) mod body_budget;
 pub(crate) mod buffer;
 pub(crate) mod connection;
 pub(crate) mod handoff;
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) waker: LoopWaker,
     /// Open connections, counted against `connection_limit`.
     pub(crate) gauge: Gauge,
+    /// The memory request bodies being received may hold together.
+    pub(crate) body_budget: Arc<body_budget::BodyBudget>,
     /// How long an idle connection may wait for one more request when the drain begins: zero
     /// for a process alone (idle connections close at once), [`IDLE_DRAIN_GRACE`] for a
     /// worker process, whose clients the other worker processes keep serving.

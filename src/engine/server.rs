@@ -11,6 +11,7 @@ use polling::Poller;
 
 use crate::config::Config;
 use crate::engine::acceptor::{Acceptor, Gauge};
+use crate::engine::body_budget::BodyBudget;
 use crate::engine::handoff::LoopWaker;
 use crate::engine::io_loop::IoLoop;
 use crate::engine::net::{ListenAddr, Listener};
@@ -136,6 +137,7 @@ impl Server {
         let (registered_tx, registered_rx) = bounded(1);
         let threads = config.threads;
         let config_timeout = config.worker_timeout;
+        let body_budget = Arc::new(BodyBudget::new(config.body_spool_threshold));
         let metrics = Metrics::default();
         let (access_log, access_log_thread) =
             AccessLog::start(config.access_log, Arc::clone(&metrics.access_log_dropped))?;
@@ -147,6 +149,7 @@ impl Server {
             draining: AtomicBool::new(false),
             waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
             gauge: Gauge::default(),
+            body_budget,
             idle_drain_grace: if worker_process { crate::engine::IDLE_DRAIN_GRACE } else { Duration::ZERO },
             watch: Watch::new(threads, Some(config_timeout).filter(|t| !t.is_zero())),
             tls,

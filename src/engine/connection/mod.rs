@@ -18,6 +18,7 @@ use log::{debug, warn};
 use polling::Event;
 
 use crate::config::Config;
+use crate::engine::body_budget::Lease;
 use crate::engine::buffer::{BufferPool, InBuf};
 use crate::engine::handoff::{After, ConnRef, Job, Outgoing, Source};
 use crate::engine::Shared;
@@ -170,6 +171,8 @@ struct BodyState {
     head: Head,
     reader: BodyReader,
     spool: SpoolBuffer,
+    /// The memory the body may hold (`None`: it goes to its file from the first byte).
+    _memory: Option<Lease>,
     started: Instant,
     last_progress: Instant,
 }
@@ -562,10 +565,19 @@ impl<S: Transport> Connection<S> {
                             Err(_) => return Step::Close,
                         }
                     }
+                    // Memory for a body under the threshold comes from the server's budget for
+                    // bodies being received; without it the body is spooled from the start.
+                    let threshold = ctx.shared.config.body_spool_threshold;
+                    let in_memory = expected.map_or(threshold, |n| usize::try_from(n).unwrap_or(usize::MAX));
+                    let memory = (in_memory <= threshold && in_memory > 0)
+                        .then(|| ctx.shared.body_budget.lease(in_memory.min(threshold)))
+                        .flatten();
+                    let threshold = if memory.is_some() { threshold } else { 0 };
                     self.phase = Phase::Body(Box::new(BodyState {
                         head,
                         reader,
-                        spool: SpoolBuffer::new(ctx.shared.config.body_spool_threshold, expected),
+                        spool: SpoolBuffer::new(threshold, expected),
+                        _memory: memory,
                         started: now,
                         last_progress: now,
                     }));

@@ -109,6 +109,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
     let config_access_log = crate::ops::access_log::AccessLogFormat::Off;
     let (to_loop, _) = unbounded();
     let (jobs, jobs_rx) = bounded(4);
+    let body_budget = Arc::new(crate::engine::body_budget::BodyBudget::new(config.body_spool_threshold));
     let shared = Arc::new(Shared {
         watch: crate::engine::watchdog::Watch::new(1, None),
         config: Arc::new(config),
@@ -117,6 +118,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         draining: AtomicBool::new(false),
         waker: LoopWaker::new(Arc::new(Poller::new().unwrap()), to_loop),
         gauge: Gauge::default(),
+        body_budget,
         idle_drain_grace: std::time::Duration::ZERO,
         access_log: crate::ops::access_log::AccessLog::start(config_access_log, Arc::default()).unwrap().0,
         tls: None,
