@@ -13,9 +13,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use polling::Poller;
 
 use crate::engine::net::Stream;
+use crate::engine::sys::LoopBell;
 use crate::http1::parse::Head;
 use crate::http1::request::RequestBody;
 
@@ -314,14 +314,19 @@ pub(crate) enum ToLoop {
 
 /// Sends to the I/O loop and wakes it only when it is asleep.
 pub(crate) struct LoopWaker {
-    poller: Arc<Poller>,
+    bell: LoopBell,
     sleeping: AtomicBool,
     tx: Sender<ToLoop>,
 }
 
 impl LoopWaker {
-    pub(crate) fn new(poller: Arc<Poller>, tx: Sender<ToLoop>) -> Self {
-        LoopWaker { poller, sleeping: AtomicBool::new(false), tx }
+    pub(crate) fn new(bell: LoopBell, tx: Sender<ToLoop>) -> Self {
+        LoopWaker { bell, sleeping: AtomicBool::new(false), tx }
+    }
+
+    /// What ends the loop's wait (see [`LoopWait`](crate::engine::sys::LoopWait)).
+    pub(crate) fn bell(&self) -> &LoopBell {
+        &self.bell
     }
 
     /// Queues `message` for the loop; wakes the loop if it is waiting in the poller. False if
@@ -334,10 +339,10 @@ impl LoopWaker {
         queued
     }
 
-    /// Wakes the loop if it is asleep (one `notify` per sleep, however many senders).
+    /// Wakes the loop if it is asleep (one ring per sleep, however many senders).
     pub(crate) fn wake(&self) {
         if self.sleeping.swap(false, Ordering::SeqCst) {
-            let _ = self.poller.notify();
+            self.bell.ring();
         }
     }
 

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use log::{debug, error, info, warn};
-use polling::{Event, Events, Poller};
+use polling::{Event, Poller};
 
 use crate::engine::buffer::BufferPool;
 use crate::engine::connection::{Connection, Cut, Interest, Io, LoopCtx, Step};
 use crate::engine::handoff::{ConnRef, JobSender, ToLoop};
 use crate::engine::net::Stream;
-use crate::engine::sys::Registered;
+use crate::engine::sys::{LoopWait, Registered};
 use crate::engine::Shared;
 
 /// Messages handled at most per pass before sockets get their turn.
@@ -120,7 +120,7 @@ impl IoLoop {
 
     /// Runs until the server has drained (or the drain deadline forced the rest closed).
     pub(crate) fn run(mut self) {
-        let mut events = Events::new();
+        let mut waiter = LoopWait::new(Arc::clone(&self.poller));
         loop {
             let now = Instant::now();
             self.handle_messages(now);
@@ -152,16 +152,19 @@ impl IoLoop {
             if !self.rx.is_empty() || !self.buffered.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
-            events.clear();
-            if let Err(e) = self.poller.wait(&mut events, timeout) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    error!(target: "maitred::io", "poller wait failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
+            let events = match waiter.wait(self.ctx.shared.waker.bell(), timeout) {
+                Ok(events) => events,
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        error!(target: "maitred::io", "poller wait failed: {e}");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    &[]
                 }
-            }
+            };
             self.ctx.shared.waker.awake();
             let now = Instant::now();
-            for event in events.iter() {
+            for &event in events {
                 self.on_event(event, now);
             }
             self.read_buffered(now);

@@ -15,6 +15,7 @@ use crate::engine::handoff::{job_queue, LoopWaker};
 use crate::engine::io_loop::IoLoop;
 use crate::engine::net::{ListenAddr, Listener};
 use crate::engine::pool::Pool;
+use crate::engine::sys::LoopBell;
 use crate::engine::watchdog::{Watch, Watchdog};
 use crate::engine::worker::WorkerShared;
 use crate::engine::Shared;
@@ -147,7 +148,7 @@ impl Server {
             metrics,
             access_log,
             draining: AtomicBool::new(false),
-            waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
+            waker: LoopWaker::new(LoopBell::new(&loop_poller)?, to_loop),
             gauge: Gauge::default(),
             fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
             idle_drain_grace: if shared_listeners { crate::engine::IDLE_DRAIN_GRACE } else { Duration::ZERO },

@@ -111,3 +111,123 @@ pub(crate) fn raise_fd_limit() -> Option<usize> {
         None
     }
 }
+
+/// The poller key of the loop's bell ([`LoopBell`]); connection slots never reach it, and
+/// `polling` keeps `usize::MAX` for its own notifier.
+#[cfg(target_os = "linux")]
+const BELL_KEY: usize = usize::MAX - 1;
+
+/// Events taken from the poller per wait at most (the rest are reported by the next wait).
+const EVENTS_PER_WAIT: usize = 1024;
+
+/// What ends the I/O loop's wait early: rung by the acceptor and the workers when they hand
+/// the loop something while it sleeps (see `handoff::LoopWaker`).
+///
+/// On Linux an eventfd of the loop's own, registered (level-triggered) in the poller's epoll
+/// set and read only when it has rung. `polling::Poller::notify` would do, but its `wait`
+/// then pays for it on every wait: it reads its eventfd and re-registers it, and arms a
+/// timerfd for the timeout (four system calls besides `epoll_wait`). Elsewhere,
+/// `Poller::notify`.
+pub(crate) struct LoopBell {
+    #[cfg(target_os = "linux")]
+    fd: std::os::fd::OwnedFd,
+    #[cfg(not(target_os = "linux"))]
+    poller: Arc<Poller>,
+}
+
+impl LoopBell {
+    /// A bell that ends the waits of [`LoopWait`] on `poller`.
+    pub(crate) fn new(poller: &Arc<Poller>) -> io::Result<LoopBell> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::event::{epoll, eventfd, EventfdFlags};
+            let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+            // Closing the eventfd (when the bell drops) takes it out of the epoll set.
+            epoll::add(&**poller, &fd, epoll::EventData::new_u64(BELL_KEY as u64), epoll::EventFlags::IN)?;
+            Ok(LoopBell { fd })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Ok(LoopBell { poller: Arc::clone(poller) })
+        }
+    }
+
+    /// Ends the loop's current wait, or its next one if it is not waiting.
+    pub(crate) fn ring(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            // Can only fail with the counter at its maximum: the loop is woken then anyway.
+            let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = self.poller.notify();
+        }
+    }
+
+    /// Silences the bell once its ring has woken the loop (Linux: the eventfd is
+    /// level-triggered, so it would be reported again until read).
+    #[cfg(target_os = "linux")]
+    fn silence(&self) {
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&self.fd, &mut count);
+    }
+}
+
+/// The I/O loop's wait in its poller: the readiness of the connections registered there
+/// (with [`Registered`]), until a deadline or the [`LoopBell`] rings.
+pub(crate) struct LoopWait {
+    poller: Arc<Poller>,
+    #[cfg(target_os = "linux")]
+    raw: Vec<rustix::event::epoll::Event>,
+    #[cfg(not(target_os = "linux"))]
+    raw: polling::Events,
+    ready: Vec<Event>,
+}
+
+impl LoopWait {
+    pub(crate) fn new(poller: Arc<Poller>) -> LoopWait {
+        LoopWait {
+            poller,
+            #[cfg(target_os = "linux")]
+            raw: Vec::with_capacity(EVENTS_PER_WAIT),
+            #[cfg(not(target_os = "linux"))]
+            raw: polling::Events::with_capacity(std::num::NonZeroUsize::new(EVENTS_PER_WAIT).expect("not zero")),
+            ready: Vec::with_capacity(EVENTS_PER_WAIT),
+        }
+    }
+
+    /// Waits until a registered socket is ready, `timeout` passes (`None`: no limit) or `bell`
+    /// rings; returns the sockets' events (none for a timeout or the bell). Linux: one
+    /// `epoll_wait` on the poller's epoll set, its timeout rounded up to a millisecond.
+    pub(crate) fn wait(&mut self, bell: &LoopBell, timeout: Option<std::time::Duration>) -> io::Result<&[Event]> {
+        self.ready.clear();
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::event::{epoll, Timespec};
+            // A timeout past what a timespec holds is no timeout.
+            let timeout = timeout.and_then(|t| Timespec::try_from(t).ok());
+            self.raw.clear();
+            epoll::wait(&*self.poller, rustix::buffer::spare_capacity(&mut self.raw), timeout.as_ref())?;
+            // As `polling` reports them: a hang-up or an error is both readable and writable.
+            let read = epoll::EventFlags::IN | epoll::EventFlags::HUP | epoll::EventFlags::ERR | epoll::EventFlags::PRI;
+            let write = epoll::EventFlags::OUT | epoll::EventFlags::HUP | epoll::EventFlags::ERR;
+            for raw in &self.raw {
+                let (flags, key) = (raw.flags, raw.data.u64() as usize);
+                if key == BELL_KEY {
+                    bell.silence();
+                    continue;
+                }
+                self.ready.push(Event::new(key, flags.intersects(read), flags.intersects(write)));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = bell;
+            self.raw.clear();
+            self.poller.wait(&mut self.raw, timeout)?;
+            self.ready.extend(self.raw.iter());
+        }
+        Ok(&self.ready)
+    }
+}

@@ -16,6 +16,7 @@ use polling::Poller;
 use super::*;
 use crate::engine::acceptor::Gauge;
 use crate::engine::handoff::{job_queue, Gate, JobReceiver, LoopWaker};
+use crate::engine::sys::LoopBell;
 use crate::engine::Shared;
 use crate::ops::metrics::Metrics;
 use crate::ops::proxy::TrustedProxies;
@@ -115,7 +116,7 @@ fn context(config: Config) -> (LoopCtx, JobReceiver) {
         trusted: TrustedProxies::none(),
         metrics: Metrics::default(),
         draining: AtomicBool::new(false),
-        waker: LoopWaker::new(Arc::new(Poller::new().unwrap()), to_loop),
+        waker: LoopWaker::new(LoopBell::new(&Arc::new(Poller::new().unwrap())).unwrap(), to_loop),
         gauge: Gauge::default(),
         fewest_peer_connections: std::sync::atomic::AtomicU64::new(u64::MAX),
         idle_drain_grace: std::time::Duration::ZERO,
