@@ -231,3 +231,88 @@ impl LoopWait {
         Ok(&self.ready)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A connected pair on 127.0.0.1: (the client, the server's end registered level-triggered
+    /// for reading under `key`).
+    fn registered_pair(poller: &Arc<Poller>, key: usize) -> (TcpStream, Registered<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (client, Registered::new_level(Arc::clone(poller), server, Event::readable(key)).unwrap())
+    }
+
+    #[test]
+    fn a_wait_ends_at_its_timeout_with_no_events() {
+        let poller = Arc::new(Poller::new().unwrap());
+        let bell = LoopBell::new(&poller).unwrap();
+        let mut wait = LoopWait::new(Arc::clone(&poller));
+        let started = Instant::now();
+        let events = wait.wait(&bell, Some(Duration::from_millis(30))).unwrap();
+        assert!(events.is_empty());
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(30), "returned after {waited:?}");
+        assert!(waited < Duration::from_secs(5), "returned after {waited:?}");
+    }
+
+    #[test]
+    fn the_bell_ends_a_wait_and_is_silenced_by_it() {
+        let poller = Arc::new(Poller::new().unwrap());
+        let bell = Arc::new(LoopBell::new(&poller).unwrap());
+        let mut wait = LoopWait::new(Arc::clone(&poller));
+        let ringer = {
+            let bell = Arc::clone(&bell);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                bell.ring();
+            })
+        };
+        let started = Instant::now();
+        let events = wait.wait(&bell, Some(Duration::from_secs(10))).unwrap();
+        assert!(events.is_empty(), "the bell is not a socket event");
+        assert!(started.elapsed() < Duration::from_secs(5), "the bell did not end the wait");
+        ringer.join().unwrap();
+        // Rung once, heard once: the next wait is not ended by the same ring.
+        let started = Instant::now();
+        assert!(wait.wait(&bell, Some(Duration::from_millis(30))).unwrap().is_empty());
+        assert!(started.elapsed() >= Duration::from_millis(30), "the old ring ended the next wait");
+        // Rung before the wait: the wait ends at once.
+        bell.ring();
+        let started = Instant::now();
+        assert!(wait.wait(&bell, Some(Duration::from_secs(5))).unwrap().is_empty());
+        assert!(started.elapsed() < Duration::from_secs(4), "a ring before the wait was lost");
+    }
+
+    #[test]
+    fn a_readable_socket_is_reported_under_its_key_until_read() {
+        let poller = Arc::new(Poller::new().unwrap());
+        let bell = LoopBell::new(&poller).unwrap();
+        let mut wait = LoopWait::new(Arc::clone(&poller));
+        let (mut client, server) = registered_pair(&poller, 7);
+        assert!(wait.wait(&bell, Some(Duration::ZERO)).unwrap().is_empty(), "nothing sent yet");
+        client.write_all(b"x").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let events = loop {
+            let events = wait.wait(&bell, Some(Duration::from_millis(100))).unwrap().to_vec();
+            if !events.is_empty() || Instant::now() > deadline {
+                break events;
+            }
+        };
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].key, 7);
+        assert!(events[0].readable && !events[0].writable, "{:?}", events[0]);
+        // Level-triggered: reported again while unread, not after.
+        assert_eq!(wait.wait(&bell, Some(Duration::ZERO)).unwrap().len(), 1);
+        let mut byte = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut server.get(), &mut byte).unwrap(), 1);
+        assert!(wait.wait(&bell, Some(Duration::ZERO)).unwrap().is_empty());
+    }
+}
