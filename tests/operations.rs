@@ -208,7 +208,13 @@ fn listens_on_a_unix_socket_replacing_a_stale_one_and_removes_it_on_exit() {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
-    assert!(server.log().contains(&format!("listening on unix:{}", path.display())), "{}", server.log());
+    // The log is read by a thread of its own, which may not have the line yet: wait (bounded).
+    let line = format!("listening on unix:{}", path.display());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains(&line) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(server.log().contains(&line), "{}", server.log());
     // A second server cannot take a live socket.
     let (code, _, stderr) = maitred(&["--listen", &format!("unix:{}", path.display())]);
     assert_eq!(code, Some(1));
@@ -220,12 +226,24 @@ fn listens_on_a_unix_socket_replacing_a_stale_one_and_removes_it_on_exit() {
 
 #[test]
 fn drain_closes_silent_new_connections_at_once_but_serves_one_whose_request_arrived() {
-    let server = TestServer::with_config(|c| c.header_timeout = Duration::from_secs(30), hello);
+    // The request is held at its worker until the drain has begun, so it is in flight then
+    // and its answer must say `close`. Unheld, the server could answer it before `shutdown`
+    // is even called (the test thread preempted right after its send), rightly without
+    // `close`: the assertion raced (1 failure in 25 runs under CPU load).
+    let latch = Arc::new(Latch::default());
+    let held = Arc::clone(&latch);
+    let handler = move |req: Request| {
+        held.enter_and_wait();
+        hello(req)
+    };
+    let server = TestServer::with_config(|c| c.header_timeout = Duration::from_secs(30), handler);
     let mut silent = server.client();
     let mut sent = server.client();
     sent.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(latch.wait_entered(1, Duration::from_secs(5)), "the request never reached a worker");
     let started = Instant::now();
     server.handle().shutdown();
+    latch.open();
     let r = sent.response();
     assert_eq!(r.status, 200);
     assert!(r.closes(), "{}", r.head);
