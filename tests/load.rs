@@ -175,3 +175,39 @@ fn slow_handler_throughput_is_set_by_the_pool_and_never_exceeds_it() {
     assert!(rate <= ideal * 1.02, "{rate:.1}/s is faster than {THREADS} threads can sleep");
     assert!(rate >= ideal * 0.8, "{rate:.1}/s is well under the pool's {ideal:.0}/s");
 }
+
+#[test]
+fn a_request_is_not_held_behind_a_busy_worker_while_another_worker_is_idle() {
+    // The dispatch queue wakes a second worker only once a job has waited a moment behind a
+    // busy one (so a fast handler's burst stays on one awake worker); the loop must still
+    // come back to wake it when nothing else happens: no other client, no timer.
+    let _serial = one_at_a_time();
+    let latch = Arc::new(Latch::default());
+    let l = Arc::clone(&latch);
+    let server = TestServer::with_config(
+        |c| c.threads = 2,
+        move |req: Request| {
+            if req.path() == "/block" {
+                l.enter_and_wait();
+            }
+            Response::text(200, req.path().to_string())
+        },
+    );
+    let mut a = server.client();
+    a.send(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(latch.wait_entered(1, Duration::from_secs(5)), "the first worker never started /block");
+    let mut b = server.client();
+    let sent = Instant::now();
+    b.send(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n");
+    let quick = b.response();
+    let waited = sent.elapsed();
+    eprintln!("/quick answered after {waited:?} while /block held the other worker");
+    assert_eq!(quick.status, 200);
+    assert_eq!(quick.body_text(), "/quick");
+    // (Without the loop coming back, the idle worker would find it only at its own 1 s wake-up.)
+    assert!(waited < Duration::from_millis(500), "/quick waited {waited:?} for the idle worker");
+    latch.open();
+    let blocked = a.response();
+    assert_eq!(blocked.status, 200);
+    assert_eq!(blocked.body_text(), "/block");
+}

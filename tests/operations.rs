@@ -226,12 +226,24 @@ fn listens_on_a_unix_socket_replacing_a_stale_one_and_removes_it_on_exit() {
 
 #[test]
 fn drain_closes_silent_new_connections_at_once_but_serves_one_whose_request_arrived() {
-    let server = TestServer::with_config(|c| c.header_timeout = Duration::from_secs(30), hello);
+    // The request is held at its worker until the drain has begun, so it is in flight then
+    // and its answer must say `close`. Unheld, the server could answer it before `shutdown`
+    // is even called (the test thread preempted right after its send), rightly without
+    // `close`: the assertion raced (1 failure in 25 runs under CPU load).
+    let latch = Arc::new(Latch::default());
+    let held = Arc::clone(&latch);
+    let handler = move |req: Request| {
+        held.enter_and_wait();
+        hello(req)
+    };
+    let server = TestServer::with_config(|c| c.header_timeout = Duration::from_secs(30), handler);
     let mut silent = server.client();
     let mut sent = server.client();
     sent.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(latch.wait_entered(1, Duration::from_secs(5)), "the request never reached a worker");
     let started = Instant::now();
     server.handle().shutdown();
+    latch.open();
     let r = sent.response();
     assert_eq!(r.status, 200);
     assert!(r.closes(), "{}", r.head);

@@ -5,15 +5,17 @@
 //!
 //! These are the only shared state between the acceptor, the I/O loop and the workers.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use polling::Poller;
 
 use crate::engine::net::Stream;
+use crate::engine::sys::LoopBell;
 use crate::http1::parse::Head;
 use crate::http1::request::RequestBody;
 
@@ -43,6 +45,208 @@ pub(crate) struct Job {
     pub(crate) cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The TLS session's facts, for a request that came over an `https://` listener.
     pub(crate) tls: Option<Arc<crate::tls::TlsInfo>>,
+}
+
+/// How long an idle worker waits for a job before it looks again (every wait has a deadline;
+/// nothing is lost by waking: the worker only finds the queue empty and waits again).
+const IDLE_WORKER_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a queued job may wait while a worker is awake before another worker is woken for
+/// it: the awake worker takes the next job without sleeping when its handler returns, so a
+/// second one is needed only when that takes longer than this (a slow or blocked handler).
+pub(crate) const SECOND_WORKER_DELAY: Duration = Duration::from_micros(500);
+
+/// The bounded dispatch queue from the I/O loop to the workers, with its own wake-up rule.
+///
+/// Waking a worker is a system call and, on a busy CPU, two context switches; a worker woken
+/// for a job that another worker takes first costs the same for nothing. So:
+/// * the loop queues jobs without waking anyone ([`JobSender::try_send`]) and wakes workers
+///   once per pass, before it waits ([`JobSender::wake_workers`]): the jobs of a pass go out
+///   in one batch, and a woken worker does not preempt the loop in the middle of its pass;
+/// * a worker takes the next job without sleeping when one is queued, and blocks on a
+///   condition variable when none is (no spinning, no `sched_yield`);
+/// * an idle worker is woken at once when no worker is awake (busy or already woken), and
+///   otherwise only once the oldest queued job has waited [`SECOND_WORKER_DELAY`]: the awake
+///   worker is then stuck in a slow handler, and the woken one wakes the next in turn while
+///   old jobs are left. The loop looks again by then ([`JobSender::wake_workers`] returns
+///   when), so a queued job never waits for a worker that is free for much longer than that.
+struct Dispatch {
+    state: Mutex<DispatchState>,
+    available: Condvar,
+    capacity: usize,
+}
+
+struct DispatchState {
+    jobs: VecDeque<Job>,
+    /// Workers blocked in `recv`, waiting for a job.
+    idle: usize,
+    /// Wake-ups sent to idle workers that none of them has taken up yet.
+    woken: usize,
+    /// Workers that took a job and have not come back for the next one.
+    busy: usize,
+    /// The loop has stopped: no job will come, and none is left.
+    closed: bool,
+}
+
+impl DispatchState {
+    /// Whether to wake an idle worker at `now` (see [`Dispatch`]); counts the wake-up. The
+    /// caller sends it (`notify_one`) after unlocking, so the woken worker does not find the
+    /// lock still held.
+    fn take_wake(&mut self, now: Instant) -> bool {
+        let Some(oldest) = self.jobs.front() else { return false };
+        let wake = self.idle > self.woken
+            && self.jobs.len() > self.woken
+            && (self.busy + self.woken == 0 || now.saturating_duration_since(oldest.received) >= SECOND_WORKER_DELAY);
+        if wake {
+            self.woken += 1;
+        }
+        wake
+    }
+}
+
+impl Dispatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DispatchState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A bounded queue of jobs for the workers, and its two ends: [`JobSender`] (the I/O loop's),
+/// [`JobReceiver`] (every worker's).
+pub(crate) fn job_queue(capacity: usize) -> (JobSender, JobReceiver) {
+    let dispatch = Arc::new(Dispatch {
+        state: Mutex::new(DispatchState { jobs: VecDeque::new(), idle: 0, woken: 0, busy: 0, closed: false }),
+        available: Condvar::new(),
+        capacity: capacity.max(1),
+    });
+    (JobSender { dispatch: Arc::clone(&dispatch) }, JobReceiver { dispatch, busy: false })
+}
+
+/// Why a job was not queued; the job comes back (boxed: this is the rare path).
+pub(crate) enum NotQueued {
+    /// The queue holds its capacity already: the request is answered 503.
+    Full(Box<Job>),
+    /// The workers are gone.
+    Closed(Box<Job>),
+}
+
+/// The I/O loop's end of the job queue. Dropping it (the loop has stopped, or unwound)
+/// discards what is still queued and lets the workers finish.
+pub(crate) struct JobSender {
+    dispatch: Arc<Dispatch>,
+}
+
+impl JobSender {
+    /// Queues `job` without waking a worker (see [`JobSender::wake_workers`]). Its age in the
+    /// queue counts from `job.received`.
+    pub(crate) fn try_send(&self, job: Job) -> Result<(), NotQueued> {
+        let mut state = self.dispatch.lock();
+        if state.closed {
+            return Err(NotQueued::Closed(Box::new(job)));
+        }
+        if state.jobs.len() >= self.dispatch.capacity {
+            return Err(NotQueued::Full(Box::new(job)));
+        }
+        state.jobs.push_back(job);
+        Ok(())
+    }
+
+    /// Wakes an idle worker if the queued jobs need one at `now` (see [`Dispatch`]). Returns
+    /// when to call again, at the latest, while jobs wait and idle workers could take them.
+    /// The loop calls this before every wait in the poller.
+    pub(crate) fn wake_workers(&self, now: Instant) -> Option<Instant> {
+        let mut state = self.dispatch.lock();
+        let wake = state.take_wake(now);
+        let again = match state.jobs.front() {
+            Some(oldest) if state.idle > state.woken => {
+                Some((oldest.received + SECOND_WORKER_DELAY).max(now + SECOND_WORKER_DELAY / 4))
+            }
+            _ => None,
+        };
+        drop(state);
+        if wake {
+            self.dispatch.available.notify_one();
+        }
+        again
+    }
+
+    /// Jobs waiting for a worker.
+    pub(crate) fn len(&self) -> usize {
+        self.dispatch.lock().jobs.len()
+    }
+}
+
+impl Drop for JobSender {
+    fn drop(&mut self) {
+        // Whatever is still queued belongs to connections that are gone.
+        let discarded = {
+            let mut state = self.dispatch.lock();
+            state.closed = true;
+            std::mem::take(&mut state.jobs)
+        };
+        self.dispatch.available.notify_all();
+        drop(discarded);
+    }
+}
+
+/// A worker's end of the job queue: each worker thread has its own clone.
+pub(crate) struct JobReceiver {
+    dispatch: Arc<Dispatch>,
+    /// This worker has taken a job and not come back for the next one.
+    busy: bool,
+}
+
+impl Clone for JobReceiver {
+    fn clone(&self) -> Self {
+        JobReceiver { dispatch: Arc::clone(&self.dispatch), busy: false }
+    }
+}
+
+impl JobReceiver {
+    /// The next job: at once if one is queued, else after waiting for one. `None` once the
+    /// loop has stopped.
+    pub(crate) fn recv(&mut self) -> Option<Job> {
+        let dispatch = &*self.dispatch;
+        let mut state = dispatch.lock();
+        if std::mem::take(&mut self.busy) {
+            state.busy -= 1;
+        }
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                state.busy += 1;
+                self.busy = true;
+                // Old jobs are left: this worker alone is not keeping up; wake the next one.
+                let wake = !state.jobs.is_empty() && state.take_wake(Instant::now());
+                drop(state);
+                if wake {
+                    dispatch.available.notify_one();
+                }
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            state.idle += 1;
+            state = dispatch.available.wait_timeout(state, IDLE_WORKER_WAIT).unwrap_or_else(|e| e.into_inner()).0;
+            state.idle -= 1;
+            // Awake, by a wake-up or not: one fewer is on its way (never more than are waiting).
+            state.woken = state.woken.saturating_sub(1).min(state.idle);
+        }
+    }
+
+    /// A queued job, if there is one, without waiting.
+    #[cfg(test)]
+    pub(crate) fn try_recv(&self) -> Option<Job> {
+        self.dispatch.lock().jobs.pop_front()
+    }
+}
+
+impl Drop for JobReceiver {
+    fn drop(&mut self) {
+        if self.busy {
+            let mut state = self.dispatch.lock();
+            state.busy -= 1;
+        }
+    }
 }
 
 /// A response on its way out, as data: its head, where its body comes from, and what becomes
@@ -110,14 +314,19 @@ pub(crate) enum ToLoop {
 
 /// Sends to the I/O loop and wakes it only when it is asleep.
 pub(crate) struct LoopWaker {
-    poller: Arc<Poller>,
+    bell: LoopBell,
     sleeping: AtomicBool,
     tx: Sender<ToLoop>,
 }
 
 impl LoopWaker {
-    pub(crate) fn new(poller: Arc<Poller>, tx: Sender<ToLoop>) -> Self {
-        LoopWaker { poller, sleeping: AtomicBool::new(false), tx }
+    pub(crate) fn new(bell: LoopBell, tx: Sender<ToLoop>) -> Self {
+        LoopWaker { bell, sleeping: AtomicBool::new(false), tx }
+    }
+
+    /// What ends the loop's wait (see [`LoopWait`](crate::engine::sys::LoopWait)).
+    pub(crate) fn bell(&self) -> &LoopBell {
+        &self.bell
     }
 
     /// Queues `message` for the loop; wakes the loop if it is waiting in the poller. False if
@@ -130,10 +339,10 @@ impl LoopWaker {
         queued
     }
 
-    /// Wakes the loop if it is asleep (one `notify` per sleep, however many senders).
+    /// Wakes the loop if it is asleep (one ring per sleep, however many senders).
     pub(crate) fn wake(&self) {
         if self.sleeping.swap(false, Ordering::SeqCst) {
-            let _ = self.poller.notify();
+            self.bell.ring();
         }
     }
 

@@ -12,15 +12,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use log::{debug, error, info, warn};
-use polling::{Event, Events, Poller};
+use polling::{Event, Poller};
 
 use crate::engine::buffer::BufferPool;
 use crate::engine::connection::{Connection, Cut, Interest, Io, LoopCtx, Step};
-use crate::engine::handoff::{ConnRef, Job, ToLoop};
+use crate::engine::handoff::{ConnRef, JobSender, ToLoop};
 use crate::engine::net::Stream;
-use crate::engine::sys::Registered;
+use crate::engine::sys::{LoopWait, Registered};
 use crate::engine::Shared;
 
 /// Messages handled at most per pass before sockets get their turn.
@@ -75,8 +75,6 @@ impl Slab {
 pub(crate) struct IoLoop {
     poller: Arc<Poller>,
     rx: Receiver<ToLoop>,
-    /// Kept to discard jobs left in the queue if the drain deadline forces a stop.
-    jobs_rx: Receiver<Job>,
     conns: Slab,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     ctx: LoopCtx,
@@ -92,15 +90,13 @@ impl IoLoop {
         shared: Arc<Shared>,
         poller: Arc<Poller>,
         rx: Receiver<ToLoop>,
-        jobs: Sender<Job>,
-        jobs_rx: Receiver<Job>,
+        jobs: JobSender,
         on_loop: Option<Arc<dyn crate::handler::Handler>>,
     ) -> Self {
         let limits = shared.config.limits();
         IoLoop {
             poller,
             rx,
-            jobs_rx,
             conns: Slab::default(),
             timers: BinaryHeap::new(),
             ctx: LoopCtx {
@@ -124,7 +120,7 @@ impl IoLoop {
 
     /// Runs until the server has drained (or the drain deadline forced the rest closed).
     pub(crate) fn run(mut self) {
-        let mut events = Events::new();
+        let mut waiter = LoopWait::new(Arc::clone(&self.poller));
         loop {
             let now = Instant::now();
             self.handle_messages(now);
@@ -146,26 +142,35 @@ impl IoLoop {
                 let left = deadline.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
+            // The jobs of this pass go to the workers in one batch; while some wait and
+            // workers are idle, the loop looks again in time to wake another (see `JobSender`).
+            if let Some(again) = self.ctx.jobs.wake_workers(now) {
+                let left = again.saturating_duration_since(now);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             self.ctx.shared.waker.going_to_sleep();
             if !self.rx.is_empty() || !self.buffered.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
-            events.clear();
-            if let Err(e) = self.poller.wait(&mut events, timeout) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    error!(target: "maitred::io", "poller wait failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
+            let events = match waiter.wait(self.ctx.shared.waker.bell(), timeout) {
+                Ok(events) => events,
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        error!(target: "maitred::io", "poller wait failed: {e}");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    &[]
                 }
-            }
+            };
             self.ctx.shared.waker.awake();
             let now = Instant::now();
-            for event in events.iter() {
+            for &event in events {
                 self.on_event(event, now);
             }
             self.read_buffered(now);
         }
-        // Whatever is still queued belongs to connections that are gone.
-        while self.jobs_rx.try_recv().is_ok() {}
+        // Whatever is still queued belongs to connections that are gone: dropping the loop
+        // (its `JobSender`) discards it and lets the workers finish.
         debug!(target: "maitred::io", "I/O loop stopped");
     }
 

@@ -6,10 +6,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::Receiver;
 use log::error;
 
-use crate::engine::handoff::Job;
+use crate::engine::handoff::JobReceiver;
 use crate::engine::worker::WorkerShared;
 
 /// Counts live workers so shutdown can wait for them with a deadline.
@@ -37,17 +36,17 @@ pub(crate) struct Pool {
 
 impl Pool {
     /// Starts `threads` workers named `maitred-worker-N`, taking jobs from `jobs` until the
-    /// channel is closed and empty.
-    pub(crate) fn start(threads: usize, shared: Arc<WorkerShared>, jobs: Receiver<Job>) -> io::Result<Pool> {
+    /// loop has stopped.
+    pub(crate) fn start(threads: usize, shared: Arc<WorkerShared>, jobs: JobReceiver) -> io::Result<Pool> {
         let alive = Arc::new(Alive { count: Mutex::new(threads), changed: Condvar::new() });
         let mut handles = Vec::with_capacity(threads);
         for index in 0..threads {
             let shared = Arc::clone(&shared);
-            let jobs = jobs.clone();
+            let mut jobs = jobs.clone();
             let guard = AliveGuard(Arc::clone(&alive));
             let spawned = thread::Builder::new().name(format!("maitred-worker-{index}")).spawn(move || {
                 let _guard = guard;
-                run(index, &shared, &jobs);
+                run(index, &shared, &mut jobs);
             });
             match spawned {
                 Ok(handle) => handles.push(handle),
@@ -78,12 +77,12 @@ impl Pool {
     }
 }
 
-fn run(index: usize, shared: &WorkerShared, jobs: &Receiver<Job>) {
+fn run(index: usize, shared: &WorkerShared, jobs: &mut JobReceiver) {
     if catch_unwind(AssertUnwindSafe(|| shared.handler.on_worker_start(index))).is_err() {
         error!(target: "maitred::worker", "on_worker_start panicked on worker {index}");
     }
     let mut scratch = crate::engine::worker::Scratch::new(index);
-    while let Ok(job) = jobs.recv() {
+    while let Some(job) = jobs.recv() {
         shared.serve(job, &mut scratch);
     }
     if catch_unwind(AssertUnwindSafe(|| shared.handler.on_worker_stop(index))).is_err() {

@@ -12,10 +12,11 @@ use polling::Poller;
 use crate::config::Config;
 use crate::engine::acceptor::{Acceptor, Gauge};
 use crate::engine::body_budget::BodyBudget;
-use crate::engine::handoff::LoopWaker;
+use crate::engine::handoff::{job_queue, LoopWaker};
 use crate::engine::io_loop::IoLoop;
 use crate::engine::net::{ListenAddr, Listener};
 use crate::engine::pool::Pool;
+use crate::engine::sys::LoopBell;
 use crate::engine::watchdog::{Watch, Watchdog};
 use crate::engine::worker::WorkerShared;
 use crate::engine::Shared;
@@ -132,7 +133,7 @@ impl Server {
         let loop_poller = Arc::new(Poller::new()?);
         let acceptor_poller = Arc::new(Poller::new()?);
         let (to_loop, loop_rx) = unbounded();
-        let (jobs_tx, jobs_rx) = bounded(config.queue_capacity());
+        let (jobs_tx, jobs_rx) = job_queue(config.queue_capacity());
         let stop = Arc::new(AtomicBool::new(false));
         let (registered_tx, registered_rx) = bounded(1);
         let threads = config.threads;
@@ -147,7 +148,7 @@ impl Server {
             metrics,
             access_log,
             draining: AtomicBool::new(false),
-            waker: LoopWaker::new(Arc::clone(&loop_poller), to_loop),
+            waker: LoopWaker::new(LoopBell::new(&loop_poller)?, to_loop),
             gauge: Gauge::default(),
             body_budget,
             idle_drain_grace: if worker_process { crate::engine::IDLE_DRAIN_GRACE } else { Duration::ZERO },
@@ -157,10 +158,9 @@ impl Server {
 
         let watchdog = Watchdog::start(Arc::clone(&shared), Arc::clone(&handler))?;
         let on_loop = handler.responds_on_loop().then(|| Arc::clone(&handler));
-        let pool =
-            Pool::start(threads, Arc::new(WorkerShared { handler, shared: Arc::clone(&shared) }), jobs_rx.clone())?;
+        let pool = Pool::start(threads, Arc::new(WorkerShared { handler, shared: Arc::clone(&shared) }), jobs_rx)?;
 
-        let io_loop = IoLoop::new(Arc::clone(&shared), loop_poller, loop_rx, jobs_tx, jobs_rx, on_loop);
+        let io_loop = IoLoop::new(Arc::clone(&shared), loop_poller, loop_rx, jobs_tx, on_loop);
         let io_thread = thread::Builder::new().name("maitred-io".into()).spawn(move || io_loop.run())?;
 
         let acceptor = Acceptor {

@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
 use log::{debug, warn};
 use polling::Event;
 
 use crate::config::Config;
 use crate::engine::body_budget::Lease;
 use crate::engine::buffer::{BufferPool, InBuf};
-use crate::engine::handoff::{After, ConnRef, Job, Outgoing, Source};
+use crate::engine::handoff::{After, ConnRef, Job, JobSender, NotQueued, Outgoing, Source};
 use crate::engine::Shared;
 use crate::http1::body::{BodyReader, SpoolBuffer};
 use crate::http1::encode::encode_error;
@@ -74,7 +73,7 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub(crate) struct LoopCtx {
     pub(crate) shared: Arc<Shared>,
     pub(crate) limits: Limits,
-    pub(crate) jobs: Sender<Job>,
+    pub(crate) jobs: JobSender,
     /// The loop has begun closing connections (the drain reached it after `drain_delay`):
     /// a connection closes after its current response.
     pub(crate) closing: bool,
@@ -676,14 +675,14 @@ impl<S: Transport> Connection<S> {
                 }
                 Step::Open
             }
-            Err(TrySendError::Full(job)) => {
+            Err(NotQueued::Full(job)) => {
                 if ctx.last_queue_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
                     warn!(target: "maitred::queue", "dispatch queue full ({} waiting): answering 503", ctx.jobs.len());
                     ctx.last_queue_warning = Some(now);
                 }
                 self.reject_request(ctx, Rejection::Overloaded, now, &job.head)
             }
-            Err(TrySendError::Disconnected(job)) => self.reject_request(ctx, Rejection::Overloaded, now, &job.head),
+            Err(NotQueued::Closed(job)) => self.reject_request(ctx, Rejection::Overloaded, now, &job.head),
         }
     }
 

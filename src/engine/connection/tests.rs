@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, TryRecvError};
+use crossbeam_channel::unbounded;
 use polling::Poller;
 
 use super::*;
 use crate::engine::acceptor::Gauge;
-use crate::engine::handoff::{Gate, LoopWaker};
+use crate::engine::handoff::{job_queue, Gate, JobReceiver, LoopWaker};
+use crate::engine::sys::LoopBell;
 use crate::engine::Shared;
 use crate::ops::metrics::Metrics;
 use crate::ops::proxy::TrustedProxies;
@@ -104,11 +105,11 @@ impl Transport for Script {
 }
 
 /// A loop context of `config`, with the receiving end of its job queue.
-fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
+fn context(config: Config) -> (LoopCtx, JobReceiver) {
     // Off: no thread; the access log's own tests cover the writer.
     let config_access_log = crate::ops::access_log::AccessLogFormat::Off;
     let (to_loop, _) = unbounded();
-    let (jobs, jobs_rx) = bounded(4);
+    let (jobs, jobs_rx) = job_queue(4);
     let body_budget = Arc::new(crate::engine::body_budget::BodyBudget::new(config.body_spool_threshold));
     let shared = Arc::new(Shared {
         watch: crate::engine::watchdog::Watch::new(1, None),
@@ -116,7 +117,7 @@ fn context(config: Config) -> (LoopCtx, Receiver<Job>) {
         trusted: TrustedProxies::none(),
         metrics: Metrics::default(),
         draining: AtomicBool::new(false),
-        waker: LoopWaker::new(Arc::new(Poller::new().unwrap()), to_loop),
+        waker: LoopWaker::new(LoopBell::new(&Arc::new(Poller::new().unwrap())).unwrap(), to_loop),
         gauge: Gauge::default(),
         body_budget,
         idle_drain_grace: std::time::Duration::ZERO,
@@ -163,7 +164,7 @@ fn pipelined_requests_go_to_workers_one_at_a_time_and_are_answered_in_order() {
     let first = jobs.try_recv().unwrap();
     assert_eq!(first.head.target, "/a");
     assert!(first.keep_alive);
-    assert!(matches!(jobs.try_recv(), Err(TryRecvError::Empty)), "the second waits for the first answer");
+    assert!(jobs.try_recv().is_none(), "the second waits for the first answer");
     assert_eq!(conn.interest(), Interest::NONE, "a connection at a worker waits for nothing");
 
     assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Open);
