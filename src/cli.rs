@@ -97,7 +97,7 @@ pub(crate) fn host_port(host: Option<String>, port: Option<String>) -> String {
 /// (a sentence fragment such as "does not apply to WSGI applications: ...").
 pub type Refusal<'a> = &'a dyn Fn(&Setting) -> Option<String>;
 
-/// Every setting is taken (the `maitred` binary, [`crate::launch`]).
+/// Every setting is taken (the `maitred` binary, [`crate::launch()`]).
 pub fn accept_all(_: &Setting) -> Option<String> {
     None
 }

@@ -30,7 +30,7 @@
 //! `max_buffered_output` bytes are unsent. A handler may also offer a fast path the loop takes
 //! for a bodiless request it can answer without blocking ([`Handler::respond_on_loop`]; the
 //! static file app answers cached files this way). No thread is created per connection or per request:
-//! the process runs `threads + 2` threads (plus one for signals when started by [`launch`], and
+//! the process runs `threads + 2` threads (plus one for signals when started by [`launch()`], and
 //! `maitred-access-log`, which writes access log lines from a bounded queue, when the access
 //! log is on).
 //!
@@ -38,7 +38,7 @@
 //!
 //! One process by default (`workers = 1`): everything above, and nothing else. With
 //! `--workers N` (or `auto`: the CPUs this process may use, cgroup quota respected) the
-//! process started by [`launch`] / [`serve_configured`] (or the Python `maitred` command and
+//! process started by [`launch()`] / [`serve_configured`] (or the Python `maitred` command and
 //! `maitred.serve()`) becomes a supervisor, Gunicorn's arbiter: it binds every listener once,
 //! serves nothing, and runs N worker processes, each the same program *spawned* again (never
 //! forked; the Python command spawns `sys.executable`, so each worker imports the application
@@ -113,7 +113,7 @@
 //!
 //! | folder | owns | never does |
 //! |---|---|---|
-//! | top level | crate docs and exports, the settings table (`config`), flags and environment (`cli`), a complete `main` ([`launch`]), signals, [`Handler`], [`Error`] | I/O on a client socket |
+//! | top level | crate docs and exports, the settings table (`config`), flags and environment (`cli`), a complete `main` ([`launch()`]), signals, [`Handler`], [`Error`] | I/O on a client socket |
 //! | `tls/` | the HTTPS layer: certificate and key loading, the non-blocking TLS stream the I/O loop drives, certificate reload, the client subject | parse HTTP, decide anything about a request |
 //! | `engine/` | start-up and shutdown, the acceptor, the I/O loop, the connection state machine (with the built-in health and metrics answers), the handoffs between threads, the worker pool and its watchdog, buffers, sockets | parse HTTP itself, decide who the client is behind a proxy |
 //! | `http1/` | the head parser and framing decision, body decoders, [`Request`], [`Response`], the encoder, the status mapping of the server's own errors, the shared grammar, dates | I/O, reading [`Config`], blocking |

@@ -4,7 +4,7 @@
 //!
 //! Each pass handles every message (new connections, responses, stream pieces), every expired
 //! deadline, then every ready socket, and only then waits in the poller. Workers wake it only
-//! when it is asleep (see [`LoopWaker`]), so a busy loop pays for no wake-ups at all.
+//! when it is asleep (see [`LoopWaker`](crate::engine::handoff::LoopWaker)), so a busy loop pays for no wake-ups at all.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -56,7 +56,7 @@ use crate::http1::date;
 mod writer;
 pub(crate) use writer::{AccessLog, AccessLogThread, Refused};
 
-/// The `log` target of access log records. The logger set up by [`crate::launch`] writes
+/// The `log` target of access log records. The logger set up by [`crate::launch()`] writes
 /// them, unprefixed, to standard output.
 pub const TARGET: &str = "maitred::access";
 

@@ -1,6 +1,6 @@
 //! The one writer of access log lines: a bounded queue of whole lines, drained by the
 //! `maitred-access-log` thread, which hands each line to `log` (target [`super::TARGET`]; the
-//! logger of [`crate::launch`] writes it to standard output, the WSGI front end to Python's
+//! logger of [`crate::launch()`] writes it to standard output, the WSGI front end to Python's
 //! `logging`).
 //! Owns the queue, the thread and the count of dropped lines. Never blocks the thread that logs.
 //!

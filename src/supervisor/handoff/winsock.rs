@@ -1,7 +1,7 @@
 //! The Windows connection handoff: a connection the supervisor accepted becomes a socket of a
-//! worker process. [`share`] (in the supervisor) duplicates the socket for the worker's pid
+//! worker process. `share` (in the supervisor) duplicates the socket for the worker's pid
 //! with `WSADuplicateSocketW`; the resulting protocol description travels as the control line
-//! `socket <listener-index> <hex>` ([`SocketLine`]); [`adopt`] (in the worker) re-creates the
+//! `socket <listener-index> <hex>` ([`SocketLine`]); `adopt` (in the worker) re-creates the
 //! socket from it with `WSASocketW(FROM_PROTOCOL_INFO, ...)`.
 //!
 //! Owns the two Winsock calls (the only `unsafe` of the supervisor, Windows only) and the text
@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 /// A socket duplicated for one worker process: the bytes of the `WSAPROTOCOL_INFOW` that
 /// `WSADuplicateSocketW` filled in (little-endian, field by field, the protocol name cut at
-/// its terminating NUL). Only the process it was made for can [`adopt`] it, and only once.
+/// its terminating NUL). Only the process it was made for can `adopt` it, and only once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Payload(Vec<u8>);
 
