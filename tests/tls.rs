@@ -656,6 +656,52 @@ fn sighup_reloads_the_certificate_of_the_binary() {
     }
 }
 
+/// With worker processes the supervisor accepts and hands each TLS connection to a worker as
+/// it is (the handshake happens in the worker), and announces the listener as `https://`
+/// (it said `http://` before: the bound address alone does not know it speaks TLS).
+#[test]
+#[cfg(unix)]
+fn worker_processes_serve_an_https_listener_announced_as_https() {
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.txt"), "hello\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maitred"))
+        .args(["--listen", "https://127.0.0.1:0", "--workers", "2", "--threads", "2"])
+        .args(["--tls-cert", &pki.p("server.pem"), "--tls-key", &pki.p("server.key")])
+        .arg(root.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr: SocketAddr = loop {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "server exited");
+        assert!(!line.contains("listening on http://"), "an https listener announced as http: {line}");
+        if let Some(at) = line.find("listening on https://") {
+            break line[at + "listening on https://".len()..].trim().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    // Handed out in turn: eight connections reach both workers, each completes its handshake.
+    for _ in 0..8 {
+        let (status, body) = get(addr, pki.client(None), "/a.txt").unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"hello\n"[..]));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
 /// The WSGI environ over TLS: `wsgi.url_scheme`, `HTTPS` and mod_ssl's `SSL_*` keys.
 #[cfg(feature = "python")]
 mod wsgi {

@@ -51,7 +51,7 @@ pub struct Server {
 }
 
 /// The address a listener is reported as: `https://` listeners (bound as TCP) stay `Tls`.
-fn tls_if_https(configured: &ListenAddr, bound: ListenAddr) -> ListenAddr {
+pub(crate) fn tls_if_https(configured: &ListenAddr, bound: ListenAddr) -> ListenAddr {
     match (configured, bound) {
         (ListenAddr::Tls(_), ListenAddr::Tcp(bound)) => ListenAddr::Tls(bound),
         (_, bound) => bound,

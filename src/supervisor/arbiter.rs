@@ -366,8 +366,11 @@ impl Arbiter {
                 self.cluster_sent = Instant::now() - CLUSTER_EVERY;
                 if !self.ever_ready {
                     self.ever_ready = true;
-                    for addr in self.listeners.iter().filter_map(|l| l.local_addr().ok()) {
-                        info!(target: "maitred::server", "listening on {}", addr.url());
+                    for (listener, configured) in self.listeners.iter().zip(&self.config.listen) {
+                        if let Ok(bound) = listener.local_addr() {
+                            let addr = crate::engine::server::tls_if_https(configured, bound);
+                            info!(target: "maitred::server", "listening on {}", addr.url());
+                        }
                     }
                     let how = if cfg!(windows) { "press Ctrl-C or Ctrl-Break" } else { "send SIGTERM or press Ctrl-C" };
                     info!(
