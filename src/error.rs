@@ -27,8 +27,8 @@ pub enum Error {
     /// The signal handler could not be installed (for example, one is installed already:
     /// there can be one per process).
     Signals(Box<dyn std::error::Error + Send + Sync>),
-    /// Worker processes could not run: a worker without the listeners it should have been
-    /// given, or a supervisor whose worker could not start (the message says which and why).
+    /// Worker processes could not run: a supervisor whose worker could not be spawned or could
+    /// not start (the message says which and why).
     Worker(String),
     /// The TLS certificate, key or client CA cannot be used (unreadable, not PEM, a key that
     /// does not match the certificate); the message names the file.

@@ -183,8 +183,8 @@ fn reread_settings() -> Result<Config, String> {
 /// logger the caller installed (the WSGI front end forwards records to Python's `logging`).
 ///
 /// Always one process: `workers` is for [`serve_configured`] (and so [`launch`]). In a
-/// process a supervisor started as its worker, it serves on the listeners it inherited and
-/// follows the supervisor's control channel instead of binding.
+/// process a supervisor started as its worker, it serves the connections the supervisor hands
+/// it over its control channel instead of binding.
 pub fn serve_until_signal<H: Handler>(config: Config, handler: H) -> Result<(), crate::Error> {
     if crate::supervisor::is_worker() {
         return crate::supervisor::worker::serve_as_worker(config, handler);
