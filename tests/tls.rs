@@ -607,6 +607,47 @@ fn certificate_reload_when_files_change_under_load_with_zero_failed_requests() {
     assert!(ok.load(Ordering::Relaxed) > 0);
 }
 
+/// Starts the `maitred` binary with `listen` and `tls` flags serving `root`; returns it, its
+/// `https://` address and its log up to the line announcing it (the rest is discarded).
+#[cfg(unix)]
+fn start_binary(listen: &[&str], tls: &[&str], root: &Path) -> (std::process::Child, SocketAddr, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maitred"))
+        .args(listen)
+        .args(tls)
+        .arg(root)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "server exited:\n{log}");
+        log.push_str(&line);
+        if let Some(at) = line.find("listening on https://") {
+            break line[at + "listening on https://".len()..].trim().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, addr, log)
+}
+
+/// Sends SIGTERM to `child` and waits (bounded) for its exit status.
+#[cfg(unix)]
+fn stop_binary(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 #[cfg(unix)]
 fn sighup_reloads_the_certificate_of_the_binary() {
@@ -615,24 +656,11 @@ fn sighup_reloads_the_certificate_of_the_binary() {
     std::fs::copy(pki.path("server.key"), pki.path("live.key")).unwrap();
     pki.issue("renewed", "/CN=localhost", "ca", Some("subjectAltName=DNS:localhost,IP:127.0.0.1"));
     let root = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maitred"))
-        .args(["--listen", "https://127.0.0.1:0", "--tls-reload-interval", "0"])
-        .args(["--tls-cert", &pki.p("live.pem"), "--tls-key", &pki.p("live.key")])
-        .arg(root.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr: SocketAddr = loop {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "server exited");
-        if let Some(at) = line.find("listening on https://") {
-            break line[at + "listening on https://".len()..].trim().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let (mut child, addr, _) = start_binary(
+        &["--listen", "https://127.0.0.1:0", "--tls-reload-interval", "0"],
+        &["--tls-cert", &pki.p("live.pem"), "--tls-key", &pki.p("live.key")],
+        root.path(),
+    );
     let first = served_certificate(addr, &pki);
     std::fs::copy(pki.path("renewed.pem"), pki.path("live.pem")).unwrap();
     std::fs::copy(pki.path("renewed.key"), pki.path("live.key")).unwrap();
@@ -648,12 +676,7 @@ fn sighup_reloads_the_certificate_of_the_binary() {
     }
     // Still serving after the signal (it reloads, it does not drain).
     assert_eq!(get(addr, pki.client(None), "/").unwrap().0, 200);
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stop_binary(&mut child);
 }
 
 /// With worker processes the supervisor accepts and hands each TLS connection to a worker as
@@ -665,40 +688,18 @@ fn worker_processes_serve_an_https_listener_announced_as_https() {
     let pki = Pki::new();
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("a.txt"), "hello\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maitred"))
-        .args(["--listen", "https://127.0.0.1:0", "--workers", "2", "--threads", "2"])
-        .args(["--tls-cert", &pki.p("server.pem"), "--tls-key", &pki.p("server.key")])
-        .arg(root.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr: SocketAddr = loop {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "server exited");
-        assert!(!line.contains("listening on http://"), "an https listener announced as http: {line}");
-        if let Some(at) = line.find("listening on https://") {
-            break line[at + "listening on https://".len()..].trim().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let (mut child, addr, before) = start_binary(
+        &["--listen", "https://127.0.0.1:0", "--workers", "2", "--threads", "2"],
+        &["--tls-cert", &pki.p("server.pem"), "--tls-key", &pki.p("server.key")],
+        root.path(),
+    );
+    assert!(!before.contains("listening on http://"), "an https listener announced as http:\n{before}");
     // Handed out in turn: eight connections reach both workers, each completes its handshake.
     for _ in 0..8 {
         let (status, body) = get(addr, pki.client(None), "/a.txt").unwrap();
         assert_eq!((status, body.as_slice()), (200, &b"hello\n"[..]));
     }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = stop_binary(&mut child);
     assert!(status.success(), "{status:?}");
 }
 

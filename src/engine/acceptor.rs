@@ -15,7 +15,7 @@ use log::{debug, warn};
 use polling::{Event, Events, Poller};
 
 use crate::engine::handoff::ToLoop;
-use crate::engine::net::{tcp_stream, ListenAddr, Listener, Stream};
+use crate::engine::net::{ListenAddr, Listener, Stream};
 use crate::engine::sys::Registered;
 use crate::engine::Shared;
 
@@ -96,17 +96,12 @@ fn make_room(shared: &Shared) -> bool {
 /// Errors, after which the caller drops (closes) the connection: the client is already gone,
 /// the table stays full (counted in `connections_rejected`), or the loop has stopped.
 pub(crate) fn admit(shared: &Shared, stream: Stream, listener: usize) -> io::Result<()> {
-    let (stream, peer) = match stream {
-        Stream::Tcp(tcp) => {
-            let peer = tcp.peer_addr()?;
-            (tcp_stream(tcp, shared.config.send_buffer_size)?, peer)
-        }
+    let peer = match &stream {
+        Stream::Tcp(tcp) => tcp.peer_addr()?,
         #[cfg(unix)]
-        Stream::Unix(unix) => {
-            unix.set_nonblocking(true)?;
-            (Stream::Unix(unix), crate::engine::net::UNIX_PEER)
-        }
+        Stream::Unix(_) => crate::engine::net::UNIX_PEER,
     };
+    let stream = stream.ready(shared.config.send_buffer_size)?;
     if !make_room(shared) {
         shared.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
         return Err(io::Error::other("the connection table is full"));

@@ -141,24 +141,24 @@ impl Listener {
     /// Accepts one connection, set non-blocking (and TCP_NODELAY for TCP), with its send
     /// buffer bounded to `send_buffer_size` bytes when that is not 0.
     pub(crate) fn accept(&self, send_buffer_size: usize) -> io::Result<(Stream, SocketAddr)> {
+        let (stream, peer) = self.accept_unready()?;
+        Ok((stream.ready(send_buffer_size)?, peer))
+    }
+
+    /// Accepts one connection as it comes, for another process to ready
+    /// ([`Stream::ready`]): the supervisor's, which hands each connection to a worker.
+    pub(crate) fn accept_unready(&self) -> io::Result<(Stream, SocketAddr)> {
         match self {
-            Listener::Tcp(l) => {
-                let (stream, peer) = l.accept()?;
-                Ok((tcp_stream(stream, send_buffer_size)?, peer))
-            }
+            Listener::Tcp(l) => l.accept().map(|(stream, peer)| (Stream::Tcp(stream), peer)),
             #[cfg(unix)]
-            Listener::Unix(l, _, _) => {
-                let (stream, _) = l.accept()?;
-                stream.set_nonblocking(true)?;
-                Ok((Stream::Unix(stream), UNIX_PEER))
-            }
+            Listener::Unix(l, _, _) => l.accept().map(|(stream, _)| (Stream::Unix(stream), UNIX_PEER)),
         }
     }
 }
 
 /// Readies an accepted TCP connection for the I/O loop: non-blocking, TCP_NODELAY, and its
 /// send buffer bounded to `send_buffer_size` bytes when that is not 0.
-pub(crate) fn tcp_stream(stream: TcpStream, send_buffer_size: usize) -> io::Result<Stream> {
+fn tcp_stream(stream: TcpStream, send_buffer_size: usize) -> io::Result<Stream> {
     stream.set_nonblocking(true)?;
     let _ = stream.set_nodelay(true);
     if send_buffer_size > 0 {
@@ -220,6 +220,19 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    /// Readies an accepted connection for the I/O loop: non-blocking, and for TCP
+    /// TCP_NODELAY and the send buffer bound of [`tcp_stream`].
+    pub(crate) fn ready(self, send_buffer_size: usize) -> io::Result<Stream> {
+        match self {
+            Stream::Tcp(tcp) => tcp_stream(tcp, send_buffer_size),
+            #[cfg(unix)]
+            Stream::Unix(unix) => {
+                unix.set_nonblocking(true)?;
+                Ok(Stream::Unix(unix))
+            }
+        }
+    }
+
     /// The server-side address of the connection.
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         match self {

@@ -566,16 +566,15 @@ impl<S: Transport> Connection<S> {
                     }
                     // Memory for a body under the threshold comes from the server's budget for
                     // bodies being received; without it the body is spooled from the start.
+                    // A body announced larger than the threshold is spooled anyway: no lease.
                     let threshold = ctx.shared.config.body_spool_threshold;
-                    let in_memory = expected.map_or(threshold, |n| usize::try_from(n).unwrap_or(usize::MAX));
-                    let memory = (in_memory <= threshold && in_memory > 0)
-                        .then(|| ctx.shared.body_budget.lease(in_memory.min(threshold)))
-                        .flatten();
-                    let threshold = if memory.is_some() { threshold } else { 0 };
+                    let wanted =
+                        expected.map_or(Some(threshold), |n| usize::try_from(n).ok().filter(|n| *n <= threshold));
+                    let memory = wanted.filter(|n| *n > 0).and_then(|n| ctx.shared.body_budget.lease(n));
                     self.phase = Phase::Body(Box::new(BodyState {
                         head,
                         reader,
-                        spool: SpoolBuffer::new(threshold, expected),
+                        spool: SpoolBuffer::new(if memory.is_some() { threshold } else { 0 }, expected),
                         _memory: memory,
                         started: now,
                         last_progress: now,

@@ -117,7 +117,7 @@ impl AcceptLoop {
                     continue;
                 }
                 loop {
-                    match listener.get().accept(0) {
+                    match listener.get().accept_unready() {
                         Ok((stream, peer)) => {
                             let taken = Self::hand(&self.roster, &mut self.turn, event.key, stream, peer);
                             if !taken && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {

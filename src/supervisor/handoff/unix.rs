@@ -14,7 +14,7 @@
 //! worker pairs the n-th `socket` line with the n-th descriptor received.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -184,7 +184,7 @@ impl Input {
     fn fill(&mut self) -> io::Result<usize> {
         let mut buf = [0u8; 8192];
         if self.plain {
-            let n = std::fs::File::from(self.fd.try_clone()?).read(&mut buf)?;
+            let n = rustix::io::read(&self.fd, &mut buf)?;
             self.pending.extend_from_slice(&buf[..n]);
             return Ok(n);
         }
@@ -236,7 +236,7 @@ fn close_on_exec(fd: &OwnedFd) {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
 
     use super::*;
