@@ -225,7 +225,7 @@ fn listens_on_a_unix_socket_replacing_a_stale_one_and_removes_it_on_exit() {
 }
 
 #[test]
-fn drain_closes_silent_new_connections_at_once_but_serves_one_whose_request_arrived() {
+fn drain_closes_a_silent_new_connection_after_a_grace_and_serves_one_whose_request_arrived() {
     // The request is held at its worker until the drain has begun, so it is in flight then
     // and its answer must say `close`. Unheld, the server could answer it before `shutdown`
     // is even called (the test thread preempted right after its send), rightly without
@@ -247,9 +247,38 @@ fn drain_closes_silent_new_connections_at_once_but_serves_one_whose_request_arri
     let r = sent.response();
     assert_eq!(r.status, 200);
     assert!(r.closes(), "{}", r.head);
+    // A silent new connection gets a grace for its request, then is closed (not held for the
+    // 30 s header timeout).
     assert!(silent.closed_within(Duration::from_secs(5)), "a silent connection held the drain");
     assert!(server.stop());
     assert!(started.elapsed() < Duration::from_secs(5), "the drain waited {:?}", started.elapsed());
+}
+
+#[test]
+fn drain_answers_a_new_connection_whose_request_arrives_just_after_it_began() {
+    // Regression: a process alone closed every silent connection the moment the drain reached
+    // the loop, including one its client had just opened (a proxy's new upstream connection
+    // taken from the backlog as the listeners closed) with the request on its way: the proxy
+    // answered 502 for a POST it may not send again. Such a request is now answered, with
+    // `Connection: close`, while a kept-alive idle connection still closes at once.
+    let server = TestServer::with_config(|c| c.header_timeout = Duration::from_secs(30), hello);
+    // Opened first, so the drain reaches it before the kept-alive connection below (the loop
+    // visits its table in order): once that one is seen closed, this one's fate is decided.
+    let mut fresh = server.client();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut kept = server.client();
+    kept.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = kept.response();
+    assert_eq!(r.status, 200);
+    assert!(!r.closes(), "{}", r.head);
+    server.handle().shutdown();
+    // The kept-alive connection closing shows the drain has reached the loop.
+    assert!(kept.closed_within(Duration::from_secs(5)), "the idle kept-alive connection stayed open");
+    fresh.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    let r = fresh.response();
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert!(r.closes(), "answered without Connection: close during the drain: {}", r.head);
+    assert!(server.stop());
 }
 
 #[test]

@@ -30,7 +30,8 @@ use crate::ops::proxy::TrustedProxies;
 use acceptor::Gauge;
 use handoff::LoopWaker;
 
-/// A worker process's idle connections wait this long for their next request in a drain.
+/// In a drain, how long a new connection waits for its first request (in every process), and
+/// a worker process's kept-alive idle connections for their next one.
 pub(crate) const IDLE_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the acceptor, the I/O loop and the workers share for the server's whole life: built
@@ -49,9 +50,10 @@ pub(crate) struct Shared {
     pub(crate) gauge: Gauge,
     /// The memory request bodies being received may hold together.
     pub(crate) body_budget: Arc<body_budget::BodyBudget>,
-    /// How long an idle connection may wait for one more request when the drain begins: zero
-    /// for a process alone (idle connections close at once), [`IDLE_DRAIN_GRACE`] for a
-    /// worker process, whose clients the other worker processes keep serving.
+    /// How long an idle kept-alive connection may wait for one more request when the drain
+    /// begins: zero for a process alone (they close at once), [`IDLE_DRAIN_GRACE`] for a worker
+    /// process, whose clients the other worker processes keep serving. (A new connection always
+    /// gets [`IDLE_DRAIN_GRACE`] for its first request.)
     pub(crate) idle_drain_grace: std::time::Duration,
     /// The access log's writer (lines from workers and from the loop's own answers).
     pub(crate) access_log: AccessLog,

@@ -806,19 +806,25 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// The server started draining: idle connections close now, after a last look for a
-    /// request already waiting (new and kept-alive ones alike: it is answered with
-    /// `Connection: close`); the rest close after their current response. In a worker process
-    /// being replaced (`Shared::idle_drain_grace`), an idle connection instead waits that long
-    /// for its next request, answered with `Connection: close`: a busy client's request already
-    /// on its way is served, not cut by the close.
+    /// The server started draining: after a last look for a request already waiting (answered
+    /// with `Connection: close`), an idle kept-alive connection closes now and the rest close
+    /// after their current response. A new connection that has not sent its request yet waits
+    /// [`IDLE_DRAIN_GRACE`](crate::engine::IDLE_DRAIN_GRACE) for it, answered with
+    /// `Connection: close`: its client connected a moment ago (many were taken from the backlog
+    /// as the listeners closed) and its request is on its way; closing it would fail a request
+    /// that a client (a proxy with a POST) cannot safely send again. In a worker process being
+    /// replaced (`Shared::idle_drain_grace`), an idle kept-alive connection waits that long too,
+    /// since the other worker processes keep serving its client.
     pub(crate) fn on_drain(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
         if let Phase::Idle { .. } = self.phase {
             if self.inbuf.is_empty() && self.on_readable(ctx, now) == Step::Close {
                 return Step::Close;
             }
         }
-        let grace = ctx.shared.idle_drain_grace;
+        let grace = match self.phase {
+            Phase::Idle { fresh: true, .. } => crate::engine::IDLE_DRAIN_GRACE,
+            _ => ctx.shared.idle_drain_grace,
+        };
         match self.phase {
             Phase::Idle { .. } if self.inbuf.is_empty() && grace.is_zero() => Step::Close,
             Phase::Idle { .. } if self.inbuf.is_empty() => {
