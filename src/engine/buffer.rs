@@ -1,6 +1,7 @@
-//! A connection's input buffer, and the pool that lends buffers only to connections that are
-//! reading, so an idle connection holds no buffer at all.
-//! Owns the bytes read but not yet parsed. Never parses them.
+//! A connection's input buffer, the pool that lends buffers only to connections that are
+//! reading, so an idle connection holds no buffer at all, and the pool of response buffers the
+//! loop lends to the encoder.
+//! Owns the bytes read but not yet parsed, and empty buffers. Never parses or encodes.
 
 /// Size of a fresh input buffer: one page, enough for most request heads (a longer head
 /// grows it), and what a connection with a partial head holds.
@@ -11,6 +12,12 @@ const POOL_MAX: usize = 256;
 const KEEP_MAX: usize = 128 * 1024;
 /// Grown buffers kept at most, so the pool holds at most a few MiB.
 const LARGE_MAX: usize = 16;
+
+/// Response buffers kept for reuse at most.
+const OUT_POOL_MAX: usize = 256;
+/// Largest response buffer kept for reuse: a head, with a small body copied behind it. With
+/// [`OUT_POOL_MAX`], the pool holds at most 1 MiB.
+const OUT_KEEP_MAX: usize = 4 * 1024;
 
 /// Bytes received and not yet consumed: `data[start..end]`.
 #[derive(Debug, Default)]
@@ -120,5 +127,59 @@ impl BufferPool {
         } else if buffer.len() > BUFFER_SIZE && buffer.len() <= KEEP_MAX && self.large.len() < LARGE_MAX {
             self.large.push(buffer);
         }
+    }
+}
+
+/// Empty response buffers, lent by the I/O loop to whoever encodes the next response (a worker,
+/// with the job; the loop itself, for its own answers) and given back once the response is
+/// written. A buffer is allocated and freed by the loop's thread only, and in the steady state
+/// not at all: a worker encoding into a buffer it did not allocate never frees it either.
+#[derive(Debug, Default)]
+pub(crate) struct OutPool {
+    free: Vec<Vec<u8>>,
+}
+
+impl OutPool {
+    /// An empty buffer: a kept one, or a new one without capacity (the encoder sizes it).
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for reuse if it is small and the pool has room; drops it otherwise.
+    pub(crate) fn give(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() > 0 && buffer.capacity() <= OUT_KEEP_MAX && self.free.len() < OUT_POOL_MAX {
+            buffer.clear();
+            self.free.push(buffer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_pool_lends_back_kept_buffers_cleared_and_drops_large_ones() {
+        let mut pool = OutPool::default();
+        assert_eq!(pool.take().capacity(), 0, "an empty pool lends a buffer without capacity");
+        let mut small = Vec::with_capacity(512);
+        small.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+        let small_ptr = small.as_ptr();
+        pool.give(small);
+        pool.give(Vec::with_capacity(OUT_KEEP_MAX + 1));
+        pool.give(Vec::new());
+        let lent = pool.take();
+        assert!(lent.is_empty());
+        assert_eq!(lent.as_ptr(), small_ptr, "the kept buffer is lent again");
+        assert_eq!(pool.take().capacity(), 0, "the large and the empty buffer were not kept");
+    }
+
+    #[test]
+    fn out_pool_keeps_at_most_its_bound() {
+        let mut pool = OutPool::default();
+        for _ in 0..OUT_POOL_MAX + 10 {
+            pool.give(Vec::with_capacity(64));
+        }
+        assert_eq!(pool.free.len(), OUT_POOL_MAX);
     }
 }

@@ -12,13 +12,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
 use log::{debug, error, info, warn};
 use polling::{Event, Poller};
 
-use crate::engine::buffer::BufferPool;
+use crate::engine::buffer::{BufferPool, OutPool};
 use crate::engine::connection::{Connection, Cut, Interest, Io, LoopCtx, Step};
-use crate::engine::handoff::{ConnRef, JobSender, ToLoop};
+use crate::engine::handoff::{ConnRef, JobSender, LoopInbox, ToLoop};
 use crate::engine::net::Stream;
 use crate::engine::sys::{LoopWait, Registered};
 use crate::engine::Shared;
@@ -74,7 +73,7 @@ impl Slab {
 /// The loop's state.
 pub(crate) struct IoLoop {
     poller: Arc<Poller>,
-    rx: Receiver<ToLoop>,
+    inbox: LoopInbox,
     conns: Slab,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     ctx: LoopCtx,
@@ -89,14 +88,14 @@ impl IoLoop {
     pub(crate) fn new(
         shared: Arc<Shared>,
         poller: Arc<Poller>,
-        rx: Receiver<ToLoop>,
+        inbox: LoopInbox,
         jobs: JobSender,
         on_loop: Option<Arc<dyn crate::handler::Handler>>,
     ) -> Self {
         let limits = shared.config.limits();
         IoLoop {
             poller,
-            rx,
+            inbox,
             conns: Slab::default(),
             timers: BinaryHeap::new(),
             ctx: LoopCtx {
@@ -105,6 +104,8 @@ impl IoLoop {
                 jobs,
                 closing: false,
                 buffers: BufferPool::default(),
+                out_buffers: OutPool::default(),
+                writings: Vec::new(),
                 scratch: Vec::new(),
                 last_queue_warning: None,
                 open_connections: 0,
@@ -149,7 +150,7 @@ impl IoLoop {
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
             self.ctx.shared.waker.going_to_sleep();
-            if !self.rx.is_empty() || !self.buffered.is_empty() {
+            if !self.inbox.is_empty() || !self.buffered.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
             let events = match waiter.wait(self.ctx.shared.waker.bell(), timeout) {
@@ -257,7 +258,7 @@ impl IoLoop {
 
     fn handle_messages(&mut self, now: Instant) {
         for _ in 0..MESSAGES_PER_PASS {
-            let Ok(message) = self.rx.try_recv() else { return };
+            let Some(message) = self.inbox.next() else { return };
             match message {
                 ToLoop::Accepted(stream, peer) => self.accept(stream, peer, false, now),
                 ToLoop::AcceptedTls(stream, peer) => self.accept(stream, peer, true, now),

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::bounded;
 use polling::Poller;
 
 use crate::config::Config;
 use crate::engine::acceptor::{Acceptor, Gauge};
 use crate::engine::body_budget::BodyBudget;
-use crate::engine::handoff::{job_queue, LoopWaker};
+use crate::engine::handoff::{job_queue, mailbox, LoopWaker};
 use crate::engine::io_loop::IoLoop;
 use crate::engine::net::{ListenAddr, Listener};
 use crate::engine::pool::Pool;
@@ -132,7 +132,7 @@ impl Server {
         };
         let loop_poller = Arc::new(Poller::new()?);
         let acceptor_poller = Arc::new(Poller::new()?);
-        let (to_loop, loop_rx) = unbounded();
+        let (to_loop, loop_rx) = mailbox();
         let (jobs_tx, jobs_rx) = job_queue(config.queue_capacity());
         let stop = Arc::new(AtomicBool::new(false));
         let (registered_tx, registered_rx) = bounded(1);

@@ -68,10 +68,14 @@ pub(crate) fn panic_response(shared: &Shared, payload: &(dyn Any + Send), target
     Response::text(500, body)
 }
 
-/// Validates and serialises a handler's `response` to `target`; one that cannot be sent (an
-/// invalid head, or a panic while dropping it) is logged and replaced by a 500 that closes.
-pub(crate) fn encode_checked(response: Response, ctx: &ResponseContext<'_>, target: &str) -> Encoded {
-    match catch_unwind(AssertUnwindSafe(|| encode(response, ctx, Vec::with_capacity(512)))) {
+/// Validates and serialises a handler's `response` to `target` into `out` (an empty buffer
+/// lent by the loop, sized here when it has no capacity); one that cannot be sent (an invalid
+/// head, or a panic while dropping it) is logged and replaced by a 500 that closes.
+pub(crate) fn encode_checked(response: Response, ctx: &ResponseContext<'_>, target: &str, mut out: Vec<u8>) -> Encoded {
+    if out.capacity() == 0 {
+        out.reserve(512);
+    }
+    match catch_unwind(AssertUnwindSafe(|| encode(response, ctx, out))) {
         Ok(Ok(encoded)) => encoded,
         failed => {
             match failed {
@@ -95,7 +99,7 @@ pub(crate) fn encode_checked(response: Response, ctx: &ResponseContext<'_>, targ
 impl WorkerShared {
     /// Serves one job, start to finish, reusing this worker's `scratch` buffers.
     pub(crate) fn serve(&self, job: Job, scratch: &mut Scratch) {
-        let Job { conn, received, mut head, body, peer, local, keep_alive, cancelled, tls } = job;
+        let Job { conn, received, mut head, body, peer, local, keep_alive, cancelled, tls, out } = job;
         if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             // The client reset the connection while the request waited: nobody would read the
             // answer. A handler already running is never interrupted; this one never starts.
@@ -133,7 +137,7 @@ impl WorkerShared {
         let keep_alive = keep_alive && !self.shared.draining.load(Ordering::Relaxed);
         let ctx =
             ResponseContext { head_request, version, keep_alive, server_header: &self.shared.config.server_header };
-        let encoded = encode_checked(response, &ctx, target);
+        let encoded = encode_checked(response, &ctx, target, out);
         let status = encoded.status;
         let after = if encoded.close { After::Close } else { After::KeepAlive };
         let body_len_hint = encoded.body_len;

@@ -155,8 +155,10 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
         close = true;
     }
 
+    // The status has three digits (checked above).
+    let digits = [b'0' + (status / 100) as u8, b'0' + (status / 10 % 10) as u8, b'0' + (status % 10) as u8];
     out.extend_from_slice(b"HTTP/1.1 ");
-    put_decimal(&mut out, u64::from(status));
+    out.extend_from_slice(&digits);
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");

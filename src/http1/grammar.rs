@@ -4,10 +4,25 @@
 //! parser, the chunked decoder's trailers, the encoder's header checks, the forwarded headers,
 //! the WSGI front end). Never allocates or parses a whole message: one rule per function.
 
+/// `TCHARS[b]`: whether byte `b` is a `tchar` (RFC 9110, 5.6.2), one load per byte.
+static TCHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 /// Whether `b` is a `tchar` (RFC 9110, 5.6.2).
 pub(crate) fn is_tchar(b: u8) -> bool {
-    matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
-        || b.is_ascii_alphanumeric()
+    TCHARS[usize::from(b)]
 }
 
 /// Whether `name` is a valid field name (a non-empty token).
@@ -120,6 +135,14 @@ pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tchar_table_holds_exactly_the_rfc_9110_token_characters() {
+        let tchars = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        for b in 0..=255u8 {
+            assert_eq!(is_tchar(b), tchars.contains(&b), "byte {b:#04x}");
+        }
+    }
 
     #[test]
     fn authority_forms() {

@@ -63,7 +63,7 @@ impl<S: Transport> Connection<S> {
         let encoded = encode(response, &rctx, Vec::new()).ok()?;
         self.phase = Phase::Handling;
         let after = if encoded.close { After::Close } else { After::KeepAlive };
-        self.start_writing(Outgoing { head: encoded.bytes, source: Source::None, after }, now);
+        self.start_writing(ctx, Outgoing { head: encoded.bytes, source: Source::None, after }, now);
         Some(self.flush(ctx, now))
     }
 }

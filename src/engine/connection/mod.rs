@@ -18,7 +18,7 @@ use polling::Event;
 
 use crate::config::Config;
 use crate::engine::body_budget::Lease;
-use crate::engine::buffer::{BufferPool, InBuf};
+use crate::engine::buffer::{BufferPool, InBuf, OutPool};
 use crate::engine::handoff::{After, ConnRef, Job, JobSender, NotQueued, Outgoing, Source};
 use crate::engine::Shared;
 use crate::http1::body::{BodyReader, SpoolBuffer};
@@ -78,6 +78,11 @@ pub(crate) struct LoopCtx {
     /// a connection closes after its current response.
     pub(crate) closing: bool,
     pub(crate) buffers: BufferPool,
+    /// Response buffers lent with each job and given back once the response is written.
+    pub(crate) out_buffers: OutPool,
+    /// Response states kept for reuse (at most `output::KEPT_WRITINGS`).
+    #[allow(clippy::vec_box)] // the boxes are what is kept: `Phase::Writing` holds one
+    pub(crate) writings: Vec<Box<output::Writing>>,
     pub(crate) scratch: Vec<u8>,
     /// When the queue-full warning was last logged (it is logged at most once a second).
     pub(crate) last_queue_warning: Option<Instant>,
@@ -655,6 +660,7 @@ impl<S: Transport> Connection<S> {
             keep_alive,
             cancelled,
             tls: self.io.tls_info(),
+            out: ctx.out_buffers.take(),
         };
         match ctx.jobs.try_send(job) {
             Ok(()) => {
@@ -716,7 +722,7 @@ impl<S: Transport> Connection<S> {
         let retry = (status == 503).then(|| ctx.shared.config.retry_after.as_secs().max(1));
         let out = encode_error(status, &ctx.shared.config.server_header, retry);
         self.inbuf.clear();
-        self.start_writing(Outgoing { head: out, source: Source::None, after: After::Linger }, now);
+        self.start_writing(ctx, Outgoing { head: out, source: Source::None, after: After::Linger }, now);
         self.flush(ctx, now)
     }
 

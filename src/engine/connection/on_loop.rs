@@ -73,12 +73,17 @@ impl<S: Transport> Connection<S> {
             keep_alive,
             server_header: &ctx.shared.config.server_header,
         };
-        let mut encoded = encode_checked(response, &response_ctx, request.target());
+        let mut encoded = encode_checked(response, &response_ctx, request.target(), ctx.out_buffers.take());
         if matches!(encoded.payload, Payload::Stream(_)) {
             error!(target: "maitred::worker", "respond_on_loop returned a streamed body for {}; answered 500", request.target());
             let response_ctx = ResponseContext { keep_alive: false, ..response_ctx };
-            encoded =
-                encode_checked(Response::text(500, "500 Internal Server Error\n"), &response_ctx, request.target());
+            let out = std::mem::take(&mut encoded.bytes);
+            encoded = encode_checked(
+                Response::text(500, "500 Internal Server Error\n"),
+                &response_ctx,
+                request.target(),
+                out,
+            );
         }
         let (source, bytes) = match encoded.payload {
             Payload::Bytes(body) => (Source::Bytes(body), encoded.body_len),
@@ -105,7 +110,7 @@ impl<S: Transport> Connection<S> {
         }
         let after = if encoded.close { After::Close } else { After::KeepAlive };
         self.phase = Phase::Handling;
-        self.start_writing(Outgoing { head: encoded.bytes, source, after }, now);
+        self.start_writing(ctx, Outgoing { head: encoded.bytes, source, after }, now);
         ctx.on_loop_depth += 1;
         let step = self.flush(ctx, now);
         ctx.on_loop_depth -= 1;

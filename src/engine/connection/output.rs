@@ -19,9 +19,12 @@ use crate::engine::handoff::{After, Outgoing, Source};
 const SLOW_FILE_PIECE: usize = 4 * 1024;
 /// Bytes asked of one `sendfile` call at most (the socket takes what its buffer has room for).
 const SENDFILE_PIECE: u64 = 1024 * 1024;
+/// `Writing` states the loop keeps for the next responses (each a small allocation saved per
+/// response; they hold no buffer or file while kept).
+pub(super) const KEPT_WRITINGS: usize = 64;
 
 /// A response being written: what is left of it, and the clocks of the write deadline.
-pub(super) struct Writing {
+pub(crate) struct Writing {
     /// The bytes being written now: the head first, then each piece of the body.
     out: Vec<u8>,
     pos: usize,
@@ -90,7 +93,9 @@ impl Writing {
 }
 
 impl<S: Transport> Connection<S> {
-    pub(super) fn start_writing(&mut self, response: Outgoing, now: Instant) {
+    /// Begins writing `response`, in a `Writing` state the loop kept from an earlier response
+    /// when it has one.
+    pub(super) fn start_writing(&mut self, ctx: &mut LoopCtx, response: Outgoing, now: Instant) {
         let Outgoing { head: mut out, source, after } = response;
         // A `100 Continue` cut short must be finished before anything else is written; one not
         // begun is no longer needed.
@@ -99,7 +104,7 @@ impl<S: Transport> Connection<S> {
             out.splice(0..0, interim.iter().copied());
         }
         let ungated = out.len();
-        self.phase = Phase::Writing(Box::new(Writing {
+        let writing = Writing {
             out,
             pos: 0,
             ungated,
@@ -115,7 +120,14 @@ impl<S: Transport> Connection<S> {
             since_blocked: 0,
             out_from_file: false,
             send_file: true,
-        }));
+        };
+        self.phase = Phase::Writing(match ctx.writings.pop() {
+            Some(mut kept) => {
+                *kept = writing;
+                kept
+            }
+            None => Box::new(writing),
+        });
     }
 
     /// A worker's response for this connection's request.
@@ -124,7 +136,7 @@ impl<S: Transport> Connection<S> {
             response.abandon();
             return Step::Close;
         }
-        self.start_writing(response, now);
+        self.start_writing(ctx, response, now);
         self.flush(ctx, now)
     }
 
@@ -304,9 +316,16 @@ impl<S: Transport> Connection<S> {
     }
 
     fn finish_response(&mut self, ctx: &mut LoopCtx, now: Instant) -> Step {
-        let Phase::Writing(w) = std::mem::replace(&mut self.phase, Phase::Handling) else { unreachable!() };
+        let Phase::Writing(mut w) = std::mem::replace(&mut self.phase, Phase::Handling) else { unreachable!() };
+        ctx.out_buffers.give(std::mem::take(&mut w.out));
         self.served += 1;
-        match w.after {
+        let (after, complete) = (w.after, w.complete);
+        if ctx.writings.len() < KEPT_WRITINGS {
+            // Kept without anything it held: the source is spent (a file is closed now).
+            w.source = Source::None;
+            ctx.writings.push(w);
+        }
+        match after {
             After::Linger => {
                 let _ = self.io.shutdown_write();
                 self.phase = Phase::Lingering { until: now + ctx.shared.config.linger_timeout, discarded: 0 };
@@ -314,10 +333,10 @@ impl<S: Transport> Connection<S> {
             }
             // The response was sent as kept alive, but the stream behind it broke, or the loop
             // began closing connections (the drain) while it was written.
-            After::KeepAlive if w.complete && !ctx.closing => {}
+            After::KeepAlive if complete && !ctx.closing => {}
             // A worker process being replaced: its client may send the next request before it
             // can see a close; wait for it (answered with `Connection: close`) for the grace.
-            After::KeepAlive if w.complete && !ctx.shared.idle_drain_grace.is_zero() => {
+            After::KeepAlive if complete && !ctx.shared.idle_drain_grace.is_zero() => {
                 self.drain_by = Some(now + ctx.shared.idle_drain_grace);
             }
             After::KeepAlive | After::Close => return Step::Close,

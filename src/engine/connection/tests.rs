@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::unbounded;
 use polling::Poller;
 
 use super::*;
@@ -108,7 +107,7 @@ impl Transport for Script {
 fn context(config: Config) -> (LoopCtx, JobReceiver) {
     // Off: no thread; the access log's own tests cover the writer.
     let config_access_log = crate::ops::access_log::AccessLogFormat::Off;
-    let (to_loop, _) = unbounded();
+    let (to_loop, _) = crate::engine::handoff::mailbox();
     let (jobs, jobs_rx) = job_queue(4);
     let body_budget = Arc::new(crate::engine::body_budget::BodyBudget::new(config.body_spool_threshold));
     let shared = Arc::new(Shared {
@@ -130,6 +129,8 @@ fn context(config: Config) -> (LoopCtx, JobReceiver) {
         jobs,
         closing: false,
         buffers: BufferPool::default(),
+        out_buffers: crate::engine::buffer::OutPool::default(),
+        writings: Vec::new(),
         scratch: Vec::new(),
         last_queue_warning: None,
         open_connections: 1,
