@@ -33,7 +33,9 @@ pub(crate) fn is_token(name: &[u8]) -> bool {
 /// Whether `value` may be sent as a field value: visible ASCII, space, tab and obs-text; no
 /// other control characters (so never CR, LF or NUL).
 pub(crate) fn is_field_value(value: &[u8]) -> bool {
-    value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    // Without early exit or branches, so the compiler compares 16 or 32 bytes at a time (an
+    // invalid value is rare and refused all the same).
+    value.iter().fold(true, |ok, &b| ok & ((b == b'\t') | ((b >= 0x20) & (b != 0x7f))))
 }
 
 /// Whether the comma-separated list `value` has `token` as an element (any case).
@@ -71,6 +73,23 @@ pub(crate) fn parse_decimal(digits: &[u8], max_digits: usize) -> Option<u32> {
     Some(digits.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')))
 }
 
+/// `REG_NAME[b]`: whether byte `b` may appear as itself in a reg-name (RFC 3986, 3.2.2:
+/// unreserved and sub-delims; `%` starts a pct-encoded byte and is checked apart).
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
 /// `host [":" port]`: a reg-name (unreserved, sub-delims, pct-encoded) or an IP literal in
 /// brackets; no user info; the port is digits. Empty is refused.
 pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
@@ -105,25 +124,7 @@ pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
                 i += 3;
                 continue;
             }
-            let ok = b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                );
-            if !ok {
+            if !REG_NAME[usize::from(b)] {
                 return false;
             }
             i += 1;
@@ -135,6 +136,27 @@ pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_value_is_refused_for_any_control_character_but_tab_wherever_it_is() {
+        for b in 0..=255u8 {
+            let allowed = b == b'\t' || (b >= 0x20 && b != 0x7f);
+            for at in [0, 7, 16, 40] {
+                let mut value = vec![b'a'; 41];
+                value[at] = b;
+                assert_eq!(is_field_value(&value), allowed, "byte {b:#04x} at {at}");
+            }
+        }
+        assert!(is_field_value(b""));
+    }
+
+    #[test]
+    fn reg_name_table_holds_exactly_unreserved_and_sub_delims() {
+        let allowed = b"-._~!$&'()*+,;=0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        for b in 0..=255u8 {
+            assert_eq!(REG_NAME[usize::from(b)], allowed.contains(&b), "byte {b:#04x}");
+        }
+    }
 
     #[test]
     fn tchar_table_holds_exactly_the_rfc_9110_token_characters() {
