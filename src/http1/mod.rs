@@ -8,6 +8,7 @@
 pub(crate) mod body;
 pub(crate) mod date;
 pub(crate) mod encode;
+pub(crate) mod fields;
 pub(crate) mod grammar;
 pub(crate) mod parse;
 pub(crate) mod request;
