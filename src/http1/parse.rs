@@ -12,7 +12,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use crate::http1::fields::{ascii_text, FieldSpan, HeaderFields, Headers, Span};
+use crate::http1::fields::{FieldSpan, HeaderFields, Headers, Span};
 use crate::http1::grammar;
 use crate::http1::request::Version;
 use crate::http1::status::Rejection;
@@ -211,12 +211,12 @@ pub struct Head {
 impl Head {
     /// Method token, e.g. `GET`.
     pub fn method(&self) -> &str {
-        ascii_text(self.method.of(self.headers.bytes()))
+        self.headers.text(self.method)
     }
 
     /// Request target as sent (ASCII: the parser refuses any other byte there).
     pub fn target(&self) -> &str {
-        ascii_text(self.target.of(self.headers.bytes()))
+        self.headers.text(self.target)
     }
 
     /// Header fields in order.
