@@ -260,7 +260,7 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
         bytes[at] = b'1';
     }
     let mut fields = Vec::with_capacity(span.header_lines);
-    let line = if span.header_lines <= STACK_SLOTS {
+    let parts = if span.header_lines <= STACK_SLOTS {
         let mut slots = [const { MaybeUninit::uninit() }; STACK_SLOTS];
         read_head(&bytes, &mut slots, limits, &mut fields)?
     } else {
@@ -269,14 +269,14 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
     };
     Ok(Head {
         headers: HeaderFields::new(bytes, fields),
-        method: line.method,
-        target: line.target,
-        path: line.path,
-        authority: line.authority,
-        version: line.version,
-        body: line.body,
-        keep_alive: line.keep_alive,
-        expect_continue: line.expect_continue,
+        method: parts.method,
+        target: parts.target,
+        path: parts.path,
+        authority: parts.authority,
+        version: parts.version,
+        body: parts.body,
+        keep_alive: parts.keep_alive,
+        expect_continue: parts.expect_continue,
     })
 }
 
