@@ -216,9 +216,10 @@ fn a_blocked_standard_output_drops_access_lines_but_never_stalls_requests() {
 fn whoami(req: Request) -> Response {
     let forwarded: Vec<String> = req
         .headers()
-        .iter()
-        .filter(|h| h.name.to_ascii_lowercase().starts_with("x-forwarded") || h.name.eq_ignore_ascii_case("forwarded"))
-        .map(|h| format!("{}={}", h.name, String::from_utf8_lossy(&h.value)))
+        .filter(|h| {
+            h.name().to_ascii_lowercase().starts_with("x-forwarded") || h.name().eq_ignore_ascii_case("forwarded")
+        })
+        .map(|h| format!("{}={}", h.name(), String::from_utf8_lossy(h.value())))
         .collect();
     Response::text(
         200,

@@ -519,16 +519,16 @@ fn check_parse(data: &[u8], span: &HeadSpan, limits: &Limits) -> String {
 /// `method SP target SP version CRLF (name ": " value CRLF)* CRLF`.
 fn render(head: &Head) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(head.method.as_bytes());
+    out.extend_from_slice(head.method().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(head.target().as_bytes());
     out.push(b' ');
     out.extend_from_slice(head.version.as_str().as_bytes());
     out.extend_from_slice(b"\r\n");
-    for h in &head.headers {
-        out.extend_from_slice(h.name.as_bytes());
+    for h in head.headers() {
+        out.extend_from_slice(h.name().as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(&h.value);
+        out.extend_from_slice(h.value());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -540,19 +540,19 @@ pub fn check_parsed(head: &Head, bytes: &[u8], span: &HeadSpan, limits: &Limits)
     let what = || escape(bytes);
 
     // Request line.
-    assert!(!head.method.is_empty(), "empty method from {:?}", what());
-    assert!(is_token(head.method.as_bytes()), "method {:?} is not a token", head.method);
-    assert_ne!(head.method, "CONNECT", "CONNECT accepted");
-    assert!(!head.target.is_empty(), "empty target from {:?}", what());
+    assert!(!head.method().is_empty(), "empty method from {:?}", what());
+    assert!(is_token(head.method().as_bytes()), "method {:?} is not a token", head.method());
+    assert_ne!(head.method(), "CONNECT", "CONNECT accepted");
+    assert!(!head.target().is_empty(), "empty target from {:?}", what());
     assert!(
-        !head.target.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#'),
+        !head.target().bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#'),
         "target {:?} holds whitespace, a control byte or a fragment",
-        head.target
+        head.target()
     );
     let request_line = &bytes[..find(bytes, b"\r\n").expect("request line ends")];
     // HTTP/1.2 to HTTP/1.9 are processed as HTTP/1.1 (RFC 9110, 2.5), so only the minor digit
     // of the line may differ from the parsed version.
-    let expected = format!("{} {} {}", head.method, head.target, head.version.as_str());
+    let expected = format!("{} {} {}", head.method(), head.target(), head.version.as_str());
     let minor_ok = |sent: u8| match head.version {
         Version::Http10 => sent == b'0',
         _ => (b'1'..=b'9').contains(&sent),
@@ -565,47 +565,47 @@ pub fn check_parsed(head: &Head, bytes: &[u8], span: &HeadSpan, limits: &Limits)
         what(),
         head.version
     );
-    let t = head.target.len();
+    let t = head.target().len();
     assert!(head.path.start <= head.path.end && head.path.end <= t, "path {:?} outside target", head.path);
-    assert!(head.target.get(head.path.clone()).is_some(), "path range not on char boundaries");
+    assert!(head.target().get(head.path.clone()).is_some(), "path range not on char boundaries");
     match &head.authority {
         Some(a) => {
             assert!(a.start <= a.end && a.end <= head.path.start, "authority {a:?} not before path {:?}", head.path);
             assert!(!a.is_empty(), "empty authority accepted");
-            let scheme = head.target[..a.start].to_ascii_lowercase();
+            let scheme = head.target()[..a.start].to_ascii_lowercase();
             assert!(scheme == "http://" || scheme == "https://", "absolute-form scheme {scheme:?}");
         }
         None => assert!(
-            head.target.starts_with('/') && head.path.start == 0 || head.target == "*" && head.method == "OPTIONS",
+            head.target().starts_with('/') && head.path.start == 0 || head.target() == "*" && head.method() == "OPTIONS",
             "origin-form target {:?} (method {}) accepted",
-            head.target,
-            head.method
+            head.target(),
+            head.method()
         ),
     }
 
     // Header fields.
-    assert_eq!(head.headers.len(), span.header_lines, "header count differs from the scanner's line count");
-    let named = |name: &'static str| head.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
-    for h in &head.headers {
-        assert!(is_token(h.name.as_bytes()), "header name {:?} is not a token", h.name);
+    assert_eq!(head.headers().len(), span.header_lines, "header count differs from the scanner's line count");
+    let named = |name: &'static str| head.headers().filter(move |h| h.name().eq_ignore_ascii_case(name));
+    for h in head.headers() {
+        assert!(is_token(h.name().as_bytes()), "header name {:?} is not a token", h.name());
         assert!(
-            !h.value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)),
+            !h.value().iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)),
             "header {} value {:?} holds CR, LF or NUL",
-            h.name,
-            escape(&h.value)
+            h.name(),
+            escape(h.value())
         );
         assert!(
-            !h.value.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f),
+            !h.value().iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f),
             "header {} value {:?} holds a control byte",
-            h.name,
-            escape(&h.value)
+            h.name(),
+            escape(h.value())
         );
         assert!(
-            !h.value.first().is_some_and(|b| matches!(b, b' ' | b'\t'))
-                && !h.value.last().is_some_and(|b| matches!(b, b' ' | b'\t')),
+            !h.value().first().is_some_and(|b| matches!(b, b' ' | b'\t'))
+                && !h.value().last().is_some_and(|b| matches!(b, b' ' | b'\t')),
             "header {} value {:?} keeps surrounding whitespace",
-            h.name,
-            escape(&h.value)
+            h.name(),
+            escape(h.value())
         );
     }
     let hosts = named("host").count();
@@ -616,8 +616,8 @@ pub fn check_parsed(head: &Head, bytes: &[u8], span: &HeadSpan, limits: &Limits)
     }
 
     // Framing: exactly one way to find the end of the body.
-    let lengths: Vec<&[u8]> = named("content-length").map(|h| h.value.as_slice()).collect();
-    let codings: Vec<&[u8]> = named("transfer-encoding").map(|h| h.value.as_slice()).collect();
+    let lengths: Vec<&[u8]> = named("content-length").map(|h| h.value()).collect();
+    let codings: Vec<&[u8]> = named("transfer-encoding").map(|h| h.value()).collect();
     let all_lengths_are = |n: u64| {
         lengths.iter().all(|v| {
             !v.is_empty()
@@ -646,21 +646,21 @@ pub fn check_parsed(head: &Head, bytes: &[u8], span: &HeadSpan, limits: &Limits)
 
     // Connection management.
     let close = named("connection")
-        .any(|h| h.value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")));
+        .any(|h| h.value().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")));
     if close {
         assert!(!head.keep_alive, "keep-alive despite Connection: close");
     }
     if head.version == Version::Http10 && head.keep_alive {
         assert!(
             named("connection")
-                .any(|h| h.value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"keep-alive"))),
+                .any(|h| h.value().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"keep-alive"))),
             "HTTP/1.0 keep-alive without asking for it"
         );
     }
     if head.expect_continue {
         assert!(head.version == Version::Http11, "100-continue on HTTP/1.0");
         assert!(head.body != BodyFraming::None, "100-continue without a body");
-        assert!(named("expect").any(|h| h.value.eq_ignore_ascii_case(b"100-continue")), "100-continue not asked for");
+        assert!(named("expect").any(|h| h.value().eq_ignore_ascii_case(b"100-continue")), "100-continue not asked for");
     }
 }
 

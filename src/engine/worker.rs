@@ -103,13 +103,13 @@ impl WorkerShared {
         if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             // The client reset the connection while the request waited: nobody would read the
             // answer. A handler already running is never interrupted; this one never starts.
-            debug!(target: "maitred::worker", "{peer}: client gone before {} {} reached a worker; dropped", head.method, head.target);
+            debug!(target: "maitred::worker", "{peer}: client gone before {} {} reached a worker; dropped", head.method(), head.target());
             self.shared.metrics.requests_cancelled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         self.shared.metrics.worker_busy();
-        self.shared.watch.begin(scratch.index, &head.method, &head.target[head.path.clone()]);
-        let (head_request, version) = (head.method == "HEAD", head.version);
+        self.shared.watch.begin(scratch.index, head.method(), &head.target()[head.path.clone()]);
+        let (head_request, version) = (head.method() == "HEAD", head.version);
         // Forwarding headers are believed from trusted proxies and removed from everyone else.
         let client = crate::ops::proxy::resolve(&self.shared.trusted, peer, &mut head.headers);
         // Over an https:// listener the scheme is https whatever a proxy says.

@@ -8,10 +8,13 @@
 //! `httparse` and applies the semantic rules: version, target form, `Host`, and the framing of
 //! the body, which is decided once, strictly.
 
+use std::fmt;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
+use crate::http1::fields::{FieldSpan, HeaderFields, Headers, Span};
 use crate::http1::grammar;
-use crate::http1::request::{Header, Version};
+use crate::http1::request::Version;
 use crate::http1::status::Rejection;
 
 /// The limits the parser enforces, copied from [`crate::Config`] (by `Config::limits`).
@@ -180,21 +183,23 @@ pub enum BodyFraming {
     Chunked,
 }
 
-/// A parsed and validated request head.
-#[derive(Clone, Debug)]
+/// A parsed and validated request head. Its bytes are copied once from the connection's
+/// buffer; the method, the target and the header fields are ranges of that copy, so a head costs
+/// two heap allocations (the bytes and the field list) whatever its number of fields.
+#[derive(Clone)]
 pub struct Head {
-    /// Method token.
-    pub method: String,
-    /// Request target as sent.
-    pub target: String,
-    /// Path range within `target`.
+    /// The head's bytes and its header fields (read them with [`Head::headers`]).
+    pub(crate) headers: HeaderFields,
+    /// Method token, within the head's bytes.
+    method: Span,
+    /// Request target as sent, within the head's bytes.
+    target: Span,
+    /// Path range within the target.
     pub path: Range<usize>,
-    /// Authority range within `target` (absolute-form only).
+    /// Authority range within the target (absolute-form only).
     pub authority: Option<Range<usize>>,
     /// HTTP version.
     pub version: Version,
-    /// Header fields in order.
-    pub headers: Vec<Header>,
     /// Body framing.
     pub body: BodyFraming,
     /// Whether the client wants the connection kept open after the response.
@@ -203,28 +208,100 @@ pub struct Head {
     pub expect_continue: bool,
 }
 
+impl Head {
+    /// Method token, e.g. `GET`.
+    pub fn method(&self) -> &str {
+        self.headers.text(self.method)
+    }
+
+    /// Request target as sent (ASCII: the parser refuses any other byte there).
+    pub fn target(&self) -> &str {
+        self.headers.text(self.target)
+    }
+
+    /// Header fields in order.
+    pub fn headers(&self) -> Headers<'_> {
+        self.headers.iter()
+    }
+}
+
+/// What the head says, not how it was spelled: two heads that differ only in optional
+/// whitespace or leading empty lines print the same.
+impl fmt::Debug for Head {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Head")
+            .field("method", &self.method())
+            .field("target", &self.target())
+            .field("path", &self.path)
+            .field("authority", &self.authority)
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .field("keep_alive", &self.keep_alive)
+            .field("expect_continue", &self.expect_continue)
+            .finish()
+    }
+}
+
+/// Header slots `httparse` fills on the stack, left uninitialised until it writes them: enough
+/// for every head under the default `max_headers` (100). A head with more header lines (a raised
+/// limit) needs a temporary vector of slots, freed before [`parse_head`] returns.
+const STACK_SLOTS: usize = 128;
+
 /// Parses a complete head (`buf[span.head]`, as found by [`HeadScanner`]) and applies the
 /// request rules. The bytes must already have passed the scanner.
+///
+/// The head's bytes are copied once, first, and parsed in place: what is parsed is what is
+/// stored. An `HTTP/1.x` request line with x > 1 is processed as HTTP/1.1 (RFC 9110, 2.5), so
+/// the copy's minor digit is rewritten to `1` before parsing.
 pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, Rejection> {
-    let bytes = &buf[span.head.clone()];
-    let mut stack = [httparse::EMPTY_HEADER; 32];
-    let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if span.header_lines <= stack.len() {
-        &mut stack
-    } else {
-        heap = vec![httparse::EMPTY_HEADER; span.header_lines];
-        &mut heap
-    };
-    let mut req = httparse::Request::new(slots);
-    let mut rewritten;
-    let mut bytes = bytes;
-    if let Some(at) = higher_minor_version(bytes) {
-        // HTTP/1.x with x > 1 is processed as HTTP/1.1 (RFC 9110, 2.5).
-        rewritten = bytes.to_vec();
-        rewritten[at] = b'1';
-        bytes = &rewritten;
+    let mut bytes: Box<[u8]> = Box::from(&buf[span.head.clone()]);
+    if let Some(at) = higher_minor_version(&bytes) {
+        bytes[at] = b'1';
     }
-    match req.parse(bytes) {
+    let mut fields = Vec::with_capacity(span.header_lines);
+    let parts = if span.header_lines <= STACK_SLOTS {
+        let mut slots = [const { MaybeUninit::uninit() }; STACK_SLOTS];
+        read_head(&bytes, &mut slots, limits, &mut fields)?
+    } else {
+        let mut slots: Vec<httparse::Header<'_>> = Vec::with_capacity(span.header_lines);
+        read_head(&bytes, slots.spare_capacity_mut(), limits, &mut fields)?
+    };
+    Ok(Head {
+        headers: HeaderFields::new(bytes, fields),
+        method: parts.method,
+        target: parts.target,
+        path: parts.path,
+        authority: parts.authority,
+        version: parts.version,
+        body: parts.body,
+        keep_alive: parts.keep_alive,
+        expect_continue: parts.expect_continue,
+    })
+}
+
+/// Everything [`read_head`] finds but the header fields.
+struct HeadParts {
+    method: Span,
+    target: Span,
+    path: Range<usize>,
+    authority: Option<Range<usize>>,
+    version: Version,
+    body: BodyFraming,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Parses `bytes`, a whole head, with `slots` for `httparse`'s header fields (at least one per
+/// header line), pushes a span per field onto `fields` and applies the request rules.
+fn read_head<'b>(
+    bytes: &'b [u8],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+    limits: &Limits,
+    fields: &mut Vec<FieldSpan>,
+) -> Result<HeadParts, Rejection> {
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(bytes, slots) {
         Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
         Ok(_) => return Err(Rejection::BadRequest("request head did not parse to its end")),
         Err(httparse::Error::Version) => return Err(version_error(bytes)),
@@ -234,6 +311,9 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
         Err(httparse::Error::Token) => return Err(Rejection::BadRequest("invalid method")),
         Err(_) => return Err(Rejection::BadRequest("malformed request line or header")),
     }
+    // `httparse` hands out slices of `bytes`; where they lie is kept instead.
+    let span_of =
+        |part: &[u8]| Span::within(bytes, part).ok_or(Rejection::BadRequest("malformed request line or header"));
     let method = req.method.unwrap_or_default();
     let target = req.path.unwrap_or_default();
     let version = if req.version == Some(0) { Version::Http10 } else { Version::Http11 };
@@ -249,7 +329,6 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
     let mut close = false;
     let mut keep_alive_token = false;
     let mut expect_continue = false;
-    let mut headers = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let name = h.name;
         let value = h.value;
@@ -279,7 +358,7 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
                 return Err(Rejection::ExpectationFailed);
             }
         }
-        headers.push(Header { name: name.to_string(), value: value.to_vec() });
+        fields.push(FieldSpan { name: span_of(name.as_bytes())?, value: span_of(value)? });
     }
 
     if hosts > 1 {
@@ -305,13 +384,12 @@ pub fn parse_head(buf: &[u8], span: &HeadSpan, limits: &Limits) -> Result<Head, 
         (None, Some(n)) => BodyFraming::Length(n),
     };
     let keep_alive = !close && (version == Version::Http11 || keep_alive_token);
-    Ok(Head {
-        method: method.to_string(),
-        target: target.to_string(),
+    Ok(HeadParts {
+        method: span_of(method.as_bytes())?,
+        target: span_of(target.as_bytes())?,
         path,
         authority,
         version,
-        headers,
         body,
         keep_alive,
         expect_continue: expect_continue && body != BodyFraming::None,
@@ -582,8 +660,97 @@ mod tests {
     #[test]
     fn absolute_form_gives_path_and_authority() {
         let head = parse("GET HTTP://Example.com:8080?q=1 HTTP/1.1\r\nHost: other\r\n\r\n").unwrap();
-        assert_eq!(&head.target[head.authority.clone().unwrap()], "Example.com:8080");
-        assert_eq!(&head.target[head.path.clone()], "");
+        assert_eq!(&head.target()[head.authority.clone().unwrap()], "Example.com:8080");
+        assert_eq!(&head.target()[head.path.clone()], "");
+    }
+
+    /// The fields of `head` as owned `(name, value)` pairs, in order.
+    fn fields(head: &Head) -> Vec<(String, Vec<u8>)> {
+        head.headers().map(|h| (h.name().to_owned(), h.value().to_vec())).collect()
+    }
+
+    #[test]
+    fn many_fields_read_back_exactly_and_in_order() {
+        let mut input = b"POST /upload?x=1 HTTP/1.1\r\n".to_vec();
+        let mut expected: Vec<(String, Vec<u8>)> = Vec::new();
+        for i in 0..40 {
+            // Sent spelling, value as sent (surrounding whitespace included), value as read.
+            let (name, sent, read): (String, Vec<u8>, Vec<u8>) = match i % 8 {
+                0 => ("X-Dup".into(), format!("{i}").into_bytes(), format!("{i}").into_bytes()),
+                1 => (format!("x-MiXeD-{i}"), b"v".to_vec(), b"v".to_vec()),
+                2 => (format!("X-Obs-{i}"), b"caf\xe9 \x80\xff\xa0!".to_vec(), b"caf\xe9 \x80\xff\xa0!".to_vec()),
+                3 => (format!("X-Ws-{i}"), b" \t padded \t value\t ".to_vec(), b"padded \t value".to_vec()),
+                4 => (format!("X-Empty-{i}"), Vec::new(), Vec::new()),
+                5 => (format!("X-Blank-{i}"), b" \t ".to_vec(), Vec::new()),
+                6 => ("x-dup".into(), b"a, b ,c".to_vec(), b"a, b ,c".to_vec()),
+                _ => (format!("X-Tok-{i}!#$%&'*+.^_`|~"), b"\"q\" ; x=1".to_vec(), b"\"q\" ; x=1".to_vec()),
+            };
+            input.extend_from_slice(name.as_bytes());
+            input.push(b':');
+            input.extend_from_slice(&sent);
+            input.extend_from_slice(b"\r\n");
+            expected.push((name, read));
+        }
+        input.extend_from_slice(b"Host: example.com\r\nContent-Length: 3\r\n\r\n");
+        expected.push(("Host".into(), b"example.com".to_vec()));
+        expected.push(("Content-Length".into(), b"3".to_vec()));
+        let span = scan_all(&input).unwrap().expect("complete head");
+        let head = parse_head(&input, &span, &Limits::default()).unwrap();
+        assert_eq!(fields(&head), expected);
+        assert_eq!((head.method(), head.target(), head.body), ("POST", "/upload?x=1", BodyFraming::Length(3)));
+        // The view: exact size, from either end, cloned midway.
+        let mut headers = head.headers();
+        assert_eq!(headers.len(), 42);
+        assert_eq!(headers.next_back().map(|h| h.name()), Some("Content-Length"));
+        assert_eq!(headers.nth(2).map(|h| (h.name(), h.value_str())), Some(("X-Obs-2", None)), "not UTF-8");
+        let rest = headers.clone();
+        assert_eq!(rest.len(), 38);
+        assert!(rest.eq(headers));
+    }
+
+    #[test]
+    fn a_head_with_more_fields_than_the_stack_slots_parses_the_same() {
+        let count = STACK_SLOTS + 22;
+        let mut input = "GET / HTTP/1.1\r\nHost: a\r\n".to_string();
+        for i in 1..count {
+            input.push_str(&format!("X-{i}: {i}\r\n"));
+        }
+        input.push_str("\r\n");
+        let limits = Limits { max_headers: count, ..Limits::default() };
+        let span = HeadScanner::new().scan(input.as_bytes(), &limits).unwrap().expect("complete head");
+        let head = parse_head(input.as_bytes(), &span, &limits).unwrap();
+        assert_eq!(head.headers().len(), count);
+        assert!(head
+            .headers()
+            .skip(1)
+            .enumerate()
+            .all(|(i, h)| h.name() == format!("X-{}", i + 1) && h.value() == (i + 1).to_string().as_bytes()));
+    }
+
+    #[test]
+    fn a_higher_minor_version_reads_as_http_1_1_with_its_parts_intact() {
+        for minor in b'2'..=b'9' {
+            let input = format!("OPTIONS /a/b?c=d HTTP/1.{}\r\nHost: h\r\nX-Y:  z \r\n\r\n", minor as char);
+            let head = parse(&input).unwrap();
+            assert_eq!(head.method(), "OPTIONS");
+            assert_eq!(head.target(), "/a/b?c=d");
+            assert_eq!(&head.target()[head.path.clone()], "/a/b");
+            assert_eq!(head.version, Version::Http11);
+            assert_eq!(fields(&head), [("Host".into(), b"h".to_vec()), ("X-Y".into(), b"z".to_vec())]);
+            // The stored copy says what was parsed: HTTP/1.1.
+            assert!(head.headers.bytes().starts_with(b"OPTIONS /a/b?c=d HTTP/1.1\r\n"));
+        }
+        let absolute = parse("GET http://example.com:81/p?q HTTP/1.5\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(&absolute.target()[absolute.authority.clone().unwrap()], "example.com:81");
+        assert_eq!(&absolute.target()[absolute.path.clone()], "/p");
+    }
+
+    #[test]
+    fn debug_shows_what_the_head_says_not_its_spelling() {
+        let plain = parse("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n\r\n").unwrap();
+        let spaced = parse("\r\nGET / HTTP/1.1\r\nHost:a\r\nX: \t b \r\n\r\n").unwrap();
+        assert_eq!(format!("{plain:?}"), format!("{spaced:?}"));
+        assert!(format!("{plain:?}").contains(r#"Header { name: "X", value: b"b" }"#), "{plain:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 
+use crate::http1::fields::Headers;
 use crate::http1::parse::{BodyFraming, Head};
 use crate::http1::response::Body;
 
@@ -26,23 +27,6 @@ impl Version {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
         }
-    }
-}
-
-/// One header field as received: the name as sent (case kept) and the raw value bytes, with
-/// surrounding whitespace removed. Values never contain CR, LF or NUL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// Field name, as sent by the client.
-    pub name: String,
-    /// Field value bytes (may hold obs-text bytes 0x80–0xFF).
-    pub value: Vec<u8>,
-}
-
-impl Header {
-    /// The value as text, if it is valid UTF-8.
-    pub fn value_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.value).ok()
     }
 }
 
@@ -144,13 +128,9 @@ impl Read for RequestBody {
 /// A complete HTTP request: the head, and the body already received in full.
 #[derive(Debug)]
 pub struct Request {
-    pub(crate) method: String,
-    pub(crate) target: String,
-    /// Byte range of the path within `target` (after any scheme and authority).
-    pub(crate) path: std::ops::Range<usize>,
-    pub(crate) authority: Option<std::ops::Range<usize>>,
-    pub(crate) version: Version,
-    pub(crate) headers: Vec<Header>,
+    /// The parsed head: method, target, version and header fields, in one copy of its bytes.
+    /// Its framing, keep-alive and `Expect` flags are the engine's, not the handler's.
+    pub(crate) head: Head,
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) body: RequestBody,
@@ -176,55 +156,33 @@ impl Request {
     /// The request of a parsed `head` and its complete `body`.
     pub(crate) fn new(head: Head, body: RequestBody, origin: Origin) -> Request {
         let Origin { peer, local, client, scheme, forwarded_host, tls } = origin;
-        Request {
-            method: head.method,
-            target: head.target,
-            path: head.path,
-            authority: head.authority,
-            version: head.version,
-            headers: head.headers,
-            peer,
-            local,
-            body,
-            client,
-            scheme,
-            forwarded_host,
-            tls,
-        }
+        Request { head, peer, local, body, client, scheme, forwarded_host, tls }
     }
 
     /// The head this request was made of, for a request that goes on to a worker after all (the
     /// loop's fast path declined it); `body`, `keep_alive` and `expect_continue` are what the
     /// head said. The body is dropped.
     pub(crate) fn into_head(self, body: BodyFraming, keep_alive: bool, expect_continue: bool) -> Head {
-        Head {
-            method: self.method,
-            target: self.target,
-            path: self.path,
-            authority: self.authority,
-            version: self.version,
-            headers: self.headers,
-            body,
-            keep_alive,
-            expect_continue,
-        }
+        let mut head = self.head;
+        (head.body, head.keep_alive, head.expect_continue) = (body, keep_alive, expect_continue);
+        head
     }
 
     /// The method, e.g. `GET` (case as sent; methods are case-sensitive).
     pub fn method(&self) -> &str {
-        &self.method
+        self.head.method()
     }
 
     /// The request target exactly as sent: `/path?query`, `http://host/path`, or `*`.
     pub fn target(&self) -> &str {
-        &self.target
+        self.head.target()
     }
 
     /// The path part of the target, without the query (`*` for `OPTIONS *`); still
     /// percent-encoded. For an absolute-form target the scheme and authority are removed, and
     /// an empty path reads as `/`.
     pub fn path(&self) -> &str {
-        let path = &self.target[self.path.clone()];
+        let path = &self.target()[self.head.path.clone()];
         if path.is_empty() {
             "/"
         } else {
@@ -234,13 +192,13 @@ impl Request {
 
     /// The query string after `?`, if any, still percent-encoded.
     pub fn query(&self) -> Option<&str> {
-        let rest = &self.target[self.path.end..];
+        let rest = &self.target()[self.head.path.end..];
         rest.strip_prefix('?')
     }
 
     /// The HTTP version.
     pub fn version(&self) -> Version {
-        self.version
+        self.head.version
     }
 
     /// The host the client asked for: as forwarded by a trusted proxy, else the authority of
@@ -249,8 +207,8 @@ impl Request {
         if let Some(host) = &self.forwarded_host {
             return Some(host);
         }
-        match &self.authority {
-            Some(range) => Some(&self.target[range.clone()]),
+        match &self.head.authority {
+            Some(range) => Some(&self.target()[range.clone()]),
             None => self.header("host"),
         }
     }
@@ -279,19 +237,21 @@ impl Request {
         self.tls().and_then(crate::tls::TlsInfo::client_subject)
     }
 
-    /// All header fields, in the order received, duplicates kept.
-    pub fn headers(&self) -> &[Header] {
-        &self.headers
+    /// All header fields, in the order received, duplicates kept: views into the request
+    /// ([`Header::name`](crate::Header::name), [`Header::value`](crate::Header::value)).
+    pub fn headers(&self) -> Headers<'_> {
+        self.head.headers()
     }
 
-    /// The first value of header `name` (case-insensitive), if present and valid UTF-8.
+    /// The value of the first header `name` (case-insensitive), if present and valid UTF-8
+    /// (`None` when the first one is not, even if a later one is).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).and_then(Header::value_str)
+        self.head.headers.first(name).and_then(|h| h.value_str())
     }
 
     /// Every value of header `name` (case-insensitive), in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_slice())
+        self.head.headers.values(name)
     }
 
     /// The address on the other end of the socket (a proxy, when there is one; `0.0.0.0:0`
@@ -313,5 +273,63 @@ impl Request {
     /// Takes the body out, leaving an empty one.
     pub fn take_body(&mut self) -> RequestBody {
         std::mem::replace(&mut self.body, RequestBody::empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::parse::{parse_head, HeadScanner, Limits};
+
+    /// The request of head `text` with an empty body, from a client on loopback.
+    fn request(text: &[u8]) -> Request {
+        let span = HeadScanner::new().scan(text, &Limits::default()).unwrap().expect("complete head");
+        let head = parse_head(text, &span, &Limits::default()).unwrap();
+        let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let origin = Origin { peer: addr, local: addr, client: addr, scheme: "http", forwarded_host: None, tls: None };
+        Request::new(head, RequestBody::empty(), origin)
+    }
+
+    #[test]
+    fn header_lookups_ignore_case_and_keep_order() {
+        let req = request(
+            b"GET /p?q=1 HTTP/1.1\r\nhost: Example.com\r\nAccept: a\r\nX-Bin: \xff\r\nACCEPT:  b \r\nx-bin: ok\r\n\r\n",
+        );
+        assert_eq!(req.header("HOST"), Some("Example.com"));
+        assert_eq!(req.host(), Some("Example.com"));
+        assert_eq!(req.header("accept"), Some("a"), "the first of several");
+        assert_eq!(req.header_values("Accept").collect::<Vec<_>>(), [b"a".as_slice(), b"b"]);
+        assert_eq!(req.header("missing"), None);
+        assert_eq!(req.header_values("missing").count(), 0);
+        let names: Vec<&str> = req.headers().map(|h| h.name()).collect();
+        assert_eq!(names, ["host", "Accept", "X-Bin", "ACCEPT", "x-bin"]);
+        assert_eq!((req.method(), req.target(), req.path(), req.query()), ("GET", "/p?q=1", "/p", Some("q=1")));
+    }
+
+    #[test]
+    fn header_is_none_when_the_first_value_is_not_utf8() {
+        let req = request(b"GET / HTTP/1.1\r\nHost: a\r\nX-Name: M\xfcller\r\nX-Name: Mueller\r\n\r\n");
+        assert_eq!(req.header("x-name"), None);
+        assert_eq!(req.header_values("x-name").next(), Some(&b"M\xfcller"[..]));
+        let field = req.headers().nth(1).unwrap();
+        assert_eq!((field.name(), field.value(), field.value_str()), ("X-Name", &b"M\xfcller"[..], None));
+    }
+
+    #[test]
+    fn into_head_gives_back_the_same_head_with_the_engines_flags() {
+        let req = request(b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nX: y\r\n\r\n");
+        let before = format!("{:?}", req.head);
+        let head = req.into_head(BodyFraming::Length(2), true, false);
+        assert_eq!(format!("{head:?}"), before);
+        assert_eq!((head.method(), head.target()), ("POST", "/a"));
+        assert_eq!(head.headers().map(|h| h.name()).collect::<Vec<_>>(), ["Host", "Content-Length", "X"]);
+    }
+
+    #[test]
+    fn an_absolute_target_names_the_host() {
+        let req = request(b"GET http://Origin.example:8080 HTTP/1.1\r\nHost: other\r\n\r\n");
+        assert_eq!(req.host(), Some("Origin.example:8080"));
+        assert_eq!(req.path(), "/");
+        assert_eq!(req.header("host"), Some("other"));
     }
 }

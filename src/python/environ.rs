@@ -110,7 +110,7 @@ fn intern_version<'py>(py: Python<'py>, request: &Request) -> Bound<'py, PyStrin
 fn cgi_headers(request: &Request, has_length: &mut bool) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(request.headers().len());
     for header in request.headers() {
-        let name = header.name.as_str();
+        let name = header.name();
         if name.contains('_') {
             continue;
         }
@@ -131,9 +131,9 @@ fn cgi_headers(request: &Request, has_length: &mut bool) -> Vec<(String, Vec<u8>
             Some((_, value)) => {
                 let separator: &[u8] = if key == "HTTP_COOKIE" { b"; " } else { b", " };
                 value.extend_from_slice(separator);
-                value.extend_from_slice(&header.value);
+                value.extend_from_slice(header.value());
             }
-            None => out.push((key, header.value.clone())),
+            None => out.push((key, header.value().to_vec())),
         }
     }
     out

@@ -39,7 +39,7 @@ pub(super) enum Precondition {
 pub(super) fn evaluate_preconditions(request: &Request, validators: Option<&Validators>) -> Precondition {
     let etag = validators.map(|v| v.etag.as_str());
     let modified = validators.map(|v| v.modified_secs);
-    if request.headers().iter().any(|h| h.name.eq_ignore_ascii_case("if-match")) {
+    if request.headers().any(|h| h.name().eq_ignore_ascii_case("if-match")) {
         if !tag_list_matches(request.header_values("if-match"), etag, Comparison::Strong) {
             return Precondition::Failed;
         }
@@ -48,7 +48,7 @@ pub(super) fn evaluate_preconditions(request: &Request, validators: Option<&Vali
             return Precondition::Failed;
         }
     }
-    if request.headers().iter().any(|h| h.name.eq_ignore_ascii_case("if-none-match")) {
+    if request.headers().any(|h| h.name().eq_ignore_ascii_case("if-none-match")) {
         if tag_list_matches(request.header_values("if-none-match"), etag, Comparison::Weak) {
             return Precondition::NotModified;
         }

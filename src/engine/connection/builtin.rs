@@ -18,14 +18,11 @@ impl<S: Transport> Connection<S> {
     /// Answers the health and metrics paths from the loop itself, without a worker. Only
     /// bodiless GET and HEAD requests are taken; anything else goes to the handler.
     pub(super) fn answer_builtin(&mut self, ctx: &mut LoopCtx, head: &Head, now: Instant) -> Option<Step> {
-        let path = &head.target[head.path.clone()];
+        let path = &head.target()[head.path.clone()];
         let config = &ctx.shared.config;
         let is_health = !config.health_path.is_empty() && path == config.health_path;
         let is_metrics = !config.metrics_path.is_empty() && path == config.metrics_path;
-        if !(is_health || is_metrics)
-            || head.body != BodyFraming::None
-            || !matches!(head.method.as_str(), "GET" | "HEAD")
-        {
+        if !(is_health || is_metrics) || head.body != BodyFraming::None || !matches!(head.method(), "GET" | "HEAD") {
             return None;
         }
         let shutting_down = ctx.shared.draining.load(std::sync::atomic::Ordering::Relaxed);
@@ -55,7 +52,7 @@ impl<S: Transport> Connection<S> {
         };
         let keep_alive = self.keep_alive_offer(ctx, head.keep_alive);
         let rctx = ResponseContext {
-            head_request: head.method == "HEAD",
+            head_request: head.method() == "HEAD",
             version: head.version,
             keep_alive,
             server_header: &config.server_header,

@@ -163,14 +163,14 @@ fn pipelined_requests_go_to_workers_one_at_a_time_and_are_answered_in_order() {
 
     assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
     let first = jobs.try_recv().unwrap();
-    assert_eq!(first.head.target, "/a");
+    assert_eq!(first.head.target(), "/a");
     assert!(first.keep_alive);
     assert!(jobs.try_recv().is_none(), "the second waits for the first answer");
     assert_eq!(conn.interest(), Interest::NONE, "a connection at a worker waits for nothing");
 
     assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Open);
     assert_eq!(script.take_output(), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    assert_eq!(jobs.try_recv().unwrap().head.target, "/b", "the pipelined request goes next");
+    assert_eq!(jobs.try_recv().unwrap().head.target(), "/b", "the pipelined request goes next");
 
     assert_eq!(conn.on_response(&mut ctx, ok_response(After::Close), now), Step::Close);
     assert!(script.take_output().ends_with("ok"));
@@ -489,7 +489,7 @@ fn the_drain_reads_a_request_already_waiting_on_a_kept_alive_connection() {
     ctx.closing = true;
     assert_eq!(conn.on_drain(&mut ctx, now), Step::Open, "a request is waiting: read and answer it");
     let job = jobs.try_recv().expect("the waiting request goes to a worker");
-    assert_eq!(job.head.target, "/b");
+    assert_eq!(job.head.target(), "/b");
     assert!(!job.keep_alive, "answered with Connection: close");
 
     // With nothing waiting, the kept-alive connection closes at once.

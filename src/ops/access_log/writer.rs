@@ -49,7 +49,7 @@ pub(crate) enum Refused<'a> {
 
 /// The first value of header `name` in `head`.
 fn header<'a>(head: &'a Head, name: &str) -> Option<&'a [u8]> {
-    head.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_slice())
+    head.headers.first(name).map(|h| h.value())
 }
 
 /// Method, target and version of a complete first line of `bytes` (`A B C` then CRLF or
@@ -183,8 +183,8 @@ impl AccessLog {
         let raw_line;
         let (method, target, version, referer, user_agent) = match request {
             Refused::Head(head) => (
-                head.method.as_str(),
-                head.target.as_str(),
+                head.method(),
+                head.target(),
                 head.version.as_str(),
                 header(head, "referer"),
                 header(head, "user-agent"),

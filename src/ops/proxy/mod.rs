@@ -27,8 +27,8 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 
+use crate::http1::fields::HeaderFields;
 use crate::http1::grammar::{parse_decimal, trim_ows};
-use crate::http1::request::Header;
 
 mod forwarded;
 mod trusted;
@@ -83,9 +83,9 @@ pub struct ClientInfo {
 ///   the request's `Host` when no host was forwarded.
 ///
 /// Anything that does not validate is ignored, never an error.
-pub fn resolve(trusted: &TrustedProxies, peer: SocketAddr, headers: &mut Vec<Header>) -> ClientInfo {
+pub fn resolve(trusted: &TrustedProxies, peer: SocketAddr, headers: &mut HeaderFields) -> ClientInfo {
     let believed = trusted.hops() > 0 && trusted.contains(peer.ip());
-    headers.retain(|header| match forwarded_field(&header.name) {
+    headers.retain(|header| match forwarded_field(header.name()) {
         None => true,
         Some(exact_spelling) => believed && exact_spelling,
     });
@@ -95,8 +95,8 @@ pub fn resolve(trusted: &TrustedProxies, peer: SocketAddr, headers: &mut Vec<Hea
     }
 
     let mut elements = Vec::new();
-    for header in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("forwarded")) {
-        parse_forwarded(&header.value, &mut elements);
+    for value in headers.values("forwarded") {
+        parse_forwarded(value, &mut elements);
     }
     let hop = if elements.is_empty() { from_x_forwarded(trusted, headers) } else { from_forwarded(trusted, &elements) };
 
@@ -213,8 +213,8 @@ pub(super) fn parse_host(value: &[u8]) -> Option<String> {
 }
 
 /// The request's own `Host`, if it is valid.
-fn request_host(headers: &[Header]) -> Option<String> {
-    headers.iter().find(|h| h.name.eq_ignore_ascii_case("host")).and_then(|h| parse_host(&h.value))
+fn request_host(headers: &HeaderFields) -> Option<String> {
+    headers.first("host").and_then(|h| parse_host(h.value()))
 }
 
 /// `host` without its `:port` (brackets of an IPv6 literal kept).

@@ -7,10 +7,10 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use super::{from_right, parse_host, parse_scheme, walk, Hop, TrustedProxies};
+use crate::http1::fields::HeaderFields;
 use crate::http1::grammar::{parse_decimal, trim_ows};
-use crate::http1::request::Header;
 
-pub(super) fn from_x_forwarded(trusted: &TrustedProxies, headers: &[Header]) -> Hop {
+pub(super) fn from_x_forwarded(trusted: &TrustedProxies, headers: &HeaderFields) -> Hop {
     let mut nodes = list_of(headers, "x-forwarded-for");
     if nodes.is_empty() {
         nodes = list_of(headers, "x-real-ip");
@@ -36,11 +36,10 @@ pub(super) fn from_x_forwarded(trusted: &TrustedProxies, headers: &[Header]) -> 
 
 /// The comma-separated entries of every instance of field `name`, in order, trimmed; empty
 /// entries are skipped.
-pub(super) fn list_of(headers: &[Header], name: &str) -> Vec<Vec<u8>> {
+pub(super) fn list_of(headers: &HeaderFields, name: &str) -> Vec<Vec<u8>> {
     headers
-        .iter()
-        .filter(|header| header.name.eq_ignore_ascii_case(name))
-        .flat_map(|header| header.value.split(|&b| b == b','))
+        .values(name)
+        .flat_map(|value| value.split(|&b| b == b','))
         .map(trim_ows)
         .filter(|entry| !entry.is_empty())
         .map(<[u8]>::to_vec)
