@@ -154,7 +154,7 @@ pub use error::Error;
 pub use handler::Handler;
 pub use http1::fields::{Header, Headers};
 pub use http1::request::{Request, RequestBody, Version};
-pub use http1::response::{Body, Chunks, Response};
+pub use http1::response::{Body, Chunks, Response, ResponseHeaders};
 pub use launch::{launch, launch_with, serve_configured, serve_until_signal};
 pub use ops::access_log::AccessLogFormat;
 pub use signals::drain_on_signals;

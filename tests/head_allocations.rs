@@ -1,6 +1,7 @@
 //! A parsed request head costs at most two heap allocations (its bytes and its field list),
 //! whatever its number of header fields. The head is allocated on the I/O loop thread and freed
 //! on a worker thread, where the allocator's per-thread cache does not help, so this is pinned.
+//! A response's header fields share one buffer too (one allocation for a few short fields).
 //!
 //! This test binary counts allocations with its own global allocator: it forwards every call to
 //! the system allocator and counts those made by the current thread while counting is on, so
@@ -11,6 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use maitred::fuzzing::{parse_head, Head, HeadScanner, Limits};
+use maitred::Response;
 
 /// The system allocator, counting this thread's allocations while [`COUNTING`] is set.
 struct Counting;
@@ -107,4 +109,32 @@ fn a_higher_minor_version_costs_no_extra_allocation() {
     let (head, allocations) = parse_counting(&head_with(3, "HTTP/1.7"), &Limits::default());
     assert_eq!((head.method(), head.target()), ("GET", "/index.html?q=1"));
     assert!(allocations <= 2, "parse_head made {allocations} allocations for an HTTP/1.7 head");
+}
+
+/// Builds a response with `names`' fields (each valued `value`), counting the allocations.
+fn response_counting(names: &[String]) -> (Response, usize) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let mut response = Response::new(200);
+    for name in names {
+        response.add_header(name, "value");
+    }
+    COUNTING.with(|c| c.set(false));
+    (response, ALLOCATIONS.with(Cell::get))
+}
+
+#[test]
+fn a_responses_header_fields_share_one_buffer() {
+    // Before: a `Vec` of pairs and a `String` and a `Vec` per field (7 for three fields).
+    let few: Vec<String> = ["Content-Type", "Cache-Control", "X-Request-Id"].map(String::from).to_vec();
+    let (response, allocations) = response_counting(&few);
+    assert_eq!(allocations, 1, "three short fields");
+    let read: Vec<(&str, &[u8])> = response.headers().collect();
+    assert_eq!(read, few.iter().map(|n| (n.as_str(), &b"value"[..])).collect::<Vec<_>>());
+    // More fields grow the one buffer (doubling), not one allocation each (before: 27).
+    let many: Vec<String> = (0..12).map(|i| format!("X-Field-{i}")).collect();
+    let (response, allocations) = response_counting(&many);
+    assert!(allocations <= 3, "12 fields: {allocations} allocations");
+    assert_eq!(response.headers().count(), 12);
+    assert_eq!(response.headers().nth(11), Some(("X-Field-11", &b"value"[..])));
 }

@@ -120,24 +120,29 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     let mut declared_len = None;
     let mut has_date = false;
     let mut has_server = false;
-    for (name, value) in &headers {
-        if !is_token(name.as_bytes()) {
+    if headers.too_long() {
+        return Err(InvalidHead("a header name or value of 4 GiB or more".into()));
+    }
+    for (name, value) in headers.raw() {
+        if !is_token(name) {
+            let name = String::from_utf8_lossy(name);
             return Err(InvalidHead(format!("header name {name:?} is not a token")));
         }
         if !is_field_value(value) {
+            let name = String::from_utf8_lossy(name);
             return Err(InvalidHead(format!("header {name} has a control character in its value")));
         }
-        if name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case(b"content-length") {
             match (parse_length(value), declared_len) {
                 (Some(n), None) => declared_len = Some(n),
                 (Some(n), Some(m)) if n == m => {}
                 _ => return Err(InvalidHead("invalid or conflicting Content-Length".into())),
             }
-        } else if name.eq_ignore_ascii_case("connection") && has_token(value, "close") {
+        } else if name.eq_ignore_ascii_case(b"connection") && has_token(value, "close") {
             close = true;
         }
-        has_date |= name.eq_ignore_ascii_case("date");
-        has_server |= name.eq_ignore_ascii_case("server");
+        has_date |= name.eq_ignore_ascii_case(b"date");
+        has_server |= name.eq_ignore_ascii_case(b"server");
     }
 
     // The length the body will have: known from the body itself, or declared by the handler
@@ -162,12 +167,12 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in &headers {
-        let skip = ["content-length", "transfer-encoding", "connection", "keep-alive"]
+    for (name, value) in headers.raw() {
+        let skip = [&b"content-length"[..], b"transfer-encoding", b"connection", b"keep-alive"]
             .iter()
             .any(|hop| name.eq_ignore_ascii_case(hop));
         if !skip {
-            put_header(&mut out, name.as_bytes(), value);
+            put_header(&mut out, name, value);
         }
     }
     finish_head(&mut out, ctx, framing, close, has_date, has_server);

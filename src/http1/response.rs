@@ -106,19 +106,113 @@ impl From<&str> for Body {
     }
 }
 
+/// Room the first header takes in a response's field buffer: most responses set a few short
+/// fields, which then cost one allocation in all.
+const FIELDS_FIRST_CAPACITY: usize = 128;
+
+/// A response's header fields, in order, in one buffer: for each field, the name's length and
+/// the value's length (4 bytes each, little-endian), the name, then the value. One allocation
+/// for any number of fields, where a `String` and a `Vec` for each field and a list of them
+/// cost `1 + 2n` (and as many frees when the response is encoded).
+#[derive(Clone, Default)]
+pub(crate) struct ResponseFields {
+    bytes: Vec<u8>,
+    /// A name or value of 4 GiB or more was given: the response is refused when encoded.
+    too_long: bool,
+}
+
+impl ResponseFields {
+    fn push(&mut self, name: &str, value: &[u8]) {
+        let (Ok(name_len), Ok(value_len)) = (u32::try_from(name.len()), u32::try_from(value.len())) else {
+            self.too_long = true;
+            return;
+        };
+        let needed = 8 + name.len() + value.len();
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(needed.max(FIELDS_FIRST_CAPACITY));
+        }
+        self.bytes.extend_from_slice(&name_len.to_le_bytes());
+        self.bytes.extend_from_slice(&value_len.to_le_bytes());
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.extend_from_slice(value);
+    }
+
+    /// Whether a name or value was too long to be kept (4 GiB or more).
+    pub(crate) fn too_long(&self) -> bool {
+        self.too_long
+    }
+
+    /// The fields as bytes, in order: what the encoder checks and writes.
+    pub(crate) fn raw(&self) -> RawFields<'_> {
+        RawFields { rest: &self.bytes }
+    }
+}
+
+/// The fields of a response as `(name, value)` byte pairs, in order.
+#[derive(Clone)]
+pub(crate) struct RawFields<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RawFields<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (lengths, rest) = self.rest.split_first_chunk::<8>()?;
+        let [n0, n1, n2, n3, v0, v1, v2, v3] = *lengths;
+        let name_len = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
+        let value_len = u32::from_le_bytes([v0, v1, v2, v3]) as usize;
+        let (name, rest) = rest.split_at(name_len);
+        let (value, rest) = rest.split_at(value_len);
+        self.rest = rest;
+        Some((name, value))
+    }
+}
+
+/// The header fields a response has so far, as `(name, value)` pairs in order (duplicates
+/// kept): from [`Response::headers`].
+#[derive(Clone)]
+pub struct ResponseHeaders<'a> {
+    raw: RawFields<'a>,
+}
+
+impl<'a> Iterator for ResponseHeaders<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (name, value) = self.raw.next()?;
+        // Every name was stored from a `&str`, so this check cannot fail.
+        Some((std::str::from_utf8(name).unwrap_or_default(), value))
+    }
+}
+
+impl std::iter::FusedIterator for ResponseHeaders<'_> {}
+
+impl fmt::Debug for ResponseHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone().map(|(name, value)| (name, String::from_utf8_lossy(value)))).finish()
+    }
+}
+
+impl fmt::Debug for ResponseFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&ResponseHeaders { raw: self.raw() }, f)
+    }
+}
+
 /// A response: status, headers in order, and a body.
 #[derive(Debug)]
 pub struct Response {
     pub(crate) status: u16,
     pub(crate) reason: Option<String>,
-    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    pub(crate) headers: ResponseFields,
     pub(crate) body: Body,
 }
 
 impl Response {
     /// A response with `status`, no headers and no body.
     pub fn new(status: u16) -> Self {
-        Response { status, reason: None, headers: Vec::new(), body: Body::Empty }
+        Response { status, reason: None, headers: ResponseFields::default(), body: Body::Empty }
     }
 
     /// A `text/plain; charset=utf-8` response.
@@ -131,8 +225,9 @@ impl Response {
         Response::new(status).with_header("Content-Type", "text/html; charset=utf-8").with_body(html.into())
     }
 
-    /// Adds a header (duplicates are kept, in order).
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+    /// Adds a header (duplicates are kept, in order). The name and value are copied: a `&str`
+    /// or `&[u8]` is as good as an owned one.
+    pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Self {
         self.add_header(name, value);
         self
     }
@@ -149,9 +244,10 @@ impl Response {
         self
     }
 
-    /// Adds a header (duplicates are kept, in order).
-    pub fn add_header(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.headers.push((name.into(), value.into()));
+    /// Adds a header (duplicates are kept, in order). The name and value are copied: a `&str`
+    /// or `&[u8]` is as good as an owned one.
+    pub fn add_header(&mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) {
+        self.headers.push(name.as_ref(), value.as_ref());
     }
 
     /// Replaces the body.
@@ -164,13 +260,36 @@ impl Response {
         self.status
     }
 
-    /// The headers set so far.
-    pub fn headers(&self) -> &[(String, Vec<u8>)] {
-        &self.headers
+    /// The headers set so far, as `(name, value)` pairs in order.
+    pub fn headers(&self) -> ResponseHeaders<'_> {
+        ResponseHeaders { raw: self.headers.raw() }
     }
 
     /// The body.
     pub fn body(&self) -> &Body {
         &self.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_fields_read_back_in_order_with_duplicates_and_any_bytes() {
+        let value: Vec<u8> = (0u8..=255).collect();
+        let response = Response::new(200)
+            .with_header("Set-Cookie", "a=1")
+            .with_header(String::from("Set-Cookie"), b"b=2")
+            .with_header("X-Empty", "")
+            .with_header("X-Bytes", &value);
+        let fields: Vec<(&str, &[u8])> = response.headers().collect();
+        assert_eq!(
+            fields,
+            [("Set-Cookie", &b"a=1"[..]), ("Set-Cookie", b"b=2"), ("X-Empty", b""), ("X-Bytes", &value[..])]
+        );
+        assert_eq!(Response::new(204).headers().next(), None);
+        let shown = format!("{:?}", response.headers());
+        assert!(shown.starts_with(r#"[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-Empty", "")"#), "{shown}");
     }
 }

@@ -135,7 +135,7 @@ fn with_head(head: &Head, body: Body) -> Response {
         response = response.with_reason(reason.clone());
     }
     for (name, value) in &head.headers {
-        response.add_header(name.clone(), value.clone());
+        response.add_header(name, value);
     }
     response.set_body(body);
     response
