@@ -4,21 +4,24 @@
 //! parser, the chunked decoder's trailers, the encoder's header checks, the forwarded headers,
 //! the WSGI front end). Never allocates or parses a whole message: one rule per function.
 
-/// `TCHARS[b]`: whether byte `b` is a `tchar` (RFC 9110, 5.6.2), one load per byte.
-static TCHARS: [bool; 256] = {
+/// A byte class as a table: ASCII letters and digits, and the bytes of `extra`.
+const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
-            );
+        table[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
     table
-};
+}
+
+/// `TCHARS[b]`: whether byte `b` is a `tchar` (RFC 9110, 5.6.2), one load per byte.
+static TCHARS: [bool; 256] = alphanumeric_and(b"!#$%&'*+-.^_`|~");
 
 /// Whether `b` is a `tchar` (RFC 9110, 5.6.2).
 pub(crate) fn is_tchar(b: u8) -> bool {
@@ -75,20 +78,7 @@ pub(crate) fn parse_decimal(digits: &[u8], max_digits: usize) -> Option<u32> {
 
 /// `REG_NAME[b]`: whether byte `b` may appear as itself in a reg-name (RFC 3986, 3.2.2:
 /// unreserved and sub-delims; `%` starts a pct-encoded byte and is checked apart).
-static REG_NAME: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-            );
-        b += 1;
-    }
-    table
-};
+static REG_NAME: [bool; 256] = alphanumeric_and(b"-._~!$&'()*+,;=");
 
 /// `host [":" port]`: a reg-name (unreserved, sub-delims, pct-encoded) or an IP literal in
 /// brackets; no user info; the port is digits. Empty is refused.
