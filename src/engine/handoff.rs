@@ -192,17 +192,13 @@ impl JobSender {
 impl Drop for JobSender {
     fn drop(&mut self) {
         // Whatever is still queued belongs to connections that are gone.
-        let discarded = {
+        // Every idle worker wakes, finds the queue closed and stops.
+        let (discarded, sleepers) = {
             let mut state = self.dispatch.lock();
             state.closed = true;
-            std::mem::take(&mut state.jobs)
-        };
-        // Every idle worker wakes, finds the queue closed and stops.
-        let sleepers = {
-            let mut state = self.dispatch.lock();
             let sleepers = std::mem::take(&mut state.sleepers);
             state.woken += sleepers.len();
-            sleepers
+            (std::mem::take(&mut state.jobs), sleepers)
         };
         for sleeper in sleepers {
             sleeper.ready.notify_one();

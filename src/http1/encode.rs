@@ -120,9 +120,6 @@ pub(crate) fn encode(response: Response, ctx: &ResponseContext<'_>, mut out: Vec
     let mut declared_len = None;
     let mut has_date = false;
     let mut has_server = false;
-    if headers.too_long() {
-        return Err(InvalidHead("a header name or value of 4 GiB or more".into()));
-    }
     for (name, value) in headers.raw() {
         if !is_token(name) {
             let name = String::from_utf8_lossy(name);

@@ -266,3 +266,21 @@ impl fmt::Debug for Headers<'_> {
         f.debug_list().entries(self.clone()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_is_taken_only_from_within_its_bytes() {
+        let bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let span = Span::within(bytes, &bytes[16..20]).expect("a slice of the bytes");
+        assert_eq!(span.of(bytes), b"Host");
+        assert_eq!(Span::within(bytes, &bytes[bytes.len()..]).map(|s| s.of(bytes).len()), Some(0));
+        // Anything else is refused (`parse_head` then answers 400), never sliced.
+        let elsewhere = bytes.to_vec();
+        assert_eq!(Span::within(bytes, &elsewhere[16..20]), None, "a slice of another buffer");
+        assert_eq!(Span::within(&bytes[..18], &bytes[16..20]), None, "a slice running past the end");
+        assert_eq!(Span::within(&bytes[17..], &bytes[16..20]), None, "a slice starting before them");
+    }
+}

@@ -110,36 +110,27 @@ impl From<&str> for Body {
 /// fields, which then cost one allocation in all.
 const FIELDS_FIRST_CAPACITY: usize = 128;
 
+/// Bytes of one length in [`ResponseFields`].
+const LEN: usize = std::mem::size_of::<usize>();
+
 /// A response's header fields, in order, in one buffer: for each field, the name's length and
-/// the value's length (4 bytes each, little-endian), the name, then the value. One allocation
-/// for any number of fields, where a `String` and a `Vec` for each field and a list of them
-/// cost `1 + 2n` (and as many frees when the response is encoded).
+/// the value's length (native `usize`s: the buffer never leaves the process), the name, then
+/// the value. One allocation for any number of fields, where a `String` and a `Vec` for each
+/// field and a list of them cost `1 + 2n` (and as many frees when the response is encoded).
 #[derive(Clone, Default)]
 pub(crate) struct ResponseFields {
     bytes: Vec<u8>,
-    /// A name or value of 4 GiB or more was given: the response is refused when encoded.
-    too_long: bool,
 }
 
 impl ResponseFields {
     fn push(&mut self, name: &str, value: &[u8]) {
-        let (Ok(name_len), Ok(value_len)) = (u32::try_from(name.len()), u32::try_from(value.len())) else {
-            self.too_long = true;
-            return;
-        };
-        let needed = 8 + name.len() + value.len();
         if self.bytes.capacity() == 0 {
-            self.bytes.reserve(needed.max(FIELDS_FIRST_CAPACITY));
+            self.bytes.reserve((2 * LEN + name.len() + value.len()).max(FIELDS_FIRST_CAPACITY));
         }
-        self.bytes.extend_from_slice(&name_len.to_le_bytes());
-        self.bytes.extend_from_slice(&value_len.to_le_bytes());
+        self.bytes.extend_from_slice(&name.len().to_ne_bytes());
+        self.bytes.extend_from_slice(&value.len().to_ne_bytes());
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.extend_from_slice(value);
-    }
-
-    /// Whether a name or value was too long to be kept (4 GiB or more).
-    pub(crate) fn too_long(&self) -> bool {
-        self.too_long
     }
 
     /// The fields as bytes, in order: what the encoder checks and writes.
@@ -158,11 +149,10 @@ impl<'a> Iterator for RawFields<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (lengths, rest) = self.rest.split_first_chunk::<8>()?;
-        let [n0, n1, n2, n3, v0, v1, v2, v3] = *lengths;
-        let name_len = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
-        let value_len = u32::from_le_bytes([v0, v1, v2, v3]) as usize;
-        let (name, rest) = rest.split_at(name_len);
+        let (name_len, rest) = self.rest.split_first_chunk::<LEN>()?;
+        let (value_len, rest) = rest.split_first_chunk::<LEN>()?;
+        let (name, rest) = rest.split_at(usize::from_ne_bytes(*name_len));
+        let value_len = usize::from_ne_bytes(*value_len);
         let (value, rest) = rest.split_at(value_len);
         self.rest = rest;
         Some((name, value))
