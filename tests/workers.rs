@@ -469,8 +469,20 @@ fn workers_share_a_unix_socket_whose_file_outlives_a_replaced_worker() {
     };
     assert!(get().ends_with("\r\n\r\nhello\n"));
     let (_, victim) = started_workers(&server.log())[0];
-    signal_pid(victim, "TERM"); // drains that worker alone: an unexpected exit for the supervisor
+    // Drains that worker alone: its next report says so, and the supervisor stops handing it
+    // connections and replaces it.
+    signal_pid(victim, "TERM");
     assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 3), "{}", server.log());
+    assert!(
+        wait_for(Duration::from_secs(20), || server.log().contains(&format!("(pid {victim}) stopped after "))),
+        "the signalled worker exits once the supervisor closed its input\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains(&format!("(pid {victim}) is draining on its own (a stop signal)")),
+        "{}",
+        server.log()
+    );
     assert!(path.exists(), "a worker's exit removed the supervisor's socket file");
     for _ in 0..10 {
         assert!(get().ends_with("\r\n\r\nhello\n"));

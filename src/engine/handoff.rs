@@ -342,6 +342,10 @@ pub(crate) enum ToLoop {
     StreamEnd { conn: ConnRef, complete: bool },
     /// Stop accepting work: close idle connections, close the rest after their response.
     Drain,
+    /// No connection will be handed over any more (a worker process: the supervisor's input
+    /// ended). Every connection admitted before it was sent is already in the mailbox ahead
+    /// of it.
+    ArrivalsEnded,
 }
 
 /// Messages to the I/O loop, in order.

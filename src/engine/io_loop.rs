@@ -79,6 +79,10 @@ pub(crate) struct IoLoop {
     ctx: LoopCtx,
     next_generation: u64,
     drain_deadline: Option<Instant>,
+    /// Connections may still be handed over (a worker process until the supervisor's input
+    /// ends): a drained loop waits for that before it stops, so a connection the supervisor
+    /// handed over just after it said `drain` is served, not closed unread.
+    arrivals_open: bool,
     /// Connections whose transport holds input the poller cannot see (TLS plaintext already
     /// decrypted): read in the next pass, before the loop sleeps.
     buffered: Vec<ConnRef>,
@@ -91,6 +95,7 @@ impl IoLoop {
         inbox: LoopInbox,
         jobs: JobSender,
         on_loop: Option<Arc<dyn crate::handler::Handler>>,
+        handed_connections: bool,
     ) -> Self {
         let limits = shared.config.limits();
         IoLoop {
@@ -115,6 +120,7 @@ impl IoLoop {
             },
             next_generation: 0,
             drain_deadline: None,
+            arrivals_open: handed_connections,
             buffered: Vec::new(),
         }
     }
@@ -127,7 +133,11 @@ impl IoLoop {
             self.handle_messages(now);
             self.expire(now);
             if let Some(deadline) = self.drain_deadline {
-                if self.conns.len == 0 {
+                if self.conns.len == 0 && !self.arrivals_open {
+                    break;
+                }
+                if now >= deadline && self.conns.len == 0 {
+                    warn!(target: "maitred::server", "graceful_timeout passed and the supervisor has not closed its input; stopping");
                     break;
                 }
                 if now >= deadline {
@@ -264,6 +274,7 @@ impl IoLoop {
                 ToLoop::AcceptedTls(stream, peer) => self.accept(stream, peer, true, now),
                 ToLoop::Evict => self.evict(now),
                 ToLoop::Drain => self.begin_drain(now),
+                ToLoop::ArrivalsEnded => self.arrivals_open = false,
                 ToLoop::Response { conn, response } => match self.conns.lookup(conn) {
                     Some(c) => {
                         let step = c.on_response(&mut self.ctx, response, now);

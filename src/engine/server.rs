@@ -160,7 +160,7 @@ impl Server {
         let on_loop = handler.responds_on_loop().then(|| Arc::clone(&handler));
         let pool = Pool::start(threads, Arc::new(WorkerShared { handler, shared: Arc::clone(&shared) }), jobs_rx)?;
 
-        let io_loop = IoLoop::new(Arc::clone(&shared), loop_poller, loop_rx, jobs_tx, on_loop);
+        let io_loop = IoLoop::new(Arc::clone(&shared), loop_poller, loop_rx, jobs_tx, on_loop, worker_process);
         let io_thread = thread::Builder::new().name("maitred-io".into()).spawn(move || io_loop.run())?;
 
         let acceptor = Acceptor {

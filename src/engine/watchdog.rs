@@ -253,6 +253,7 @@ impl Shared {
             open_connections: self.gauge.current() as u64,
             resident_bytes: crate::ops::memory::resident_bytes().unwrap_or(0),
             wedged: self.watch.wedged(),
+            draining: self.draining.load(std::sync::atomic::Ordering::SeqCst),
             replace: self.watch.timed_out().then_some("timeout"),
         }
     }

@@ -224,12 +224,13 @@ pub(crate) struct ClusterView {
     /// One entry per live worker (this one included, as of its last report).
     pub(crate) workers: Vec<WorkerGauge>,
     /// Worker replacements by reason (`crash`, `timeout`, `max_requests`, `memory`, `reload`,
-    /// `scale`, ...), with their counts since the supervisor started.
+    /// `scale`, `signal`, ...), with their counts since the supervisor started.
     pub(crate) restarts: Vec<(String, u64)>,
 }
 
 /// The restart reasons always rendered (at 0 until one happens), so dashboards see the series.
-pub(crate) const RESTART_REASONS: [&str; 6] = ["crash", "timeout", "max_requests", "memory", "reload", "scale"];
+pub(crate) const RESTART_REASONS: [&str; 7] =
+    ["crash", "timeout", "max_requests", "memory", "reload", "scale", "signal"];
 
 impl ClusterView {
     /// One line, no `\n`: the snapshot's tokens, then `w=id,pid,busy,open,resident,handled`

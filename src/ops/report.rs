@@ -26,6 +26,9 @@ pub(crate) struct Report {
     pub(crate) requests_handled: u64,
     /// No worker thread has been free for longer than the wedge bound.
     pub(crate) wedged: bool,
+    /// The process drains: its supervisor told it to, or a stop signal reached it alone (the
+    /// supervisor then stops handing it connections and replaces it).
+    pub(crate) draining: bool,
     /// The worker asks to be replaced, and why (`Some("timeout")` once a handler call ran
     /// longer than `worker_timeout`).
     pub(crate) replace: Option<&'static str>,
@@ -38,12 +41,13 @@ impl Report {
         let mut out = String::with_capacity(512);
         let _ = write!(
             out,
-            "v=1 busy={} open={} rss={} handled={} wedged={}",
+            "v=1 busy={} open={} rss={} handled={} wedged={} draining={}",
             self.busy_threads,
             self.open_connections,
             self.resident_bytes,
             self.requests_handled,
-            u8::from(self.wedged)
+            u8::from(self.wedged),
+            u8::from(self.draining)
         );
         if let Some(reason) = self.replace {
             let _ = write!(out, " replace={reason}");
@@ -65,6 +69,7 @@ impl Report {
                 "rss" => report.resident_bytes = number()?,
                 "handled" => report.requests_handled = number()?,
                 "wedged" => report.wedged = number()? != 0,
+                "draining" => report.draining = number()? != 0,
                 "replace" => report.replace = REPLACE_REASONS.iter().find(|r| **r == value).copied(),
                 _ => {
                     report.counters.decode_token(key, value)?;
@@ -113,12 +118,13 @@ mod tests {
             resident_bytes: 52 << 20,
             requests_handled: 12345,
             wedged: true,
+            draining: true,
             replace: Some("timeout"),
         };
         let line = report.encode();
         assert!(!line.contains('\n'), "{line}");
         assert_eq!(Report::decode(&line), Some(report.clone()));
-        let calm = Report { wedged: false, replace: None, ..report };
+        let calm = Report { wedged: false, draining: false, replace: None, ..report };
         assert_eq!(Report::decode(&calm.encode()), Some(calm));
     }
 

@@ -345,6 +345,11 @@ impl Arbiter {
         if !self.stopping && self.fresh_count() < self.target {
             at = at.min(self.next_spawn_at.max(Instant::now()));
         }
+        // A draining worker leaves the roster when its `drain_delay` ends; only then does its
+        // input end, which its I/O loop waits for before it stops.
+        if let Some(expiry) = self.dispatcher.roster().next_expiry() {
+            at = at.min(expiry.max(Instant::now()));
+        }
         at
     }
 
@@ -387,8 +392,17 @@ impl Arbiter {
             }
             Event::Report(serial, report) => {
                 let limit = self.config.max_worker_memory;
-                let Some(w) = self.workers.iter_mut().find(|w| w.serial == serial) else { return };
+                let Some(i) = self.workers.iter().position(|w| w.serial == serial) else { return };
+                let w = &mut self.workers[i];
                 w.report = *report;
+                if w.report.draining && !w.draining() {
+                    // A stop signal reached this worker alone: it serves what it is handed
+                    // until its input ends, so stop handing it connections and replace it.
+                    info!(target: "maitred::server", "{} is draining on its own (a stop signal); replacing it", w.name());
+                    *self.restarts.entry("signal").or_default() += 1;
+                    self.drain(i);
+                    return;
+                }
                 if w.retiring.is_some() || w.draining() {
                     return;
                 }

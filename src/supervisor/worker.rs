@@ -14,6 +14,7 @@ use log::{debug, info};
 
 use super::channel::{self, Down};
 use crate::config::Config;
+use crate::engine::handoff::ToLoop;
 use crate::engine::server::{Server, Stopper};
 use crate::engine::Shared;
 use crate::error::Error;
@@ -59,7 +60,10 @@ fn control_input() -> std::io::Result<impl FnMut() -> Option<Down> + Send> {
 /// starts the drain, `socket` is a connection handed over (taken into the engine), `cluster`
 /// is what the metrics path knows of the other workers. After `drain` the messages are still
 /// read until the end of input, because when no other worker is left the supervisor keeps
-/// handing connections over for `drain_delay` (the health path says 503 meanwhile).
+/// handing connections over for `drain_delay` (the health path says 503 meanwhile), and its
+/// accept loop may hand one over that chose this worker just before it was told to drain.
+/// The I/O loop stops only after the end of input (or `graceful_timeout`), so such a
+/// connection is served with `Connection: close` rather than closed unread.
 fn follow_supervisor(stopper: Stopper, shared: Arc<Shared>, mut next: impl FnMut() -> Option<Down>) {
     let mut drained = false;
     while let Some(message) = next() {
@@ -81,6 +85,9 @@ fn follow_supervisor(stopper: Stopper, shared: Arc<Shared>, mut next: impl FnMut
     if !drained {
         info!(target: "maitred::server", "supervisor gone; draining");
     }
+    // Behind every connection taken above in the loop's mailbox: the loop may stop once
+    // drained, as nothing more can be handed over.
+    shared.waker.send(ToLoop::ArrivalsEnded);
     stopper.shutdown();
 }
 
@@ -122,4 +129,53 @@ pub(crate) fn serve_as_worker<H: Handler>(config: Config, handler: H) -> Result<
         log::warn!(target: "maitred::server", "stopped with a handler still running after graceful_timeout");
     }
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use crossbeam_channel::unbounded;
+
+    use super::*;
+    use crate::engine::net::Stream;
+    use crate::http1::response::Response;
+    use crate::supervisor::handoff::Parcel;
+
+    /// The supervisor's accept loop takes its list of workers before it hands a connection
+    /// over, so a `socket` line can follow a worker's `drain` line. The worker's I/O loop used
+    /// to stop as soon as it was drained and empty: the connection then closed with its
+    /// request unread, and the client saw a reset (1 request of 45,230 in CI while
+    /// `max_requests` recycled workers under load).
+    #[test]
+    fn a_connection_handed_over_after_drain_is_served_until_the_supervisors_input_ends() {
+        let config = Config { graceful_timeout: Duration::from_secs(20), ..Config::default() };
+        let handle = Server::for_worker_process(config, |_| Response::text(200, "served\n")).unwrap().start().unwrap();
+        let (stopper, shared) = (handle.stopper(), Arc::clone(handle.shared()));
+        let (lines, input) = unbounded::<Down>();
+        let follower = std::thread::spawn(move || follow_supervisor(stopper, shared, move || input.recv().ok()));
+
+        lines.send(Down::from(channel::DRAIN.to_string())).unwrap();
+        // Long enough for a drained, empty loop to have stopped, had it not waited.
+        std::thread::sleep(Duration::from_millis(300));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        lines.send(Parcel::new(Stream::Tcp(accepted)).letter(0, 0).unwrap()).unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
+        assert!(answer.contains("\r\nConnection: close\r\n") && answer.ends_with("\r\n\r\nserved\n"), "{answer:?}");
+
+        // The end of input lets the drained loop stop.
+        drop(lines);
+        let (done, stopped) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || done.send(handle.wait()).unwrap());
+        assert_eq!(stopped.recv_timeout(Duration::from_secs(10)), Ok(true), "stops once its input ended");
+        follower.join().unwrap();
+    }
 }
