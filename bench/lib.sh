@@ -311,12 +311,19 @@ spread() { # spread FILE SCENARIO SERVER COLUMN: (max - min) / median, percent
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
+# The same ratio unrounded, for `target`: a rounded one would call 0.998 "1.00" and MET.
+exact_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.6f", a / b }'; }
+
 target() { # target DESCRIPTION VALUE OP THRESHOLD (VALUE "n/a" or "nan": NOT MEASURED)
-    local desc=$1 val=$2 op=$3 thr=$4 verdict
-    if [[ $val == n/a || $val == nan || -z $val ]]; then verdict="NOT MEASURED"
-    elif awk -v v="$val" -v t="$thr" -v op="$op" 'BEGIN { exit !((op == ">=" && v >= t) || (op == "<=" && v <= t) || (op == "==" && v == t)) }'
-    then verdict=MET; else verdict="NOT MET"; fi
-    printf '  %-62s %8s  (%s %-3s)  %s\n' "$desc" "$val" "$op" "$thr" "$verdict" >>"$TARGETS"
+    # VALUE is compared as given (pass exact_ratio's, not ratio's) and shown to 3 decimals.
+    local desc=$1 val=$2 op=$3 thr=$4 verdict shown
+    if [[ $val == n/a || $val == nan || -z $val ]]; then verdict="NOT MEASURED"; shown=$val
+    else
+        shown=$(awk -v v="$val" 'BEGIN { printf "%.3f", v }')
+        if awk -v v="$val" -v t="$thr" -v op="$op" 'BEGIN { exit !((op == ">=" && v >= t) || (op == "<=" && v <= t) || (op == "==" && v == t)) }'
+        then verdict=MET; else verdict="NOT MET"; fi
+    fi
+    printf '  %-62s %8s  (%s %-3s)  %s\n' "$desc" "$shown" "$op" "$thr" "$verdict" >>"$TARGETS"
 }
 
 # pin_and_clean_env: sets SERVER_PIN / CLIENT_PIN (taskset, when PIN=1), CLK_TCK, and

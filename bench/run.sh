@@ -638,26 +638,26 @@ std_rps() { col_median "$RAW_STD" "$1" "$2" 4; }
 # not the target itself, but much less sensitive to what else the machine is doing.
 std_cpu() { col_median "$RAW_STD" "$1" "$2" 9; }
 if has_scenario hello-50; then
-    target "hello, 50 conns: maitred / hyper req/s" "$(ratio "$(std_rps hello-50 maitred)" "$(std_rps hello-50 hyper)")" ">=" 0.8
-    target "hello, 50 conns: maitred / tiny-pool req/s" "$(ratio "$(std_rps hello-50 maitred)" "$(std_rps hello-50 tiny-pool)")" ">=" 1.5
-    target "  [cpu] hello, 50 conns: hyper / maitred us/req" "$(ratio "$(std_cpu hello-50 hyper)" "$(std_cpu hello-50 maitred)")" ">=" 0.8
-    target "  [cpu] hello, 50 conns: tiny-pool / maitred us/req" "$(ratio "$(std_cpu hello-50 tiny-pool)" "$(std_cpu hello-50 maitred)")" ">=" 1.5
+    target "hello, 50 conns: maitred / hyper req/s" "$(exact_ratio "$(std_rps hello-50 maitred)" "$(std_rps hello-50 hyper)")" ">=" 0.8
+    target "hello, 50 conns: maitred / tiny-pool req/s" "$(exact_ratio "$(std_rps hello-50 maitred)" "$(std_rps hello-50 tiny-pool)")" ">=" 1.5
+    target "  [cpu] hello, 50 conns: hyper / maitred us/req" "$(exact_ratio "$(std_cpu hello-50 hyper)" "$(std_cpu hello-50 maitred)")" ">=" 0.8
+    target "  [cpu] hello, 50 conns: tiny-pool / maitred us/req" "$(exact_ratio "$(std_cpu hello-50 tiny-pool)" "$(std_cpu hello-50 maitred)")" ">=" 1.5
 fi
 # Issue 15: hello at 50 and 256 connections, level with hyper in both requests per second and
 # server CPU per request.
 for sc in hello-50 hello-256; do
     has_scenario "$sc" || continue
-    target "issue 15: $sc: maitred / hyper req/s" "$(ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" hyper)")" ">=" 1.0
-    target "issue 15: $sc: hyper / maitred cpu us/req" "$(ratio "$(std_cpu "$sc" hyper)" "$(std_cpu "$sc" maitred)")" ">=" 1.0
+    target "issue 15: $sc: maitred / hyper req/s" "$(exact_ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" hyper)")" ">=" 1.0
+    target "issue 15: $sc: hyper / maitred cpu us/req" "$(exact_ratio "$(std_cpu "$sc" hyper)" "$(std_cpu "$sc" maitred)")" ">=" 1.0
 done
 if has_scenario close-50; then
-    target "new connection per request, 50 conns: maitred / hyper" "$(ratio "$(std_rps close-50 maitred)" "$(std_rps close-50 hyper)")" ">=" 0.8
-    target "  [cpu] new connection per request: hyper / maitred us/req" "$(ratio "$(std_cpu close-50 hyper)" "$(std_cpu close-50 maitred)")" ">=" 0.8
+    target "new connection per request, 50 conns: maitred / hyper" "$(exact_ratio "$(std_rps close-50 maitred)" "$(std_rps close-50 hyper)")" ">=" 0.8
+    target "  [cpu] new connection per request: hyper / maitred us/req" "$(exact_ratio "$(std_cpu close-50 hyper)" "$(std_cpu close-50 maitred)")" ">=" 0.8
 fi
 if has_scenario echo-1m; then
-    target "1 MiB echo: maitred (default settings) / hyper req/s" "$(ratio "$(std_rps echo-1m maitred)" "$(std_rps echo-1m hyper)")" ">=" 0.8
-    target "  [cpu] 1 MiB echo: hyper / maitred us/req" "$(ratio "$(std_cpu echo-1m hyper)" "$(std_cpu echo-1m maitred)")" ">=" 0.8
-    target "  [info] 1 MiB echo: maitred-spool (spooled) / hyper req/s" "$(ratio "$(std_rps echo-1m maitred-spool)" "$(std_rps echo-1m hyper)")" ">=" 0.8
+    target "1 MiB echo: maitred (default settings) / hyper req/s" "$(exact_ratio "$(std_rps echo-1m maitred)" "$(std_rps echo-1m hyper)")" ">=" 0.8
+    target "  [cpu] 1 MiB echo: hyper / maitred us/req" "$(exact_ratio "$(std_cpu echo-1m hyper)" "$(std_cpu echo-1m maitred)")" ">=" 0.8
+    target "  [info] 1 MiB echo: maitred-spool (spooled) / hyper req/s" "$(exact_ratio "$(std_rps echo-1m maitred-spool)" "$(std_rps echo-1m hyper)")" ">=" 0.8
 fi
 # static-*: against nginx with one worker process (the issue's bar) and, for information, with
 # `worker_processes auto`. static-100m compares throughput (bytes read / duration, partial
@@ -665,20 +665,20 @@ fi
 std_mibs() { col_median_expr "$RAW_STD" "$1" "$2" '$20 / $16 / 1048576'; }
 for sc in static-1k static-64k; do
     has_scenario "$sc" || continue
-    target "$sc, ${SCEN_N[$sc]} conns: maitred / nginx-1 req/s" "$(ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" nginx-1)")" ">=" 1.0
-    target "  [cpu] $sc: nginx-1 / maitred us/req" "$(ratio "$(std_cpu "$sc" nginx-1)" "$(std_cpu "$sc" maitred)")" ">=" 1.0
-    target "  [info] $sc: maitred / nginx-auto req/s" "$(ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" nginx-auto)")" ">=" 1.0
+    target "$sc, ${SCEN_N[$sc]} conns: maitred / nginx-1 req/s" "$(exact_ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" nginx-1)")" ">=" 1.0
+    target "  [cpu] $sc: nginx-1 / maitred us/req" "$(exact_ratio "$(std_cpu "$sc" nginx-1)" "$(std_cpu "$sc" maitred)")" ">=" 1.0
+    target "  [info] $sc: maitred / nginx-auto req/s" "$(exact_ratio "$(std_rps "$sc" maitred)" "$(std_rps "$sc" nginx-auto)")" ">=" 1.0
 done
 if has_scenario static-100m; then
-    target "static-100m, ${SCEN_N[static-100m]} conns: maitred / nginx-1 MiB/s" "$(ratio "$(std_mibs static-100m maitred)" "$(std_mibs static-100m nginx-1)")" ">=" 1.0
-    target "  [cpu] static-100m: nginx-1 / maitred us/req" "$(ratio "$(std_cpu static-100m nginx-1)" "$(std_cpu static-100m maitred)")" ">=" 1.0
-    target "  [info] static-100m: maitred / nginx-auto MiB/s" "$(ratio "$(std_mibs static-100m maitred)" "$(std_mibs static-100m nginx-auto)")" ">=" 1.0
+    target "static-100m, ${SCEN_N[static-100m]} conns: maitred / nginx-1 MiB/s" "$(exact_ratio "$(std_mibs static-100m maitred)" "$(std_mibs static-100m nginx-1)")" ">=" 1.0
+    target "  [cpu] static-100m: nginx-1 / maitred us/req" "$(exact_ratio "$(std_cpu static-100m nginx-1)" "$(std_cpu static-100m maitred)")" ">=" 1.0
+    target "  [info] static-100m: maitred / nginx-auto MiB/s" "$(exact_ratio "$(std_mibs static-100m maitred)" "$(std_mibs static-100m nginx-auto)")" ">=" 1.0
 fi
 for sc in "${SCENARIO_LIST[@]}"; do
     [[ ${SCEN_KIND[$sc]} == idle ]] || continue
     n=${SCEN_N[$sc]}
     target "$sc: maitred req/s with / without idle (median of rounds)" "$(col_median "$RAW_IDLE" "$sc" maitred 6)" ">=" 0.9
-    target "  [cpu] $sc: maitred us/req without / with idle" "$(ratio "$(col_median "$RAW_IDLE" "$sc" maitred 11)" "$(col_median "$RAW_IDLE" "$sc" maitred 12)")" ">=" 0.9
+    target "  [cpu] $sc: maitred us/req without / with idle" "$(exact_ratio "$(col_median "$RAW_IDLE" "$sc" maitred 11)" "$(col_median "$RAW_IDLE" "$sc" maitred 12)")" ">=" 0.9
     target "$sc: maitred KiB RSS per idle connection" "$(col_median "$RAW_IDLE" "$sc" maitred 16)" "<=" 8
     if (( $(ok_count "$RAW_IDLE" "$sc" maitred) > 0 )); then
         changed=$(awk -F'\t' -v sc="$sc" '$1 == sc && $3 == "maitred" && $4 != "FAILED" && $18 != $19' "$RAW_IDLE" | wc -l)
