@@ -531,3 +531,42 @@ fn a_reset_while_the_request_waits_cancels_it_but_an_end_of_file_does_not() {
     conn.release_worker();
     assert!(job.cancelled.load(Ordering::Relaxed), "the worker must drop this request");
 }
+
+/// The loop keeps the `Writing` state of a finished response for the next one, but at most
+/// `KEPT_WRITINGS` of them: responses that all finish in one pass (here every connection's,
+/// each blocked until the client takes bytes again) must not grow the kept list past it.
+#[test]
+fn finished_responses_leave_at_most_kept_writings_states_for_reuse() {
+    let (mut ctx, jobs) = context(Config::default());
+    let now = Instant::now();
+    let mut open = Vec::new();
+    for _ in 0..output::KEPT_WRITINGS + 3 {
+        let script = Script::default();
+        let mut conn = connection(&script, now);
+        script.send(GET_A);
+        assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+        jobs.try_recv().expect("the request went to a worker");
+        script.set_write_room(Some(0));
+        assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Open);
+        assert_eq!(conn.interest(), Interest::WRITE, "blocked in the middle of its response");
+        open.push((script, conn));
+    }
+    assert!(ctx.writings.is_empty(), "every state is in use");
+    for (script, conn) in &mut open {
+        script.set_write_room(None);
+        assert_eq!(conn.on_writable(&mut ctx, now), Step::Open);
+        assert!(script.take_output().ends_with("\r\n\r\nok"));
+    }
+    assert_eq!(ctx.writings.len(), output::KEPT_WRITINGS);
+    // The next response takes a kept state instead of a new one.
+    let (script, conn) = &mut open[0];
+    script.send(GET_B);
+    assert_eq!(conn.on_readable(&mut ctx, now), Step::Open);
+    jobs.try_recv().expect("the next request went to a worker");
+    script.set_write_room(Some(0));
+    assert_eq!(conn.on_response(&mut ctx, ok_response(After::KeepAlive), now), Step::Open);
+    assert_eq!(ctx.writings.len(), output::KEPT_WRITINGS - 1, "the response took a kept state");
+    script.set_write_room(None);
+    assert_eq!(conn.on_writable(&mut ctx, now), Step::Open);
+    assert_eq!(ctx.writings.len(), output::KEPT_WRITINGS, "and gave it back once written");
+}
