@@ -136,12 +136,12 @@ impl IoLoop {
                 if self.conns.len == 0 && !self.arrivals_open {
                     break;
                 }
-                if now >= deadline && self.conns.len == 0 {
-                    warn!(target: "maitred::server", "graceful_timeout passed and the supervisor has not closed its input; stopping");
-                    break;
-                }
                 if now >= deadline {
-                    warn!(target: "maitred::server", "graceful_timeout passed; closing {} connection(s) still open", self.conns.len);
+                    if self.conns.len == 0 {
+                        warn!(target: "maitred::server", "graceful_timeout passed and the supervisor has not closed its input; stopping");
+                    } else {
+                        warn!(target: "maitred::server", "graceful_timeout passed; closing {} connection(s) still open", self.conns.len);
+                    }
                     for slot in self.conns.slots() {
                         self.close(slot);
                     }

@@ -178,4 +178,22 @@ mod tests {
         assert_eq!(stopped.recv_timeout(Duration::from_secs(10)), Ok(true), "stops once its input ended");
         follower.join().unwrap();
     }
+
+    /// A supervisor that says `drain` but never closes the worker's input (wedged, or its
+    /// accept loop stuck) does not keep the worker forever: the drained loop stops at
+    /// `graceful_timeout`, as it would with connections still open.
+    #[test]
+    fn a_drained_worker_whose_input_never_ends_stops_at_graceful_timeout() {
+        let config = Config { graceful_timeout: Duration::from_millis(300), ..Config::default() };
+        let handle = Server::for_worker_process(config, |_| Response::text(200, "served\n")).unwrap().start().unwrap();
+        let (stopper, shared) = (handle.stopper(), Arc::clone(handle.shared()));
+        let (lines, input) = unbounded::<Down>();
+        let follower = std::thread::spawn(move || follow_supervisor(stopper, shared, move || input.recv().ok()));
+        lines.send(Down::from(channel::DRAIN.to_string())).unwrap();
+        let (done, stopped) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || done.send(handle.wait()).unwrap());
+        assert_eq!(stopped.recv_timeout(Duration::from_secs(10)), Ok(true), "stops with its input still open");
+        drop(lines);
+        follower.join().unwrap();
+    }
 }
