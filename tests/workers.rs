@@ -457,16 +457,18 @@ fn workers_share_a_unix_socket_whose_file_outlives_a_replaced_worker() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.sock");
     let listen = format!("unix:{}", path.display());
-    let mut server = spawn_workers(&["--workers", "2", "--threads", "2", "--listen", &listen]);
+    let mut server =
+        spawn_workers(&["--workers", "2", "--threads", "2", "--listen", &listen, "--metrics-path", "/_metrics"]);
     assert!(wait_for(Duration::from_secs(20), || started_workers(&server.log()).len() == 2), "{}", server.log());
-    let get = || {
+    let get_path = |target: &str| {
         let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
     };
+    let get = || get_path("/a.txt");
     assert!(get().ends_with("\r\n\r\nhello\n"));
     let (_, victim) = started_workers(&server.log())[0];
     // Drains that worker alone: its next report says so, and the supervisor stops handing it
@@ -483,6 +485,13 @@ fn workers_share_a_unix_socket_whose_file_outlives_a_replaced_worker() {
         "{}",
         server.log()
     );
+    // Counted as a replacement for a signal, not as a crash (the metrics reach every worker
+    // with the next cluster view, about a second later).
+    let counted = |m: &str| {
+        m.contains("maitred_worker_restarts_total{reason=\"signal\"} 1\n")
+            && m.contains("maitred_worker_restarts_total{reason=\"crash\"} 0\n")
+    };
+    assert!(wait_for(Duration::from_secs(20), || counted(&get_path("/_metrics"))), "{}", get_path("/_metrics"));
     assert!(path.exists(), "a worker's exit removed the supervisor's socket file");
     for _ in 0..10 {
         assert!(get().ends_with("\r\n\r\nhello\n"));
