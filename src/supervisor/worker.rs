@@ -144,6 +144,49 @@ mod tests {
     use crate::http1::response::Response;
     use crate::supervisor::handoff::Parcel;
 
+    /// A worker process's engine with `graceful_timeout`, following a supervisor whose lines
+    /// the test sends, already told to drain.
+    struct DrainedWorker {
+        lines: Option<crossbeam_channel::Sender<Down>>,
+        stopped: crossbeam_channel::Receiver<bool>,
+        follower: std::thread::JoinHandle<()>,
+    }
+
+    impl DrainedWorker {
+        fn start(graceful_timeout: Duration) -> DrainedWorker {
+            let config = Config { graceful_timeout, ..Config::default() };
+            let handle =
+                Server::for_worker_process(config, |_| Response::text(200, "served\n")).unwrap().start().unwrap();
+            let (stopper, shared) = (handle.stopper(), Arc::clone(handle.shared()));
+            let (lines, input) = unbounded::<Down>();
+            let follower = std::thread::spawn(move || follow_supervisor(stopper, shared, move || input.recv().ok()));
+            lines.send(Down::from(channel::DRAIN.to_string())).unwrap();
+            let (done, stopped) = crossbeam_channel::bounded(1);
+            std::thread::spawn(move || done.send(handle.wait()).unwrap());
+            DrainedWorker { lines: Some(lines), stopped, follower }
+        }
+
+        fn send(&self, line: Down) {
+            self.lines.as_ref().expect("input still open").send(line).unwrap();
+        }
+
+        /// Ends the supervisor's input.
+        fn end_input(&mut self) {
+            self.lines = None;
+        }
+
+        /// Whether the engine stopped (every handler finished) within 10 s.
+        fn stops(&self) -> bool {
+            self.stopped.recv_timeout(Duration::from_secs(10)) == Ok(true)
+        }
+
+        /// Ends the input and waits for the control thread.
+        fn finish(mut self) {
+            self.end_input();
+            self.follower.join().unwrap();
+        }
+    }
+
     /// The supervisor's accept loop takes its list of workers before it hands a connection
     /// over, so a `socket` line can follow a worker's `drain` line. The worker's I/O loop used
     /// to stop as soon as it was drained and empty: the connection then closed with its
@@ -151,20 +194,14 @@ mod tests {
     /// `max_requests` recycled workers under load).
     #[test]
     fn a_connection_handed_over_after_drain_is_served_until_the_supervisors_input_ends() {
-        let config = Config { graceful_timeout: Duration::from_secs(20), ..Config::default() };
-        let handle = Server::for_worker_process(config, |_| Response::text(200, "served\n")).unwrap().start().unwrap();
-        let (stopper, shared) = (handle.stopper(), Arc::clone(handle.shared()));
-        let (lines, input) = unbounded::<Down>();
-        let follower = std::thread::spawn(move || follow_supervisor(stopper, shared, move || input.recv().ok()));
-
-        lines.send(Down::from(channel::DRAIN.to_string())).unwrap();
+        let mut worker = DrainedWorker::start(Duration::from_secs(20));
         // Long enough for a drained, empty loop to have stopped, had it not waited.
         std::thread::sleep(Duration::from_millis(300));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let (accepted, _) = listener.accept().unwrap();
-        lines.send(Parcel::new(Stream::Tcp(accepted)).letter(0, 0).unwrap()).unwrap();
+        worker.send(Parcel::new(Stream::Tcp(accepted)).letter(0, 0).unwrap());
         client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
         let mut answer = String::new();
         client.read_to_string(&mut answer).unwrap();
@@ -172,11 +209,9 @@ mod tests {
         assert!(answer.contains("\r\nConnection: close\r\n") && answer.ends_with("\r\n\r\nserved\n"), "{answer:?}");
 
         // The end of input lets the drained loop stop.
-        drop(lines);
-        let (done, stopped) = crossbeam_channel::bounded(1);
-        std::thread::spawn(move || done.send(handle.wait()).unwrap());
-        assert_eq!(stopped.recv_timeout(Duration::from_secs(10)), Ok(true), "stops once its input ended");
-        follower.join().unwrap();
+        worker.end_input();
+        assert!(worker.stops(), "stops once its input ended");
+        worker.finish();
     }
 
     /// A supervisor that says `drain` but never closes the worker's input (wedged, or its
@@ -184,16 +219,8 @@ mod tests {
     /// `graceful_timeout`, as it would with connections still open.
     #[test]
     fn a_drained_worker_whose_input_never_ends_stops_at_graceful_timeout() {
-        let config = Config { graceful_timeout: Duration::from_millis(300), ..Config::default() };
-        let handle = Server::for_worker_process(config, |_| Response::text(200, "served\n")).unwrap().start().unwrap();
-        let (stopper, shared) = (handle.stopper(), Arc::clone(handle.shared()));
-        let (lines, input) = unbounded::<Down>();
-        let follower = std::thread::spawn(move || follow_supervisor(stopper, shared, move || input.recv().ok()));
-        lines.send(Down::from(channel::DRAIN.to_string())).unwrap();
-        let (done, stopped) = crossbeam_channel::bounded(1);
-        std::thread::spawn(move || done.send(handle.wait()).unwrap());
-        assert_eq!(stopped.recv_timeout(Duration::from_secs(10)), Ok(true), "stops with its input still open");
-        drop(lines);
-        follower.join().unwrap();
+        let worker = DrainedWorker::start(Duration::from_millis(300));
+        assert!(worker.stops(), "stops with its input still open");
+        worker.finish();
     }
 }
