@@ -190,3 +190,102 @@ impl AcceptLoop {
         false
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    use crossbeam_channel::{bounded, Receiver, Sender};
+
+    use super::*;
+    use crate::supervisor::channel::Down;
+    use crate::supervisor::handoff::roster::Seen;
+
+    /// A roster with one ready worker per queue, ids 1, 2, … in the order given.
+    fn roster_of(queues: &[&Sender<Down>]) -> Roster {
+        let roster = Roster::new(Arc::new(Poller::new().unwrap()), 100);
+        let seen = queues.iter().enumerate().map(|(k, control)| Seen {
+            id: k as u64 + 1,
+            pid: 1000 + k as u32,
+            ready: true,
+            draining: false,
+            control: Some(*control),
+            open: 0,
+        });
+        roster.publish(seen, false, Duration::from_secs(3600));
+        roster
+    }
+
+    /// A worker's control queue with room for one message, which a filler already takes.
+    fn full_queue() -> (Sender<Down>, Receiver<Down>) {
+        let (sender, receiver) = bounded(1);
+        sender.send(Down::from("filler".to_string())).unwrap();
+        (sender, receiver)
+    }
+
+    /// An accepted connection as the accept loop sees it, and its client's end.
+    fn connection() -> (Stream, SocketAddr, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        (Stream::Tcp(accepted), peer, client)
+    }
+
+    /// Hands one connection to the roster's workers, starting with the first; whether a worker's
+    /// queue took it, and how long handing it took.
+    fn hand_one(roster: &Roster, stream: Stream, peer: SocketAddr) -> (bool, Duration) {
+        let started = Instant::now();
+        let taken = AcceptLoop::hand(roster, &mut 0, 0, stream, peer);
+        (taken, started.elapsed())
+    }
+
+    #[test]
+    fn a_connection_goes_to_the_next_worker_with_room_without_waiting_for_a_full_queue() {
+        let (full, full_rx) = full_queue();
+        let (open, open_rx) = bounded(1);
+        let roster = roster_of(&[&full, &open]);
+        let (stream, peer, _client) = connection();
+        let (taken, took) = hand_one(&roster, stream, peer);
+        assert!(taken);
+        assert!(took < QUEUE_WAIT, "waited {took:?} on the full queue");
+        let letter = open_rx.try_recv().expect("the worker with room got the connection");
+        assert_eq!(letter.line, "socket 0");
+        assert!(letter.connection.is_some());
+        assert_eq!(full_rx.len(), 1, "the full queue holds only its filler");
+    }
+
+    #[test]
+    fn a_connection_waits_for_room_when_every_queue_is_full() {
+        let (full, full_rx) = full_queue();
+        let roster = roster_of(&[&full]);
+        let (stream, peer, _client) = connection();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(full_rx.recv().unwrap().line, "filler");
+            full_rx.recv_timeout(Duration::from_secs(10)).expect("the connection, once there was room")
+        });
+        let (taken, took) = hand_one(&roster, stream, peer);
+        assert!(taken);
+        assert!(took >= Duration::from_millis(200), "it was queued before there was room ({took:?})");
+        let letter = reader.join().unwrap();
+        assert_eq!(letter.line, "socket 0");
+        assert!(letter.connection.is_some());
+    }
+
+    #[test]
+    fn a_connection_no_worker_takes_within_queue_wait_is_closed_not_kept() {
+        let (first, first_rx) = full_queue();
+        let (second, second_rx) = full_queue();
+        let roster = roster_of(&[&first, &second]);
+        let (stream, peer, mut client) = connection();
+        let (taken, took) = hand_one(&roster, stream, peer);
+        assert!(!taken);
+        // Each full queue was waited on for QUEUE_WAIT before the connection was given up.
+        assert!(took >= 2 * QUEUE_WAIT, "gave up after {took:?}");
+        assert_eq!((first_rx.len(), second_rx.len()), (1, 1), "no queue took it");
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(client.read(&mut byte).unwrap(), 0, "the client sees the connection closed");
+    }
+}
