@@ -200,6 +200,9 @@ need_build() { # need_build SERVER: is it used by any selected scenario but stat
     done
     return 1
 }
+# The tree the servers are built from, read before they are built: a file edited while the run
+# goes on is in neither the binaries nor this line.
+GIT_STATE="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (dirty)')"
 for s in maitred hyper tiny-pool; do
     need_build "$s" || continue
     log "building $s (release)"
@@ -756,7 +759,7 @@ RAW_OUT=$RESULTS_DIR/run-$stamp.txt
 {
     echo "# maitred benchmark (bench/run.sh), $(date -Is); wall time ${ELAPSED}s"
     echo "# host: $(uname -srm); nproc: $(nproc); loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "# git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit') $(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo '(dirty)')"
+    echo "# git: $GIT_STATE (when the servers were built)"
     echo "# rustc: $(rustc -V 2>/dev/null); wrk: $(wrk -v 2>&1 | head -n 1)"
     echo "# SCENARIOS='$SCENARIOS' SERVERS='$SERVERS' IDLE_SERVERS='$IDLE_SERVERS' ROUNDS=$ROUNDS DURATION=$DURATION SLEEP_DURATION=$SLEEP_DURATION WARMUP=$WARMUP THREADS=$THREADS ECHO_CONNS=$ECHO_CONNS SLEEP_CONNS=$SLEEP_CONNS IDLE_ACTIVE_CONNS=$IDLE_ACTIVE_CONNS WRK_TIMEOUT=$WRK_TIMEOUT PIN=$PIN SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU MAITRED_ARGS='$MAITRED_ARGS' CLK_TCK=$CLK_TCK"
     echo "# fd limit: soft $FD_SOFT_BEFORE -> $FD_LIMIT (hard $FD_HARD); temp dir for spooled bodies: ${TMPDIR:-/tmp} ($(df -T "${TMPDIR:-/tmp}" 2>/dev/null | awk 'NR == 2 { print $2 }'))"
@@ -791,7 +794,7 @@ MEDIANS_OUT=$RESULTS_DIR/run-$stamp.medians.tsv
     echo "# machine: $(uname -srm); $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)); $(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
     echo "# pinning: $( (( PIN )) && echo "server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU" || echo off); other programs' CPU during the runs: median $(awk -F'\t' '$4 != "FAILED" { print $25 }' "$RAW_STD" | median)% of $(( $(nproc) * 100 ))%"
     echo "# command: SCENARIOS='$SCENARIOS' ROUNDS=$ROUNDS DURATION=$DURATION THREADS=$THREADS bench/run.sh"
-    echo "# git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (dirty)')"
+    echo "# git: $GIT_STATE"
     printf 'scenario\tserver\tok\trounds\trps\trps_spread_pct\tcpu_us_per_req\tp50_ms\tp99_ms\tmib_per_s\tdescription\n'
     for sc in "${SCENARIO_LIST[@]}"; do
         [[ ${SCEN_KIND[$sc]} == idle ]] && continue   # idle-N has its own table (A/B in one process)
