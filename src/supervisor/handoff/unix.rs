@@ -137,6 +137,8 @@ pub(crate) struct Input {
     pending: Vec<u8>,
     /// Descriptors received and not yet claimed by their `socket` line.
     fds: VecDeque<OwnedFd>,
+    /// Descriptors held at most in `fds` (`MAX_PENDING_FDS`); any more are closed at once.
+    max_fds: usize,
     /// Dropping an over-long line until its newline.
     skipping: bool,
     ended: bool,
@@ -146,7 +148,15 @@ impl Input {
     /// This process's standard input (a duplicate of descriptor 0).
     pub(crate) fn stdin() -> io::Result<Input> {
         let fd = io::stdin().as_fd().try_clone_to_owned()?;
-        Ok(Input { fd, plain: false, pending: Vec::new(), fds: VecDeque::new(), skipping: false, ended: false })
+        Ok(Input {
+            fd,
+            plain: false,
+            pending: Vec::new(),
+            fds: VecDeque::new(),
+            max_fds: MAX_PENDING_FDS,
+            skipping: false,
+            ended: false,
+        })
     }
 
     /// The next message, or `None` at the end of input (the supervisor closed its end or is
@@ -205,7 +215,7 @@ impl Input {
             if let RecvAncillaryMessage::ScmRights(fds) = message {
                 for fd in fds {
                     close_on_exec(&fd);
-                    if self.fds.len() < MAX_PENDING_FDS {
+                    if self.fds.len() < self.max_fds {
                         self.fds.push_back(fd);
                     }
                 }
@@ -248,6 +258,7 @@ mod tests {
             plain: false,
             pending: Vec::new(),
             fds: VecDeque::new(),
+            max_fds: MAX_PENDING_FDS,
             skipping: false,
             ended: false,
         }
@@ -310,6 +321,40 @@ mod tests {
     }
 
     #[test]
+    fn descriptors_no_socket_line_claims_are_held_up_to_the_cap_and_the_rest_closed() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let mut reader = Input { max_fds: 4, ..input(theirs) };
+        // Six lines that are no `socket` line, each carrying a connection: none claims its
+        // descriptor, so the worker holds them, up to its cap.
+        let mut clients = Vec::new();
+        for _ in 0..6 {
+            let (server_end, client) = UnixStream::pair().unwrap();
+            client.set_nonblocking(true).unwrap();
+            clients.push(client);
+            send(&ours, &Down { line: "cluster x".to_string(), connection: Some(server_end.into()) }).unwrap();
+        }
+        send(&ours, &Down::from("drain".to_string())).unwrap();
+        drop(ours);
+        for _ in 0..6 {
+            assert_eq!(reader.next_message().unwrap().line, "cluster x");
+        }
+        assert_eq!(reader.next_message().unwrap().line, "drain");
+        assert!(reader.next_message().is_none());
+        assert_eq!(reader.fds.len(), 4, "held up to the cap");
+        // The worker's copy is the only one left: a held connection stays open, one past the
+        // cap was closed when it arrived.
+        let mut byte = [0u8; 1];
+        for (k, client) in clients.iter_mut().enumerate() {
+            let read = client.read(&mut byte);
+            if k < 4 {
+                assert_eq!(read.unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "connection {k} is held open");
+            } else {
+                assert_eq!(read.unwrap(), 0, "connection {k} past the cap is closed");
+            }
+        }
+    }
+
+    #[test]
     fn malformed_socket_lines_and_missing_descriptors_are_refused() {
         let (a, _b) = UnixStream::pair().unwrap();
         assert!(unpack("x", Some(a.into())).is_err());
@@ -346,6 +391,7 @@ mod tests {
             plain: false,
             pending: Vec::new(),
             fds: VecDeque::new(),
+            max_fds: MAX_PENDING_FDS,
             skipping: false,
             ended: false,
         };
