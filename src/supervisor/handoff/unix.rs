@@ -147,8 +147,12 @@ pub(crate) struct Input {
 impl Input {
     /// This process's standard input (a duplicate of descriptor 0).
     pub(crate) fn stdin() -> io::Result<Input> {
-        let fd = io::stdin().as_fd().try_clone_to_owned()?;
-        Ok(Input {
+        Ok(Input::from_fd(io::stdin().as_fd().try_clone_to_owned()?))
+    }
+
+    /// Control lines read from `fd` (a socket, or anything `read` works on).
+    fn from_fd(fd: OwnedFd) -> Input {
+        Input {
             fd,
             plain: false,
             pending: Vec::new(),
@@ -156,7 +160,7 @@ impl Input {
             max_fds: MAX_PENDING_FDS,
             skipping: false,
             ended: false,
-        })
+        }
     }
 
     /// The next message, or `None` at the end of input (the supervisor closed its end or is
@@ -253,15 +257,7 @@ mod tests {
 
     /// An `Input` reading from `socket` instead of standard input.
     fn input(socket: UnixStream) -> Input {
-        Input {
-            fd: socket.into(),
-            plain: false,
-            pending: Vec::new(),
-            fds: VecDeque::new(),
-            max_fds: MAX_PENDING_FDS,
-            skipping: false,
-            ended: false,
-        }
+        Input::from_fd(socket.into())
     }
 
     #[test]
@@ -386,15 +382,7 @@ mod tests {
         file.write_all(b"cluster a\ndrain\n").unwrap();
         use std::io::Seek;
         file.rewind().unwrap();
-        let mut reader = Input {
-            fd: file.into(),
-            plain: false,
-            pending: Vec::new(),
-            fds: VecDeque::new(),
-            max_fds: MAX_PENDING_FDS,
-            skipping: false,
-            ended: false,
-        };
+        let mut reader = Input::from_fd(file.into());
         assert_eq!(reader.next_message().unwrap().line, "cluster a");
         assert_eq!(reader.next_message().unwrap().line, "drain");
         assert!(reader.next_message().is_none());
