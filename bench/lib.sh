@@ -309,10 +309,11 @@ spread() { # spread FILE SCENARIO SERVER COLUMN: (max - min) / median, percent
             if (n++ == 0 || $c < lo) lo = $c; if (n == 1 || $c > hi) hi = $c }
         END { if (m + 0 > 0) printf "%.0f", (hi - lo) * 100 / m; else print "n/a" }' "$1"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+# ratio A B [DECIMALS]: A / B to 2 decimals unless told; "n/a" when either is missing or B is 0.
+ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf ("%." d "f"), a / b }'; }
 
 # The same ratio unrounded, for `target`: a rounded one would call 0.998 "1.00" and MET.
-exact_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.6f", a / b }'; }
+exact_ratio() { ratio "$1" "$2" 6; }
 
 target() { # target DESCRIPTION VALUE OP THRESHOLD (VALUE "n/a" or "nan": NOT MEASURED)
     # VALUE is compared as given (pass exact_ratio's, not ratio's) and shown to 3 decimals.
